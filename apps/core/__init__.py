@@ -1,0 +1,1 @@
+"""Shared infrastructure every app builds on: API conventions, job state rows, logging."""

@@ -1,0 +1,98 @@
+"""API conventions shared by every app: one error shape, pagination and path helpers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import URLPattern, re_path
+from rest_framework import exceptions, pagination, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error shape of the API: ``{"error": {"code", "message", "fields"}}``."""
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _flatten(detail: Any) -> Any:
+    """DRF ErrorDetail trees become plain strings and lists, keyed by field."""
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def _first_message(fields: dict[str, Any]) -> str:
+    for name, problems in fields.items():
+        first = problems[0] if isinstance(problems, list) and problems else problems
+        if isinstance(first, dict):
+            return f"{name}: {_first_message(first)}"
+        return str(first) if name == "non_field_errors" else f"{name}: {first}"
+    return "Invalid input."
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler that renders every error in the project's one shape."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # ApiErrorMiddleware renders unexpected errors as a logged 500.
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = _flatten(detail)
+        body = error_body("invalid", _first_message(fields), fields)
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+        body = error_body(code, str(exc.detail))
+    set_rollback()
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Unknown paths under /api/ answer in the error shape, never with an HTML page."""
+    return json_error(status.HTTP_404_NOT_FOUND, "not_found", f"No API endpoint at {request.path}.")
+
+
+def api_path(route: str, view: Any, name: str) -> URLPattern:
+    """A URL pattern that matches with or without a trailing slash (``trading/trades[/]``).
+
+    ``route`` names path segments as ``<name>`` (any text) or ``<int:name>`` (digits only).
+    """
+    segments = []
+    for part in route.split("/"):
+        if part.startswith("<int:") and part.endswith(">"):
+            segments.append(f"(?P<{part[5:-1]}>[0-9]+)")
+        elif part.startswith("<") and part.endswith(">"):
+            segments.append(f"(?P<{part[1:-1]}>[^/]+)")
+        else:
+            segments.append(re.escape(part))
+    return re_path(rf"^{'/'.join(segments)}/?$", view, name=name)
+
+
+class LimitOffsetPagination(pagination.LimitOffsetPagination):
+    """``?limit=&offset=`` as in the brief; limits are capped so one call cannot dump a table."""
+
+    default_limit = 100
+    max_limit = 1000

@@ -1,0 +1,63 @@
+"""Health endpoints: the live document (public), snapshot history and on-demand snapshots."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.health import selectors, services
+from apps.health.api.serializers import (
+    HealthSnapshotSerializer,
+    HealthSnapshotSummarySerializer,
+    SnapshotAcceptedSerializer,
+)
+from apps.health.checks import UNHEALTHY
+from apps.health.models import HealthSnapshot, SnapshotTrigger
+from workers import app as celery_app
+from workers.health import snapshot_run
+
+
+class HealthView(APIView):
+    """The health document of the brief; HTTP 503 when the system is unhealthy."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+    throttle_classes = ()
+
+    @extend_schema(responses={200: dict, 503: dict}, summary="System health")
+    def get(self, request: Request) -> Response:
+        document = selectors.health_document(celery_app=celery_app)
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if document["status"] == UNHEALTHY else status.HTTP_200_OK
+        return Response(document, status=code, headers={"Cache-Control": "no-store"})
+
+
+class SnapshotsView(generics.ListAPIView):
+    """GET: stored health snapshots, newest first. POST: ask a worker to take one now (202)."""
+
+    serializer_class = HealthSnapshotSummarySerializer
+    filterset_fields = ("trigger", "status", "overall_status")
+
+    def get_queryset(self) -> QuerySet[HealthSnapshot]:
+        return selectors.snapshot_list()
+
+    @extend_schema(request=None, responses={202: SnapshotAcceptedSerializer})
+    def post(self, request: Request) -> Response:
+        snapshot = services.snapshot_request(trigger=SnapshotTrigger.API)
+        snapshot_run.delay_on_commit(snapshot.pk)
+        url = reverse("health-snapshot-detail", kwargs={"snapshot_id": snapshot.pk})
+        body = {"id": snapshot.pk, "status": snapshot.status, "url": url}
+        return Response(SnapshotAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SnapshotDetailView(APIView):
+    @extend_schema(responses=HealthSnapshotSerializer)
+    def get(self, request: Request, snapshot_id: str) -> Response:
+        snapshot = get_object_or_404(selectors.snapshot_list(), pk=int(snapshot_id))
+        return Response(HealthSnapshotSerializer(snapshot).data)

@@ -1,0 +1,194 @@
+"""Component checks of the health document; each measures something real and never raises."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from apps.core.logging import redact
+from apps.core.models import JobStatus
+from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+Component = dict[str, Any]
+WORKER_PING_CACHE_KEY = "health:workers-ping"
+EXTERNAL_PROBE_MAX_AGE = timedelta(minutes=15)
+
+
+def _failure(status: str, error: Exception, started: float) -> Component:
+    return {
+        "status": status,
+        "response_time_ms": _elapsed_ms(started),
+        "message": redact(f"{type(error).__name__}: {error}")[:300],
+    }
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def check_database() -> Component:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as error:  # any driver error means the database is unusable
+        return _failure(UNHEALTHY, error, started)
+    return {
+        "status": HEALTHY,
+        "response_time_ms": _elapsed_ms(started),
+        "message": f"Database connection successful ({connection.vendor})",
+    }
+
+
+def check_cache() -> Component:
+    started = time.perf_counter()
+    key, value = "health:cache-probe", uuid.uuid4().hex
+    try:
+        cache.set(key, value, timeout=10)
+        if cache.get(key) != value:
+            return {
+                "status": DEGRADED,
+                "response_time_ms": _elapsed_ms(started),
+                "message": "Cache lost a value",
+            }
+    except Exception as error:  # the cache backend raises its client's own errors
+        return _failure(DEGRADED, error, started)
+    backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return {"status": HEALTHY, "response_time_ms": _elapsed_ms(started), "message": f"{backend} answered"}
+
+
+def check_broker(celery_app: Celery) -> Component:
+    started = time.perf_counter()
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+            transport = conn.transport_cls
+    except Exception as error:  # kombu raises transport-specific errors
+        return _failure(UNHEALTHY, error, started)
+    return {
+        "status": HEALTHY,
+        "response_time_ms": _elapsed_ms(started),
+        "message": f"Broker ({transport}) reachable",
+    }
+
+
+def check_workers(celery_app: Celery, current_worker: str | None = None) -> Component:
+    """Ping the workers; the answer is cached briefly so the endpoint rarely waits on a ping.
+
+    Inside a worker (``current_worker``) the answer is known: a solo worker busy with this very
+    check could not answer its own ping.
+    """
+    if current_worker:
+        return {"status": HEALTHY, "response_time_ms": 0.0, "message": f"Checked by worker {current_worker}"}
+    cached = cache.get(WORKER_PING_CACHE_KEY)
+    if cached is not None:
+        return cached
+    started = time.perf_counter()
+    try:
+        replies = celery_app.control.ping(timeout=settings.HEALTH_WORKER_PING_TIMEOUT_SECONDS, limit=1)
+    except Exception as error:  # a broker failure is reported by the broker component too
+        return _failure(UNHEALTHY, error, started)
+    names = sorted(name for reply in replies for name in reply)
+    component = (
+        {
+            "status": HEALTHY,
+            "response_time_ms": _elapsed_ms(started),
+            "message": f"Worker answered: {names[0]}",
+        }
+        if names
+        else {
+            "status": UNHEALTHY,
+            "response_time_ms": _elapsed_ms(started),
+            "message": f"No worker answered a ping within {settings.HEALTH_WORKER_PING_TIMEOUT_SECONDS:g}s",
+        }
+    )
+    cache.set(WORKER_PING_CACHE_KEY, component, timeout=settings.HEALTH_WORKER_PING_CACHE_SECONDS)
+    return component
+
+
+def check_scheduler() -> Component:
+    """The age of the newest beat-driven snapshot: beat fired it and a worker ran it."""
+    last = (
+        HealthSnapshot.objects.filter(trigger=SnapshotTrigger.BEAT, status=JobStatus.COMPLETED)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return {"status": UNHEALTHY, "last_run_at": None, "message": "No scheduled run has completed yet"}
+    age = (timezone.now() - last).total_seconds()
+    fresh = age <= settings.HEALTH_SCHEDULER_MAX_AGE_SECONDS
+    return {
+        "status": HEALTHY if fresh else UNHEALTHY,
+        "last_run_at": last.isoformat(),
+        "age_seconds": round(age, 1),
+        "message": "Scheduler operational" if fresh else f"Last scheduled run was {age:.0f}s ago",
+    }
+
+
+def check_external_apis() -> Component:
+    probes = list(ExternalApiProbe.objects.all())
+    if not probes:
+        return {"status": DEGRADED, "message": "External APIs not probed yet", "services": {}}
+    stale_before = timezone.now() - EXTERNAL_PROBE_MAX_AGE
+    services = {
+        probe.name: {
+            "status": HEALTHY if probe.reachable and probe.checked_at >= stale_before else UNHEALTHY,
+            "response_time_ms": probe.response_time_ms,
+            "status_code": probe.status_code,
+            "checked_at": probe.checked_at.isoformat(),
+            "message": probe.message,
+        }
+        for probe in probes
+    }
+    down = sorted(name for name, service in services.items() if service["status"] != HEALTHY)
+    return {
+        "status": DEGRADED if down else HEALTHY,
+        "message": f"Unreachable or stale: {', '.join(down)}" if down else "External APIs operational",
+        "services": services,
+    }
+
+
+# Components whose failure makes the whole system unhealthy (HTTP 503): without them nothing works.
+CRITICAL_COMPONENTS = frozenset({"database", "broker"})
+
+
+def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str, Callable[[], Component]]:
+    return {
+        "database": check_database,
+        "cache": check_cache,
+        "broker": lambda: check_broker(celery_app),
+        "workers": lambda: check_workers(celery_app, current_worker),
+        "scheduler": check_scheduler,
+        "external_apis": check_external_apis,
+    }
+
+
+def run_checks(celery_app: Celery, current_worker: str | None = None) -> dict[str, Component]:
+    components = {}
+    for name, check in component_checks(celery_app, current_worker).items():
+        try:
+            components[name] = check()
+        except Exception as error:  # a check that needs the database fails when the database is down
+            components[name] = _failure(UNHEALTHY, error, time.perf_counter())
+    return components
+
+
+def overall_status(components: dict[str, Component]) -> str:
+    """Unhealthy when a critical component fails, degraded when any other does."""
+    if any(components[name]["status"] != HEALTHY for name in CRITICAL_COMPONENTS if name in components):
+        return UNHEALTHY
+    if any(component["status"] != HEALTHY for component in components.values()):
+        return DEGRADED
+    return HEALTHY

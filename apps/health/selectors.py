@@ -1,0 +1,43 @@
+"""Reads: the health document of the brief, and the stored snapshot history."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psutil
+from celery import Celery
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.core.logging import RecentErrorsHandler
+from apps.health import checks, metrics
+from apps.health.models import HealthSnapshot
+
+
+def health_document(*, celery_app: Celery, current_worker: str | None = None) -> dict[str, Any]:
+    """The full health document: status, components measured now, metrics, dependencies, errors.
+
+    ``current_worker`` names the Celery worker computing it, when one is.
+    """
+    components = checks.run_checks(celery_app, current_worker)
+    return {
+        "status": checks.overall_status(components),
+        "timestamp": timezone.now().isoformat(),
+        "uptime_seconds": round(time.time() - psutil.Process().create_time(), 1),
+        "version": settings.APP_VERSION,
+        "environment": settings.ENVIRONMENT,
+        "components": components,
+        "metrics": metrics.system_metrics(),
+        "dependencies": metrics.dependencies(),
+        "recent_errors": RecentErrorsHandler.recent(),
+    }
+
+
+def snapshot_list() -> QuerySet[HealthSnapshot]:
+    return HealthSnapshot.objects.all()
+
+
+def snapshot_get(*, snapshot_id: int) -> HealthSnapshot:
+    return HealthSnapshot.objects.get(pk=snapshot_id)

@@ -1,0 +1,9 @@
+"""Django app configuration for llm."""
+
+from django.apps import AppConfig
+
+
+class LlmConfig(AppConfig):
+    name = "apps.llm"
+    label = "llm"
+    verbose_name = "Llm"

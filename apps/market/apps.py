@@ -1,0 +1,9 @@
+"""Django app configuration for market."""
+
+from django.apps import AppConfig
+
+
+class MarketConfig(AppConfig):
+    name = "apps.market"
+    label = "market"
+    verbose_name = "Market"

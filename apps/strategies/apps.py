@@ -1,0 +1,9 @@
+"""Django app configuration for strategies."""
+
+from django.apps import AppConfig
+
+
+class StrategiesConfig(AppConfig):
+    name = "apps.strategies"
+    label = "strategies"
+    verbose_name = "Strategies"

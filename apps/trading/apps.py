@@ -1,0 +1,9 @@
+"""Django app configuration for trading."""
+
+from django.apps import AppConfig
+
+
+class TradingConfig(AppConfig):
+    name = "apps.trading"
+    label = "trading"
+    verbose_name = "Trading"

@@ -1,0 +1,9 @@
+"""Django app configuration for training."""
+
+from django.apps import AppConfig
+
+
+class TrainingConfig(AppConfig):
+    name = "apps.training"
+    label = "training"
+    verbose_name = "Training"

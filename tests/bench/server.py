@@ -1,0 +1,118 @@
+"""Start the real system (gunicorn and a Celery worker) on a scratch database for API benchmarks."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_http(port: int, path: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer {path} within {timeout}s")
+
+
+@contextmanager
+def running_system(prepare: Callable[[dict[str, str]], None] | None = None) -> Iterator[int]:
+    """Yield the port of a gunicorn server (2 workers) with a Celery worker, on embedded defaults
+    unless DATABASE_URL/REDIS_URL are set; ``prepare(env)`` may load data before it starts."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as var_dir:
+        env = {**os.environ, "VAR_DIR": var_dir, "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING"}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=REPO_ROOT, env=env, check=True)
+        if prepare:
+            prepare(env)
+        port = _free_port()
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "tradingsite.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                "2",
+                "--threads",
+                "4",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_http(port, "/api/health")
+            yield port
+        finally:
+            for process in (web, worker):
+                process.terminate()
+            for process in (web, worker):
+                process.wait(timeout=30)
+
+
+def measure(port: int, path: str, requests: int, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Latency in ms of ``requests`` sequential GETs over one keep-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        response.read()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return {
+        "median": statistics.median(samples),
+        "p95": samples[int(0.95 * (len(samples) - 1))],
+        "p99": samples[int(0.99 * (len(samples) - 1))],
+        "status": response.status,
+    }
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

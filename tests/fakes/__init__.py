@@ -1,0 +1,1 @@
+"""fakes package."""

@@ -1,0 +1,46 @@
+"""Fixtures for tests that use the database, the API and the broker."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from apps.core.logging import RecentErrorsHandler
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache_and_errors():
+    """Each test starts with an empty cache and no remembered errors."""
+    cache.clear()
+    RecentErrorsHandler.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user(username="trader", password="correct horse battery")
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(
+        username="operator", password="correct horse battery", is_staff=True
+    )
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_client(user) -> APIClient:
+    """An API client authenticated with a real knox token, as a script would be."""
+    _, token = AuthToken.objects.create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client

@@ -1,0 +1,9 @@
+"""Settings for the test suite: the project's own, with ENVIRONMENT=test and fast password hashing."""
+
+import os
+
+os.environ.setdefault("ENVIRONMENT", "test")
+
+from tradingsite.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

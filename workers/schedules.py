@@ -1,0 +1,98 @@
+"""Periodic jobs, declared once and synced by name into django-celery-beat's database scheduler.
+
+A schedule that is missing from the database is created; one that exists is left as it is, so
+an edit made in the admin (a new crontab, disabled) survives every restart. ``reset=True``
+restores the declared definition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One periodic job: a name for the admin, a task name, a crontab in UTC and an expiry."""
+
+    name: str
+    task: str
+    minute: str = "*"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+    expires_seconds: int = 60
+    kwargs: dict = field(default_factory=dict)
+    description: str = ""
+
+
+SCHEDULES: tuple[Schedule, ...] = (
+    Schedule(
+        name="health: snapshot every minute",
+        task="health.snapshot_take",
+        expires_seconds=50,
+        description="Stores the health document; its age is the scheduler and worker heartbeat.",
+    ),
+    Schedule(
+        name="health: probe external APIs every 5 minutes",
+        task="health.external_apis_probe",
+        minute="*/5",
+        expires_seconds=240,
+        description="Checks that Binance and CoinGecko answer, so /api/health never waits on the internet.",
+    ),
+    Schedule(
+        name="health: prune old snapshots daily",
+        task="health.snapshots_prune",
+        minute="17",
+        hour="3",
+        expires_seconds=3600,
+        description="Deletes health snapshots older than HEALTH_SNAPSHOT_RETENTION_DAYS.",
+    ),
+)
+
+
+def _crontab(schedule: Schedule) -> CrontabSchedule:
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=schedule.minute,
+        hour=schedule.hour,
+        day_of_week=schedule.day_of_week,
+        day_of_month=schedule.day_of_month,
+        month_of_year=schedule.month_of_year,
+        timezone="UTC",
+    )
+    return crontab
+
+
+def _definition(schedule: Schedule) -> dict:
+    return {
+        "task": schedule.task,
+        "crontab": _crontab(schedule),
+        "interval": None,
+        "expire_seconds": schedule.expires_seconds,
+        "kwargs": json.dumps(schedule.kwargs),
+        "description": schedule.description,
+    }
+
+
+@transaction.atomic
+def sync_schedules(*, reset: bool = False, schedules: tuple[Schedule, ...] = SCHEDULES) -> dict[str, str]:
+    """Create missing periodic tasks (or, with ``reset``, restore them); return what happened by name."""
+    outcome = {}
+    for schedule in schedules:
+        task = PeriodicTask.objects.filter(name=schedule.name).first()
+        if task is None:
+            PeriodicTask.objects.create(name=schedule.name, **_definition(schedule))
+            outcome[schedule.name] = "created"
+        elif reset:
+            for attribute, value in _definition(schedule).items():
+                setattr(task, attribute, value)
+            task.enabled = True
+            task.save()
+            outcome[schedule.name] = "reset"
+        else:
+            outcome[schedule.name] = "kept"
+    return outcome
