@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("ENVIRONMENT", "test")
+os.environ.setdefault("TEST_RUN_ID", str(os.getpid()))  # shared with the worker processes tests start
 
 from tradingsite.settings import *  # noqa: F403
 

@@ -7,6 +7,7 @@ cache, all under ``var/``. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreS
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +23,9 @@ if ENVIRONMENT not in {"development", "test", "production"}:
     raise ImproperlyConfigured(f"ENVIRONMENT must be development, test or production, not {ENVIRONMENT!r}")
 IS_PRODUCTION = ENVIRONMENT == "production"
 IS_TEST = ENVIRONMENT == "test"
+# Names what one test run owns (its test database, its broker keys), so concurrent runs on one
+# machine never touch each other's; processes a test run starts inherit it.
+TEST_RUN_ID = env.str("TEST_RUN_ID", default=str(os.getpid()))
 # Runtime files (SQLite, the embedded broker, media); tests keep theirs apart from a running system.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var" / ("test" if IS_TEST else ""))))
 
@@ -111,6 +115,8 @@ if DATABASE_URL:
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
         }
         DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+    # One test database per test run, so two runs on one server never drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN_ID}"}
 else:
     DATABASES = {
         "default": {
@@ -123,7 +129,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
+            # A file (not :memory:) so a worker process in the tests can share it; one per test run.
+            "TEST": {"NAME": str(VAR_DIR / f"test-db-{TEST_RUN_ID}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -135,14 +142,16 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="trading-test" if IS_TEST else "trading"),
+            "KEY_PREFIX": env.str(
+                "CACHE_KEY_PREFIX", default=f"trading-test-{TEST_RUN_ID}" if IS_TEST else "trading"
+            ),
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "trading"}}
 
-BROKER_DIR = VAR_DIR / "broker"
+BROKER_DIR = VAR_DIR / "broker" / (TEST_RUN_ID if IS_TEST else "")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost/")
 
 # --- Auth and API ---------------------------------------------------------------------------
@@ -269,7 +278,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
         # Tests share the machine's Redis with anything else running there: keep their queues apart.
-        **({"global_keyprefix": "trading-test:"} if IS_TEST else {}),
+        **({"global_keyprefix": f"trading-test-{TEST_RUN_ID}:"} if IS_TEST else {}),
     }
     if CELERY_BROKER_URL.startswith("redis")
     else {
@@ -319,3 +328,9 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
     },
 }
+
+# --- Market data ----------------------------------------------------------------------------
+# Exchange id -> base URL replacing the exchange's API hosts (a proxy, or a local fake in tests).
+CCXT_URLS_OVERRIDE = env.dict("CCXT_URLS_OVERRIDE", default={})
+CCXT_TIMEOUT_MS = env.int("CCXT_TIMEOUT_MS", default=10_000)
+CCXT_MAX_RETRIES = env.int("CCXT_MAX_RETRIES", default=3)

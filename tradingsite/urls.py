@@ -21,6 +21,9 @@ class DocsView(SpectacularSwaggerView):
 
 api_patterns = [
     path("", include("apps.health.api.urls")),
+    path("", include("apps.market.api.urls")),
+    path("", include("apps.training.api.urls")),
+    path("", include("apps.strategies.api.urls")),
     api_path("auth/login", LoginView.as_view(), name="auth-login"),
     api_path("auth/logout", LogoutView.as_view(), name="auth-logout"),
     api_path("schema", SchemaView.as_view(), name="schema"),

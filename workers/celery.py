@@ -25,7 +25,7 @@ ROUTES = {
 }
 
 # One task module per domain; each issue that adds a domain's jobs adds its module here.
-TASK_MODULES = ("workers.health",)
+TASK_MODULES = ("workers.health", "workers.market", "workers.training", "workers.strategies")
 
 
 def queue_for(task_name: str) -> str:

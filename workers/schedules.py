@@ -45,6 +45,13 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Checks that Binance and CoinGecko answer, so /api/health never waits on the internet.",
     ),
     Schedule(
+        name="market: analysis every 30 minutes",
+        task="market.analysis_run_all",
+        minute="*/30",
+        expires_seconds=25 * 60,
+        description="Fetch new candles, compute indicators and patterns, store signals and events.",
+    ),
+    Schedule(
         name="health: prune old snapshots daily",
         task="health.snapshots_prune",
         minute="17",

@@ -17,6 +17,8 @@ from django.utils import timezone
 from apps.core.logging import redact
 from apps.core.models import JobStatus
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
+from apps.market import selectors as market_selectors
+from apps.market.domain.candles import parse_timeframe
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 Component = dict[str, Any]
@@ -160,6 +162,29 @@ def check_external_apis() -> Component:
     }
 
 
+def check_market_data() -> Component:
+    """Each active series is fresh when its newest candle is at most two candles old."""
+    now = timezone.now()
+    series = {}
+    for row in market_selectors.newest_candles_by_series():
+        duration = parse_timeframe(row["timeframe"]).duration.to_pytimedelta()
+        # The newest final candle opened one timeframe before the forming one; allow one more.
+        fresh = now - row["newest"] <= 2 * duration + timedelta(minutes=5)
+        series[f"{row['symbol']}@{row['exchange']} {row['timeframe']}"] = {
+            "status": HEALTHY if fresh else DEGRADED,
+            "newest_candle": row["newest"].isoformat(),
+            "age_seconds": round((now - row["newest"]).total_seconds()),
+        }
+    if not series:
+        return {"status": DEGRADED, "message": "No candles stored for any active instrument", "series": {}}
+    stale = sorted(name for name, item in series.items() if item["status"] != HEALTHY)
+    return {
+        "status": DEGRADED if stale else HEALTHY,
+        "message": f"Stale: {', '.join(stale)}" if stale else "Market data service operational",
+        "series": series,
+    }
+
+
 # Components whose failure makes the whole system unhealthy (HTTP 503): without them nothing works.
 CRITICAL_COMPONENTS = frozenset({"database", "broker"})
 
@@ -172,6 +197,7 @@ def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str
         "workers": lambda: check_workers(celery_app, current_worker),
         "scheduler": check_scheduler,
         "external_apis": check_external_apis,
+        "market_data": check_market_data,
     }
 
 

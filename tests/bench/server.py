@@ -37,9 +37,12 @@ def _wait_for_http(port: int, path: str, timeout: float = 60) -> None:
 
 
 @contextmanager
-def running_system(prepare: Callable[[dict[str, str]], None] | None = None) -> Iterator[int]:
+def running_system(
+    prepare: Callable[[dict[str, str]], None] | None = None, with_token: bool = False
+) -> Iterator[int | tuple[int, str]]:
     """Yield the port of a gunicorn server (2 workers) with a Celery worker, on embedded defaults
-    unless DATABASE_URL/REDIS_URL are set; ``prepare(env)`` may load data before it starts."""
+    unless DATABASE_URL/REDIS_URL are set; ``prepare(env)`` may load data before it starts.
+    With ``with_token`` it yields ``(port, token)`` for an API user."""
     with tempfile.TemporaryDirectory(prefix="bench-") as var_dir:
         env = {**os.environ, "VAR_DIR": var_dir, "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING"}
         env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -47,6 +50,16 @@ def running_system(prepare: Callable[[dict[str, str]], None] | None = None) -> I
         subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=REPO_ROOT, env=env, check=True)
         if prepare:
             prepare(env)
+        token = ""
+        if with_token:
+            token = subprocess.run(
+                [*manage, "api_token", "bench", "--create"],
+                cwd=REPO_ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
         port = _free_port()
         web = subprocess.Popen(
             [
@@ -85,7 +98,7 @@ def running_system(prepare: Callable[[dict[str, str]], None] | None = None) -> I
         )
         try:
             _wait_for_http(port, "/api/health")
-            yield port
+            yield (port, token) if with_token else port
         finally:
             for process in (web, worker):
                 process.terminate()

@@ -27,7 +27,7 @@ BRIEF_KEYS = {
     "dependencies",
     "recent_errors",
 }
-COMPONENTS = {"database", "cache", "broker", "workers", "scheduler", "external_apis"}
+COMPONENTS = {"database", "cache", "broker", "workers", "scheduler", "external_apis", "market_data"}
 
 
 def _fresh_beat_snapshot(age: timedelta = timedelta(seconds=5)) -> HealthSnapshot:

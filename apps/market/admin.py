@@ -1,0 +1,195 @@
+"""Admin pages of the market app: instruments (with fetch/analyse actions and a chart), candles, analyses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from celery import Task
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Max, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from apps.market import admin_views, selectors
+from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
+from workers.market import analysis_run, candles_fetch_latest
+
+InstrumentView = Callable[[HttpRequest, Instrument], HttpResponse]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the market jobs: viewable and deletable, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _timeframes(instrument: Instrument) -> list[str]:
+    """The timeframes the jobs keep up to date, else those with stored candles."""
+    return list(instrument.timeframes) or selectors.candle_timeframes(instrument=instrument)
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = (
+        "symbol", "exchange", "ccxt_symbol", "active", "timeframes",
+        "candle_count", "newest_candle", "chart_link",
+    )  # fmt: skip
+    list_filter = ("active", "exchange", "quote")
+    search_fields = ("symbol", "ccxt_symbol", "base", "quote")
+    readonly_fields = ("chart_link", "created_at")
+    actions = ("fetch_candles_now", "analyse_now")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Instrument]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(candle_count=Count("candles"), newest_candle=Max("candles__open_time"))
+        )
+
+    @admin.display(description="Candles", ordering="candle_count")
+    def candle_count(self, instrument: Instrument) -> int:
+        return instrument.candle_count
+
+    @admin.display(description="Newest candle", ordering="newest_candle")
+    def newest_candle(self, instrument: Instrument) -> datetime | None:
+        return instrument.newest_candle
+
+    @admin.display(description="Chart")
+    def chart_link(self, instrument: Instrument) -> str:
+        if instrument.pk is None:
+            return "-"
+        return format_html(
+            '<a href="{}">Chart</a>', reverse("admin:market_instrument_chart", args=[instrument.pk])
+        )
+
+    @admin.action(description="Fetch new candles now")
+    def fetch_candles_now(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> None:
+        self._enqueue(request, queryset, candles_fetch_latest, "candle fetch")
+
+    @admin.action(description="Analyse now")
+    def analyse_now(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> None:
+        self._enqueue(request, queryset, analysis_run, "analysis")
+
+    def _enqueue(self, request: HttpRequest, queryset: QuerySet[Instrument], task: Task, what: str) -> None:
+        """One task per instrument and timeframe, sent once the surrounding transaction commits."""
+        enqueued, skipped = 0, []
+        for instrument in queryset:
+            timeframes = _timeframes(instrument)
+            if not timeframes:
+                skipped.append(instrument.symbol)
+            for timeframe in timeframes:
+                task.delay_on_commit(instrument.pk, timeframe)
+                enqueued += 1
+        self.message_user(request, f"Enqueued {enqueued} {what} task(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"Nothing to do for {', '.join(skipped)}: no timeframes set and no candles stored.",
+                messages.WARNING,
+            )
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:instrument_id>/chart/",
+                self._instrument_view(self._chart_page),
+                name="market_instrument_chart",
+            ),
+            path(
+                "<int:instrument_id>/chart/data/",
+                self._instrument_view(admin_views.chart_data),
+                name="market_instrument_chart_data",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _chart_page(self, request: HttpRequest, instrument: Instrument) -> HttpResponse:
+        return admin_views.chart_page(request, instrument, self)
+
+    def _instrument_view(self, view: InstrumentView) -> Callable[..., HttpResponse]:
+        """``view`` behind the admin login, for users who may view instruments."""
+
+        def wrapped(request: HttpRequest, instrument_id: int) -> HttpResponse:
+            if not self.has_view_permission(request):
+                raise PermissionDenied
+            return view(request, get_object_or_404(Instrument, pk=instrument_id))
+
+        return self.admin_site.admin_view(wrapped)
+
+
+@admin.register(Candle)
+class CandleAdmin(admin.ModelAdmin):
+    """Millions of rows: no full counts, filters on indexed columns, and no edits of any kind."""
+
+    list_display = ("instrument", "timeframe", "open_time", "open", "high", "low", "close", "volume")
+    list_filter = ("instrument", "timeframe")
+    list_select_related = ("instrument",)
+    date_hierarchy = "open_time"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class SignalInline(ReadOnlyInline):
+    model = Signal
+    fields = ("time", "direction", "strength", "source", "reason")
+
+
+class MarketEventInline(ReadOnlyInline):
+    model = MarketEvent
+    fields = ("time", "kind", "magnitude", "description")
+
+
+@admin.register(MarketAnalysis)
+class MarketAnalysisAdmin(ReadOnlyAdmin):
+    list_display = (
+        "instrument", "timeframe", "slot", "status", "fetch_status",
+        "candles_fetched", "last_close", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "fetch_status", "timeframe", "instrument")
+    list_select_related = ("instrument",)
+    date_hierarchy = "slot"
+    inlines = (SignalInline, MarketEventInline)
+
+
+@admin.register(Signal)
+class SignalAdmin(ReadOnlyAdmin):
+    list_display = ("instrument", "timeframe", "time", "direction", "strength", "source", "reason")
+    list_filter = ("direction", "source", "timeframe", "instrument")
+    list_select_related = ("instrument",)
+    date_hierarchy = "time"
+
+
+@admin.register(MarketEvent)
+class MarketEventAdmin(ReadOnlyAdmin):
+    list_display = ("instrument", "timeframe", "time", "kind", "magnitude", "description")
+    list_filter = ("kind", "timeframe", "instrument")
+    list_select_related = ("instrument",)
+    date_hierarchy = "time"

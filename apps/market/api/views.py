@@ -1,0 +1,185 @@
+"""Market endpoints of the brief: candles, indicators, patterns; and the stored analyses."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.market import selectors
+from apps.market.api.serializers import (
+    IndicatorQuerySerializer,
+    InstrumentSerializer,
+    MarketAnalysisSerializer,
+    MarketEventSerializer,
+    MarketQuerySerializer,
+    PatternQuerySerializer,
+    SignalSerializer,
+)
+from apps.market.models import Instrument, MarketAnalysis, MarketEvent, Signal
+
+
+def _times(index: pd.DatetimeIndex) -> list[str]:
+    return [stamp.isoformat() for stamp in index]
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    """JSON has no NaN: warm-up bars are null."""
+    return [None if math.isnan(value) else value for value in values.tolist()]
+
+
+def _query(serializer_class: type, request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _header(query: dict[str, Any]) -> dict[str, Any]:
+    instrument = query["instrument"]
+    return {"symbol": instrument.symbol, "exchange": instrument.exchange, "timeframe": query["timeframe"]}
+
+
+class MarketDataView(APIView):
+    """The newest ``limit`` candles (oldest first), optionally within ``start``/``end``."""
+
+    @extend_schema(parameters=[MarketQuerySerializer], responses=dict)
+    def get(self, request: Request) -> Response:
+        query = _query(MarketQuerySerializer, request)
+        frame = selectors.candles_frame(
+            instrument=query["instrument"],
+            timeframe=query["timeframe"],
+            start=query.get("start"),
+            end=query.get("end"),
+            limit=query["limit"],
+        )
+        columns = {name: frame[name].tolist() for name in frame.columns}
+        candles = [
+            {"time": time, **{name: columns[name][i] for name in columns}}
+            for i, time in enumerate(_times(frame.index))
+        ]
+        return Response({**_header(query), "count": len(candles), "candles": candles})
+
+
+class IndicatorsView(APIView):
+    """Named indicator outputs aligned to candle times: ``indicators=RSI,MACD(12,26,9),SMA(50)``."""
+
+    @extend_schema(parameters=[IndicatorQuerySerializer], responses=dict)
+    def get(self, request: Request) -> Response:
+        query = _query(IndicatorQuerySerializer, request)
+        times, values = selectors.indicator_series(
+            instrument=query["instrument"],
+            timeframe=query["timeframe"],
+            requests=query["indicators"],
+            limit=query["limit"],
+            start=query.get("start"),
+            end=query.get("end"),
+        )
+        indicators = {
+            label: {name: _floats(series) for name, series in outputs.items()}
+            for label, outputs in values.items()
+        }
+        return Response(
+            {**_header(query), "count": len(times), "times": _times(times), "indicators": indicators}
+        )
+
+
+class PatternsView(APIView):
+    """Candlestick and chart patterns detected on the newest ``limit`` bars."""
+
+    @extend_schema(parameters=[PatternQuerySerializer], responses=dict)
+    def get(self, request: Request) -> Response:
+        query = _query(PatternQuerySerializer, request)
+        detections = selectors.pattern_detections(
+            instrument=query["instrument"],
+            timeframe=query["timeframe"],
+            names=query["patterns"],
+            limit=query["limit"],
+            start=query.get("start"),
+            end=query.get("end"),
+        )
+        return Response({**_header(query), "count": len(detections), "patterns": detections})
+
+
+class InstrumentFilter(filters.FilterSet):
+    symbol = filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Instrument
+        fields = ("symbol", "exchange", "active", "quote")
+
+
+class InstrumentListView(generics.ListAPIView):
+    serializer_class = InstrumentSerializer
+    filterset_class = InstrumentFilter
+
+    def get_queryset(self) -> QuerySet[Instrument]:
+        return selectors.instrument_list()
+
+
+class AnalysisFilter(filters.FilterSet):
+    symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
+    since = filters.IsoDateTimeFilter(field_name="slot", lookup_expr="gte")
+
+    class Meta:
+        model = MarketAnalysis
+        fields = ("symbol", "timeframe", "status", "since")
+
+
+class AnalysisListView(generics.ListAPIView):
+    serializer_class = MarketAnalysisSerializer
+    filterset_class = AnalysisFilter
+
+    def get_queryset(self) -> QuerySet[MarketAnalysis]:
+        return selectors.analysis_list().prefetch_related("signals__instrument", "events__instrument")
+
+
+class AnalysisDetailView(APIView):
+    @extend_schema(responses=MarketAnalysisSerializer)
+    def get(self, request: Request, analysis_id: str) -> Response:
+        return Response(
+            MarketAnalysisSerializer(get_object_or_404(selectors.analysis_list(), pk=int(analysis_id))).data
+        )
+
+
+class SignalFilter(filters.FilterSet):
+    symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
+    since = filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
+
+    class Meta:
+        model = Signal
+        fields = ("symbol", "timeframe", "direction", "source", "since")
+
+
+class SignalListView(generics.ListAPIView):
+    serializer_class = SignalSerializer
+    filterset_class = SignalFilter
+
+    def get_queryset(self) -> QuerySet[Signal]:
+        return selectors.signal_list()
+
+
+class EventFilter(filters.FilterSet):
+    symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
+    since = filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
+
+    class Meta:
+        model = MarketEvent
+        fields = ("symbol", "timeframe", "kind", "since")
+
+
+class EventListView(generics.ListAPIView):
+    serializer_class = MarketEventSerializer
+    filterset_class = EventFilter
+
+    def get_queryset(self) -> QuerySet[MarketEvent]:
+        return selectors.event_list()

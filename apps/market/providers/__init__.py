@@ -1,0 +1,1 @@
+"""Market data providers outside the pure domain: exchanges through ccxt (and files), no Django."""

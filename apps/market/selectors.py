@@ -1,0 +1,198 @@
+"""Reads of the market app: instruments, candle frames for analysis, and stored analyses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models import Max, QuerySet
+
+from apps.market.domain.candles import COLUMNS, INDEX_NAME, parse_timeframe
+from apps.market.domain.patterns import detect
+from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
+from apps.market.queries import IndicatorRequest
+
+# Extra bars loaded before an indicator window so recursive indicators have settled.
+WARMUP_MARGIN_BARS = 500
+
+
+class InstrumentNotFound(LookupError):
+    """No instrument matches; the message lists the known symbols."""
+
+
+def instrument_list(*, active: bool | None = None) -> QuerySet[Instrument]:
+    instruments = Instrument.objects.all()
+    return instruments if active is None else instruments.filter(active=active)
+
+
+def instrument_resolve(*, symbol: str, exchange: str | None = None) -> Instrument:
+    """The instrument for a symbol (``BTCUSDT`` or ``BTC/USDT``), on ``exchange`` when given."""
+    normalised = symbol.strip().upper().replace("/", "").replace("-", "")
+    matches = Instrument.objects.filter(symbol=normalised)
+    if exchange:
+        matches = matches.filter(exchange=exchange)
+    found = list(matches[:2])
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        exchanges = ", ".join(matches.values_list("exchange", flat=True))
+        raise InstrumentNotFound(
+            f"{normalised} is listed on several exchanges ({exchanges}); name the exchange"
+        )
+    known = ", ".join(sorted(set(Instrument.objects.values_list("symbol", flat=True)))) or "none yet"
+    where = f" on {exchange}" if exchange else ""
+    raise InstrumentNotFound(f"unknown symbol {symbol!r}{where}; known symbols: {known}")
+
+
+def candle_timeframes(*, instrument: Instrument) -> list[str]:
+    return list(
+        Candle.objects.filter(instrument=instrument).values_list("timeframe", flat=True).distinct().order_by()
+    )
+
+
+def newest_candle_time(*, instrument: Instrument, timeframe: str) -> datetime | None:
+    return Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
+        newest=Max("open_time")
+    )["newest"]
+
+
+def candle_times(*, instrument: Instrument, timeframe: str) -> pd.DatetimeIndex:
+    times = Candle.objects.filter(instrument=instrument, timeframe=timeframe).order_by("open_time")
+    return pd.DatetimeIndex(list(times.values_list("open_time", flat=True)), tz="UTC")
+
+
+def candles_frame(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Candles as a candle frame (UTC open-time index, float64 OHLCV), oldest first.
+
+    ``start``/``end`` bound the open times (inclusive); ``limit`` keeps the newest ``limit`` of them.
+    """
+    candles = Candle.objects.filter(instrument=instrument, timeframe=timeframe)
+    if start is not None:
+        candles = candles.filter(open_time__gte=start)
+    if end is not None:
+        candles = candles.filter(open_time__lte=end)
+    if limit is not None:
+        newest = candles.order_by("-open_time").values_list("open_time", flat=True)[limit - 1 : limit]
+        cutoff = list(newest)
+        if cutoff:
+            candles = candles.filter(open_time__gte=cutoff[0])
+    sql, params = candles.order_by("open_time").values_list("open_time", *COLUMNS).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return _frame(rows)
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    if not rows:
+        index = pd.DatetimeIndex([], tz="UTC", name=INDEX_NAME)
+        return pd.DataFrame({column: np.empty(0) for column in COLUMNS}, index=index)
+    times, *columns = zip(*rows, strict=True)
+    index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True), name=INDEX_NAME)
+    return pd.DataFrame(
+        {name: np.asarray(values, dtype=np.float64) for name, values in zip(COLUMNS, columns, strict=True)},
+        index=index,
+    )
+
+
+def analysis_list() -> QuerySet[MarketAnalysis]:
+    return MarketAnalysis.objects.select_related("instrument")
+
+
+def signal_list() -> QuerySet[Signal]:
+    return Signal.objects.select_related("instrument")
+
+
+def event_list() -> QuerySet[MarketEvent]:
+    return MarketEvent.objects.select_related("instrument")
+
+
+def indicator_series(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    requests: list[IndicatorRequest],
+    limit: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[pd.DatetimeIndex, dict[str, dict[str, np.ndarray]]]:
+    """The newest ``limit`` bars in [start, end] of each requested indicator.
+
+    Bars before the window are loaded only to warm the indicators up (recursive ones such as EMA
+    and RSI need several times their period to settle), so the values match the full history's.
+    """
+    margin = max(WARMUP_MARGIN_BARS, 10 * max(r.indicator.warmup(r.params) for r in requests))
+    if start is not None:
+        earliest = pd.Timestamp(start) - margin * parse_timeframe(timeframe).duration
+        frame = candles_frame(instrument=instrument, timeframe=timeframe, start=earliest, end=end)
+        in_window = int((frame.index >= pd.Timestamp(start)).sum())
+    else:
+        frame = candles_frame(instrument=instrument, timeframe=timeframe, end=end, limit=limit + margin)
+        in_window = len(frame)
+    keep = min(limit, in_window)
+    first = len(frame) - keep
+    values = {
+        request.label: {
+            name: series[first:] for name, series in request.indicator.compute(frame, request.params).items()
+        }
+        for request in requests
+    }
+    return frame.index[first:], values
+
+
+RECENT_PATTERN_BARS = 10
+
+
+def detect_patterns(frame: pd.DataFrame, names: list[str] | None = None) -> list[dict]:
+    """Every detection on ``frame`` as JSON-ready dicts, in the order they became known."""
+    return [detection.to_dict() for detection in detect(frame, names)]
+
+
+def recent_patterns(frame: pd.DataFrame) -> list[dict]:
+    """Detections confirmed on the newest RECENT_PATTERN_BARS bars: what an analysis reports."""
+    if frame.empty:
+        return []
+    since = frame.index[-min(RECENT_PATTERN_BARS, len(frame))]
+    return [d.to_dict() for d in detect(frame) if d.confirmed_time >= since]
+
+
+def pattern_detections(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    names: list[str] | None,
+    limit: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[dict]:
+    """Patterns detected on the newest ``limit`` bars in [start, end]."""
+    frame = candles_frame(instrument=instrument, timeframe=timeframe, start=start, end=end, limit=limit)
+    return detect_patterns(frame, names)
+
+
+def newest_candles_by_series() -> list[dict]:
+    """The newest candle time of each active instrument's stored timeframes."""
+    rows = (
+        Candle.objects.filter(instrument__active=True)
+        .values("instrument__symbol", "instrument__exchange", "timeframe")
+        .annotate(newest=Max("open_time"))
+        .order_by("instrument__symbol", "timeframe")
+    )
+    return [
+        {
+            "symbol": r["instrument__symbol"],
+            "exchange": r["instrument__exchange"],
+            "timeframe": r["timeframe"],
+            "newest": r["newest"],
+        }
+        for r in rows
+    ]

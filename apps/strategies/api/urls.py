@@ -1,0 +1,3 @@
+"""Routes of the strategies API (mounted under /api/)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of the training API (mounted under /api/)."""
+
+urlpatterns: list = []

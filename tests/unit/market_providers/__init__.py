@@ -1,0 +1,1 @@
+"""Tests of the market data providers against a local fake exchange."""

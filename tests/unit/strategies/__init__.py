@@ -1,0 +1,1 @@
+"""Unit tests of the pure strategy engine."""

@@ -1,0 +1,1 @@
+"""Strategy tasks: backtests, optimisation chunks and the daily strategy update."""
