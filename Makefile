@@ -23,6 +23,7 @@ install-dev: $(VENV)/.installed-dev
 
 setup: install
 	$(MANAGE) migrate --noinput
+	$(MANAGE) load_demo_data
 	$(MANAGE) sync_schedules
 	$(MANAGE) bootstrap_admin
 

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.request import Request
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.market import selectors
+from apps.market.api.filters import AnalysisFilter, EventFilter, InstrumentFilter, SignalFilter
 from apps.market.api.serializers import (
     IndicatorQuerySerializer,
     InstrumentSerializer,
@@ -110,29 +110,12 @@ class PatternsView(APIView):
         return Response({**_header(query), "count": len(detections), "patterns": detections})
 
 
-class InstrumentFilter(filters.FilterSet):
-    symbol = filters.CharFilter(lookup_expr="iexact")
-
-    class Meta:
-        model = Instrument
-        fields = ("symbol", "exchange", "active", "quote")
-
-
 class InstrumentListView(generics.ListAPIView):
     serializer_class = InstrumentSerializer
     filterset_class = InstrumentFilter
 
     def get_queryset(self) -> QuerySet[Instrument]:
         return selectors.instrument_list()
-
-
-class AnalysisFilter(filters.FilterSet):
-    symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
-    since = filters.IsoDateTimeFilter(field_name="slot", lookup_expr="gte")
-
-    class Meta:
-        model = MarketAnalysis
-        fields = ("symbol", "timeframe", "status", "since")
 
 
 class AnalysisListView(generics.ListAPIView):
@@ -151,30 +134,12 @@ class AnalysisDetailView(APIView):
         )
 
 
-class SignalFilter(filters.FilterSet):
-    symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
-    since = filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
-
-    class Meta:
-        model = Signal
-        fields = ("symbol", "timeframe", "direction", "source", "since")
-
-
 class SignalListView(generics.ListAPIView):
     serializer_class = SignalSerializer
     filterset_class = SignalFilter
 
     def get_queryset(self) -> QuerySet[Signal]:
         return selectors.signal_list()
-
-
-class EventFilter(filters.FilterSet):
-    symbol = filters.CharFilter(field_name="instrument__symbol", lookup_expr="iexact")
-    since = filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
-
-    class Meta:
-        model = MarketEvent
-        fields = ("symbol", "timeframe", "kind", "since")
 
 
 class EventListView(generics.ListAPIView):

@@ -5,8 +5,11 @@ feature builder all resolve indicators here, so a name and its parameters are de
 
 Inputs are candle frames with float64 columns ``open, high, low, close, volume`` (any index, finite
 values, as :func:`apps.market.domain.candles.validate_candles` guarantees); outputs are float64
-numpy arrays of the same length. A value at bar t depends only on bars 0..t. The first
-``indicator.warmup(params)`` bars are NaN: before them at least one output lacks enough history.
+numpy arrays of the same length. A value at bar t depends only on bars 0..t, to the bit: the same
+computation on data cut at t gives the same numbers. ``indicator.warmup(params)`` counts the
+leading bars where at least one output lacks history and is NaN; from there on every output is
+defined, except where the data makes it 0/0 (a stochastic over a range with no movement, a VWAP
+over no volume).
 
 Every definition mirrors the ``ta`` library (0.11) with its default parameters, and the unit tests
 prove each one equal to ``ta`` within 1e-9 after the warm-up. Where ``ta`` returns placeholder zeros
@@ -276,7 +279,7 @@ def _rsi(frame: pd.DataFrame, p: Params) -> Outputs:
     change = np.zeros(len(close))
     np.subtract(close[1:], close[:-1], out=change[1:])
     gain = np.maximum(change, 0.0)
-    loss = np.negative(np.minimum(change, 0.0, out=change), out=change)
+    loss = np.negative(np.minimum(change, 0.0, out=change), out=change)  # reuses change's memory
     exponential_smoothing(gain, 1.0 / n, 0.0, out=gain)
     exponential_smoothing(loss, 1.0 / n, 0.0, out=loss)
     rsi = gain + loss
@@ -322,11 +325,9 @@ def _willr(frame: pd.DataFrame, p: Params) -> Outputs:
     ``period`` bars; from 0 (close at the high) to -100 (close at the low)."""
     n = int(p["period"])
     highest = window_max(_col(frame, "high"), n)
-    return {
-        "value": _ratio(
-            -100.0 * (highest - _col(frame, "close")), highest - window_min(_col(frame, "low"), n)
-        )
-    }
+    below_high = highest - _col(frame, "close")
+    spread = highest - window_min(_col(frame, "low"), n)
+    return {"value": _ratio(-100.0 * below_high, spread)}
 
 
 def _roc(frame: pd.DataFrame, p: Params) -> Outputs:
@@ -512,10 +513,11 @@ def _vwap(frame: pd.DataFrame, p: Params) -> Outputs:
 
 
 def _mfi(frame: pd.DataFrame, p: Params) -> Outputs:
-    """Money flow index, a volume-weighted RSI: money flow = tp * volume, counted as positive when tp
-    (the typical price) rose from the previous bar, negative when it fell, and not at all on the first
-    bar or when tp is unchanged; ``mfi = 100 - 100 / (1 + positive / negative)`` summed over the last
-    ``period`` bars (100 with no negative flow, NaN with no flow at all)."""
+    """Money flow index, a volume-weighted RSI. Money flow = tp * volume (tp = (high + low + close)
+    / 3), counted as positive when tp rose from the previous bar, negative when it fell, and not at
+    all when it is unchanged or on the first bar. With ``positive`` and ``negative`` the flows summed
+    over the last ``period`` bars, ``mfi = 100 - 100 / (1 + positive / negative)``: 100 with no
+    negative flow, NaN with no flow at all."""
     n, tp = int(p["period"]), _typical_price(frame)
     flow = tp * _col(frame, "volume")
     rising, falling = np.zeros(len(tp), dtype=bool), np.zeros(len(tp), dtype=bool)

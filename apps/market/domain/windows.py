@@ -89,8 +89,9 @@ def window_std(x: np.ndarray, n: int) -> np.ndarray:
     """Population standard deviation (ddof=0) of the last ``n`` values.
 
     Delegates to pandas' online algorithm, the one ``ta`` uses, so Bollinger bands match ``ta``
-    exactly. (That algorithm carries rounding from window to window: on long series its result
-    can be off by ~1e-8 relative, immaterial for bands but visible against an exact two-pass std.)
+    exactly. That algorithm carries rounding error from window to window: against an exact
+    two-pass std it is off by up to 3e-9 relative on two years of hourly BTC and 1e-5 on a 100k-bar
+    random walk that wanders far from its start; immaterial for bands.
     """
     return pd.Series(x).rolling(n, min_periods=n).std(ddof=0).to_numpy()
 
@@ -105,15 +106,13 @@ def window_linear_weighted_mean(x: np.ndarray, n: int) -> np.ndarray:
     if n > len(x):
         return out
     count = len(x) - n + 1
-    total_s, total_w = np.zeros(count), np.zeros(count)
+    total = np.zeros(count)  # the weighted sum of the pieces joined so far
     span_s, span_w = x.copy(), x.copy()
     size, covered = 1, 0
     while True:
         if n & size:
-            piece_s = span_s[covered : covered + count]
-            total_w += span_w[covered : covered + count]
-            total_w += covered * piece_s
-            total_s += piece_s
+            total += span_w[covered : covered + count]
+            total += covered * span_s[covered : covered + count]
             covered += size
         if 2 * size > n:
             break
@@ -121,7 +120,7 @@ def window_linear_weighted_mean(x: np.ndarray, n: int) -> np.ndarray:
         span_w[:-size] += size * span_s[size:]
         np.add(span_s[:-size], span_s[size:], out=span_s[:-size])
         size *= 2
-    np.divide(total_w, n * (n + 1) / 2, out=out[n - 1 :])
+    np.divide(total, n * (n + 1) / 2, out=out[n - 1 :])
     return out
 
 
@@ -215,5 +214,6 @@ def _window_extreme(x: np.ndarray, n: int, pick: Binary) -> np.ndarray:
         pick(span[:-size], span[size:], out=span[:-size])
         size *= 2
     # Two overlapping pieces of the largest power of two cover the window exactly.
-    pick(span[: len(x) - n + 1], span[n - size :], out=out[n - 1 :])
+    count = len(x) - n + 1
+    pick(span[:count], span[n - size : n - size + count], out=out[n - 1 :])
     return out

@@ -93,3 +93,30 @@ def test_lag_delays_and_pads_with_nan():
 def test_windows_longer_than_the_series_are_all_nan(function):
     assert np.isnan(function(np.arange(5.0), 6)).all()
     assert function(np.empty(0), 3).shape == (0,)
+
+
+def test_exponential_smoothing_can_work_in_place_and_start_late():
+    x = np.random.default_rng(3).normal(size=1000)
+    expected = windows.exponential_smoothing(x, 0.1, initial=5.0, start=7)
+    assert np.isnan(expected[:7]).all()
+    assert expected[7] == pytest.approx(0.9 * 5.0 + 0.1 * x[7])
+    in_place = x.copy()
+    assert windows.exponential_smoothing(in_place, 0.1, initial=5.0, start=7, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        windows.window_sum,
+        windows.window_max,
+        windows.window_min,
+        windows.window_linear_weighted_mean,
+        windows.window_mean_abs_deviation,
+    ],
+)
+def test_window_functions_leave_their_input_untouched(function):
+    x = np.random.default_rng(4).normal(size=500)
+    original = x.copy()
+    function(x, 13)
+    np.testing.assert_array_equal(x, original)

@@ -80,6 +80,11 @@ class Bars:
         return self._memo[key]
 
     @cached_property
+    def times(self) -> list[pd.Timestamp]:
+        """The index as a list: indexing a DatetimeIndex one bar at a time is slow."""
+        return self.index.to_list()
+
+    @cached_property
     def body(self) -> np.ndarray:
         return np.abs(self.close - self.open)
 
@@ -146,9 +151,9 @@ class Bars:
             start_index=int(start),
             end_index=int(end),
             confirmed_index=int(confirmed),
-            start_time=self.index[start],
-            end_time=self.index[end],
-            confirmed_time=self.index[confirmed],
+            start_time=self.times[start],
+            end_time=self.times[end],
+            confirmed_time=self.times[confirmed],
             confidence=float(np.clip(confidence, 0.0, 1.0)),
             levels={name: float(value) for name, value in levels.items()},
             touches=touches,

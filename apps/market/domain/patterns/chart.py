@@ -340,10 +340,15 @@ class Line:
 
     @classmethod
     def fit(cls, points: list[Swing]) -> Line:
-        x = np.array([p.index for p in points], dtype=np.float64)
-        y = np.array([p.price for p in points])
-        slope, intercept = np.polyfit(x, y, 1)
-        return cls(float(slope), float(intercept), float(np.abs(intercept + slope * x - y).max()))
+        """Ordinary least squares on two or three points, in plain arithmetic (np.polyfit's SVD
+        costs more than the rest of the pattern scan)."""
+        mean_x = sum(p.index for p in points) / len(points)
+        mean_y = sum(p.price for p in points) / len(points)
+        spread = sum((p.index - mean_x) ** 2 for p in points)
+        slope = sum((p.index - mean_x) * (p.price - mean_y) for p in points) / spread
+        intercept = mean_y - slope * mean_x
+        worst_miss = max(abs(intercept + slope * p.index - p.price) for p in points)
+        return cls(slope, intercept, worst_miss)
 
     def at(self, bar: int) -> float:
         return self.intercept + self.slope * bar
