@@ -334,3 +334,117 @@ LOGGING = {
 CCXT_URLS_OVERRIDE = env.dict("CCXT_URLS_OVERRIDE", default={})
 CCXT_TIMEOUT_MS = env.int("CCXT_TIMEOUT_MS", default=10_000)
 CCXT_MAX_RETRIES = env.int("CCXT_MAX_RETRIES", default=3)
+
+# --- Training -------------------------------------------------------------------------------
+# What the 6-hourly job trains: these timeframes of every active instrument, these model types.
+TRAINING_TIMEFRAMES = env.list("TRAINING_TIMEFRAMES", default=["1h"])
+TRAINING_MODEL_TYPES = env.list("TRAINING_MODEL_TYPES", default=["price_prediction"])
+TRAINING_LOOKBACK_BARS = env.int("TRAINING_LOOKBACK_BARS", default=5000)
+TRAINING_HORIZON = env.int("TRAINING_HORIZON", default=1)
+TRAINING_FEATURE_SET = env.str("TRAINING_FEATURE_SET", default="core_v1")
+TRAINING_NTHREAD = env.int("TRAINING_NTHREAD", default=2)
+# Promotion metric and margin by model type, e.g. "price_prediction=roc_auc,return_prediction=rmse".
+TRAINING_PROMOTION_METRIC = env.dict(
+    "TRAINING_PROMOTION_METRIC",
+    default={"price_prediction": "roc_auc", "return_prediction": "rmse", "volatility_prediction": "rmse"},
+)
+TRAINING_PROMOTION_MARGIN = env.dict(
+    "TRAINING_PROMOTION_MARGIN",
+    cast={"value": float},
+    default={"price_prediction": 0.005, "return_prediction": 0.0, "volatility_prediction": 0.0},
+)
+# A shared holdout smaller than this is no evidence: the candidate is not promoted.
+TRAINING_PROMOTION_MIN_HOLDOUT_BARS = env.int("TRAINING_PROMOTION_MIN_HOLDOUT_BARS", default=100)
+# Backtest series ML_PROBA/ML_RETURN: a walk-forward model is refitted every this many bars.
+TRAINING_WALK_FORWARD_STEP = env.int("TRAINING_WALK_FORWARD_STEP", default=500)
+TRAINING_WALK_FORWARD_CACHE_SECONDS = env.int("TRAINING_WALK_FORWARD_CACHE_SECONDS", default=7 * 24 * 3600)
+# The health document's live accuracy of champions covers at most these last days.
+TRAINING_LIVE_ACCURACY_DAYS = env.int("TRAINING_LIVE_ACCURACY_DAYS", default=7)
+
+# --- Strategies -----------------------------------------------------------------------------
+# Trials per optimisation chunk: each chunk is one task, so smaller chunks spread over more workers.
+STRATEGY_OPTIMIZE_CHUNK_TRIALS = env.int("STRATEGY_OPTIMIZE_CHUNK_TRIALS", default=25)
+# The daily update (02:00 UTC) backtests each active strategy on its newest bars (2160 = 90 days of 1h).
+STRATEGY_UPDATE_WINDOW_BARS = env.int("STRATEGY_UPDATE_WINDOW_BARS", default=2160)
+# ...and retires it when that backtest breaks any of these limits.
+STRATEGY_RETIRE_MAX_DRAWDOWN_PCT = env.float("STRATEGY_RETIRE_MAX_DRAWDOWN_PCT", default=25.0)
+STRATEGY_RETIRE_MIN_SHARPE = env.float("STRATEGY_RETIRE_MIN_SHARPE", default=-1.0)
+# Percentage points the strategy's return may trail buy-and-hold by over the window.
+STRATEGY_RETIRE_MAX_UNDERPERFORMANCE_PCT = env.float("STRATEGY_RETIRE_MAX_UNDERPERFORMANCE_PCT", default=30.0)
+# Otherwise it re-optimises walk-forward on the current values times these multipliers, and adopts the
+# best in-sample values only when their out-of-sample objective beats the current one by the margin.
+STRATEGY_REOPTIMIZE_MULTIPLIERS = [float(m) for m in env.list("STRATEGY_REOPTIMIZE_MULTIPLIERS", default=["0.8", "1.25"])]
+STRATEGY_REOPTIMIZE_FOLDS = env.int("STRATEGY_REOPTIMIZE_FOLDS", default=3)
+STRATEGY_REOPTIMIZE_OBJECTIVE = env.str("STRATEGY_REOPTIMIZE_OBJECTIVE", default="sharpe_ratio")
+STRATEGY_REOPTIMIZE_MARGIN = env.float("STRATEGY_REOPTIMIZE_MARGIN", default=0.2)
+# Markets with fewer active strategies than this are listed for strategy generation.
+STRATEGY_MIN_ACTIVE = env.int("STRATEGY_MIN_ACTIVE", default=2)
+
+# --- LLM providers ---------------------------------------------------------------------------
+# Tried in this order; a provider without an API key is left out, and "offline" (rule templates
+# chosen by the caller, no LLM) always comes last. Tests start with none: they configure their own.
+_LLM_KEYS = {"openai": OPENAI_API_KEY, "anthropic": ANTHROPIC_API_KEY, "gemini": GEMINI_API_KEY}
+_llm_wanted = env.list("LLM_PROVIDERS", default=[] if IS_TEST else ["openai", "anthropic", "gemini"])
+if _llm_unknown := set(_llm_wanted) - {*_LLM_KEYS, "offline"}:
+    raise ImproperlyConfigured(f"LLM_PROVIDERS names unknown providers: {', '.join(sorted(_llm_unknown))}")
+LLM_PROVIDERS = [name for name in _llm_wanted if _LLM_KEYS.get(name)] + ["offline"]
+LLM_OPENAI_MODEL = env.str("LLM_OPENAI_MODEL", default="gpt-4.1-mini")
+LLM_ANTHROPIC_MODEL = env.str("LLM_ANTHROPIC_MODEL", default="claude-haiku-4-5")
+LLM_GEMINI_MODEL = env.str("LLM_GEMINI_MODEL", default="gemini-2.5-flash")
+# Empty means the vendor's endpoint; OPENAI_BASE_URL may point at any OpenAI-compatible server.
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", default="")
+LLM_OPENAI_TIMEOUT_SECONDS = env.float("LLM_OPENAI_TIMEOUT_SECONDS", default=60.0)
+LLM_ANTHROPIC_TIMEOUT_SECONDS = env.float("LLM_ANTHROPIC_TIMEOUT_SECONDS", default=60.0)
+LLM_GEMINI_TIMEOUT_SECONDS = env.float("LLM_GEMINI_TIMEOUT_SECONDS", default=60.0)
+LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", default=4096)
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.2)
+# Retries of temporary errors (timeouts, 429, 5xx) per request, waiting backoff * 2^n (or the
+# provider's Retry-After) up to the cap. One llm_complete_json call stops asking LLMs after the
+# deadline (the offline fallback still runs), inside the llm queue's 270 s soft time limit.
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
+LLM_RETRY_BACKOFF_SECONDS = env.float("LLM_RETRY_BACKOFF_SECONDS", default=1.0)
+LLM_RETRY_MAX_WAIT_SECONDS = env.float("LLM_RETRY_MAX_WAIT_SECONDS", default=20.0)
+LLM_DEADLINE_SECONDS = env.float("LLM_DEADLINE_SECONDS", default=200.0)
+# An identical request (same input hash, provider and model) this recent is answered from the record.
+LLM_CACHE_SECONDS = env.int("LLM_CACHE_SECONDS", default=3600)
+# Once today's (UTC) calls used either budget, LLM calls are refused (status budget_exceeded).
+LLM_DAILY_TOKEN_BUDGET = env.int("LLM_DAILY_TOKEN_BUDGET", default=1_000_000)
+LLM_DAILY_COST_BUDGET_USD = env.float("LLM_DAILY_COST_BUDGET_USD", default=5.0)
+# USD per million input and output tokens, by model; LLM_PRICE_TABLE (JSON) adds or replaces entries.
+# A model without a price counts as free (a local model), with a warning in the log.
+LLM_PRICE_TABLE = {
+    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+    "gpt-4.1": {"input": 2.00, "output": 8.00},
+    "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
+    "claude-sonnet-4-5": {"input": 3.00, "output": 15.00},
+    "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+    "gemini-2.5-pro": {"input": 1.25, "output": 10.00},
+    **env.json("LLM_PRICE_TABLE", default={}),
+}
+for _llm_model, _llm_price in LLM_PRICE_TABLE.items():
+    if not (isinstance(_llm_price, dict) and {"input", "output"} <= _llm_price.keys()):
+        raise ImproperlyConfigured(f'LLM_PRICE_TABLE[{_llm_model!r}] must be {{"input": USD, "output": USD}}')
+
+# --- Trading --------------------------------------------------------------------------------
+# Fernet key(s) encrypting exchange API keys at rest, comma-separated: the first encrypts, all
+# decrypt (rotate by putting a new key first). Outside production an unset key is derived from
+# SECRET_KEY; production never derives one, and with live trading on it refuses to start without it.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+if IS_PRODUCTION and LIVE_TRADING_ENABLED and not FIELD_ENCRYPTION_KEY:
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY must be set when LIVE_TRADING_ENABLED in production")
+# A user's default account, created on first use, is a paper account with this cash and currency.
+TRADING_PAPER_STARTING_CASH = env.str("TRADING_PAPER_STARTING_CASH", default="10000")
+TRADING_DEFAULT_QUOTE_CURRENCY = env.str("TRADING_DEFAULT_QUOTE_CURRENCY", default="USDT")
+# Paper fills of new accounts: commission and slippage as fractions (editable per account).
+TRADING_PAPER_FEE_RATE = env.str("TRADING_PAPER_FEE_RATE", default="0.001")
+TRADING_PAPER_SLIPPAGE = env.str("TRADING_PAPER_SLIPPAGE", default="0.0005")
+# A live order of unknown outcome that the exchange still does not know this long after it was
+# sent was never placed: it is rejected, never resent.
+TRADING_UNKNOWN_ORDER_GRACE_SECONDS = env.int("TRADING_UNKNOWN_ORDER_GRACE_SECONDS", default=120)
+# A live order SUBMITTING (or still NEW) for longer than this lost its worker or its message:
+# reconciliation asks the exchange about it (or submits it).
+TRADING_SUBMIT_STALE_SECONDS = env.int("TRADING_SUBMIT_STALE_SECONDS", default=60)
+# How long an Idempotency-Key sent to the order API is remembered.
+TRADING_IDEMPOTENCY_KEY_TTL_HOURS = env.int("TRADING_IDEMPOTENCY_KEY_TTL_HOURS", default=24)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.core.logging import redact
 from apps.core.models import JobStatus
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
+from apps.llm import selectors as llm_selectors
 from apps.market import selectors as market_selectors
 from apps.market.domain.candles import parse_timeframe
 
@@ -185,6 +186,23 @@ def check_market_data() -> Component:
     }
 
 
+LLM_FAILED_CALL = frozenset({"error", "budget_exceeded"})
+
+
+def check_llm_services() -> Component:
+    """Configured LLM providers, the outcome and latency of their last call, and the budget left."""
+    providers = llm_selectors.provider_status()
+    real = [p for p in providers if p["name"] != "offline" and p["configured"]]
+    failing = [p["name"] for p in real if (p["last_call"] or {}).get("status") in LLM_FAILED_CALL]
+    if not real:
+        status, message = DEGRADED, "No LLM provider configured: strategy ideas come from offline templates"
+    elif failing:
+        status, message = DEGRADED, f"Last call failed: {', '.join(failing)}"
+    else:
+        status, message = HEALTHY, f"LLM services operational: {', '.join(p['name'] for p in real)}"
+    return {"status": status, "message": message, "providers": providers}
+
+
 # Components whose failure makes the whole system unhealthy (HTTP 503): without them nothing works.
 CRITICAL_COMPONENTS = frozenset({"database", "broker"})
 
@@ -198,6 +216,7 @@ def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str
         "scheduler": check_scheduler,
         "external_apis": check_external_apis,
         "market_data": check_market_data,
+        "llm_services": check_llm_services,
     }
 
 

@@ -1,1 +1,1 @@
-"""llm package."""
+"""LLM providers (OpenAI, Anthropic, Gemini; offline rule templates) behind one interface: a leaf app."""

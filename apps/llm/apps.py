@@ -1,4 +1,4 @@
-"""Django app configuration for llm."""
+"""The llm app: LLM providers behind one interface, and the record of every call."""
 
 from django.apps import AppConfig
 
@@ -6,4 +6,4 @@ from django.apps import AppConfig
 class LlmConfig(AppConfig):
     name = "apps.llm"
     label = "llm"
-    verbose_name = "Llm"
+    verbose_name = "LLM"

@@ -27,7 +27,16 @@ BRIEF_KEYS = {
     "dependencies",
     "recent_errors",
 }
-COMPONENTS = {"database", "cache", "broker", "workers", "scheduler", "external_apis", "market_data"}
+COMPONENTS = {
+    "database",
+    "cache",
+    "broker",
+    "workers",
+    "scheduler",
+    "external_apis",
+    "market_data",
+    "llm_services",
+}
 
 
 def _fresh_beat_snapshot(age: timedelta = timedelta(seconds=5)) -> HealthSnapshot:

@@ -1,0 +1,44 @@
+"""Admin page of the llm app: the read-only log of LLM calls, with cost totals of what is shown."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from apps.llm import selectors
+from apps.llm.models import LLMCall
+
+
+@admin.register(LLMCall)
+class LLMCallAdmin(admin.ModelAdmin):
+    """Written only by ``llm_complete_json``: viewable, never added or edited by hand.
+
+    The changelist header totals tokens and estimated cost of the calls the filters select.
+    """
+
+    list_display = (
+        "created_at", "provider", "model", "purpose", "status",
+        "tokens_in", "tokens_out", "cost_usd", "latency_ms",
+    )  # fmt: skip
+    list_filter = ("provider", "status", "purpose", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("template", "input_sha256", "error", "=invocation")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at", "invocation", "provider", "model", "purpose", "template", "template_version",
+        "input_sha256", "status", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error", "answer",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LLMCall | None = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        if isinstance(response, TemplateResponse) and "cl" in response.context_data:
+            response.context_data["llm_totals"] = selectors.call_totals(response.context_data["cl"].queryset)
+            response.context_data["llm_budget"] = selectors.budget_today()
+        return response

@@ -1,0 +1,77 @@
+"""LLM settings: providers without a key are left out, offline comes last, bad values fail at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+_LLM_ENVIRONMENT = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "LLM_PROVIDERS",
+    "LLM_PRICE_TABLE",
+)
+_PRINT = (
+    "import json; from django.conf import settings; "
+    "print(json.dumps({'providers': settings.LLM_PROVIDERS, 'prices': settings.LLM_PRICE_TABLE}))"
+)
+
+
+def _settings(**env: str) -> subprocess.CompletedProcess:
+    """The development settings as a fresh process sees them with ``env`` (and no other LLM variables)."""
+    clean = {k: v for k, v in os.environ.items() if k not in {*_LLM_ENVIRONMENT, "DJANGO_SETTINGS_MODULE"}}
+    return subprocess.run(
+        [sys.executable, "-c", _PRINT],
+        cwd=REPO_ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "tradingsite.settings", "ENVIRONMENT": "development", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _loaded(**env: str) -> dict:
+    result = _settings(**env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_without_keys_only_offline_is_configured():
+    assert _loaded()["providers"] == ["offline"]
+
+
+def test_providers_with_a_key_come_in_the_default_order_then_offline():
+    loaded = _loaded(GEMINI_API_KEY="g-key", OPENAI_API_KEY="o-key")
+    assert loaded["providers"] == ["openai", "gemini", "offline"]
+
+
+def test_the_order_comes_from_llm_providers():
+    loaded = _loaded(
+        LLM_PROVIDERS="gemini,anthropic", GEMINI_API_KEY="g", ANTHROPIC_API_KEY="a", OPENAI_API_KEY="o"
+    )
+    assert loaded["providers"] == ["gemini", "anthropic", "offline"]
+
+
+def test_an_unknown_provider_fails_at_start():
+    result = _settings(LLM_PROVIDERS="openai,gpt5")
+    assert result.returncode != 0
+    assert "LLM_PROVIDERS names unknown providers: gpt5" in result.stderr
+
+
+def test_the_price_table_takes_additions_and_overrides_from_json():
+    prices = {"llama-3.1-70b": {"input": 0.1, "output": 0.2}, "gpt-4.1-mini": {"input": 9, "output": 9}}
+    loaded = _loaded(LLM_PRICE_TABLE=json.dumps(prices))["prices"]
+    assert loaded["llama-3.1-70b"] == {"input": 0.1, "output": 0.2}
+    assert loaded["gpt-4.1-mini"] == {"input": 9, "output": 9}
+    assert loaded["claude-haiku-4-5"] == {"input": 1.0, "output": 5.0}
+
+
+def test_a_malformed_price_fails_at_start():
+    result = _settings(LLM_PRICE_TABLE='{"my-model": 0.5}')
+    assert result.returncode != 0
+    assert "LLM_PRICE_TABLE['my-model'] must be" in result.stderr
