@@ -448,3 +448,7 @@ TRADING_UNKNOWN_ORDER_GRACE_SECONDS = env.int("TRADING_UNKNOWN_ORDER_GRACE_SECON
 TRADING_SUBMIT_STALE_SECONDS = env.int("TRADING_SUBMIT_STALE_SECONDS", default=60)
 # How long an Idempotency-Key sent to the order API is remembered.
 TRADING_IDEMPOTENCY_KEY_TTL_HOURS = env.int("TRADING_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+
+# --- Market commentary ----------------------------------------------------------------------
+# The 30-minute analysis asks the configured LLM providers for a summary (never the offline one).
+MARKET_COMMENTARY_ENABLED = env.bool("MARKET_COMMENTARY_ENABLED", default=True)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.core.jobs import job_claim, job_complete, job_fail
 from apps.market import selectors
+from apps.market.commentary import commentary_for
 from apps.market.domain.analysis import MarketInsights, analyse
 from apps.market.domain.candles import (
     CandleError,
@@ -303,7 +304,8 @@ def analysis_run(
 
     One analysis per instrument, timeframe and slot: a second run for the slot returns None and
     changes nothing. A failed fetch (offline, exchange down) is recorded and the stored candles are
-    analysed anyway.
+    analysed anyway. When an LLM provider is configured, its commentary is stored too (see
+    ``apps.market.commentary``).
     """
     row = _analysis_row(instrument, timeframe, slot)
     analysis = job_claim(model=MarketAnalysis, pk=row.pk, lease_seconds=ANALYSIS_LEASE_SECONDS)
@@ -316,6 +318,10 @@ def analysis_run(
     except ValueError as error:
         return job_fail(job=analysis, error=str(error))
     patterns = selectors.recent_patterns(frame)
+    # Asked before the transaction: an LLM call may take seconds and must not hold it open.
+    commentary = commentary_for(
+        symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
+    )
     with transaction.atomic():
         _store_insights(analysis, insights)
         return job_complete(
@@ -327,7 +333,7 @@ def analysis_run(
             regime=insights.regime,
             patterns=patterns,
             summary=insights.summary(),
-            commentary={"status": "none", "reason": "LLM commentary is not configured"},
+            commentary=commentary,
         )
 
 
