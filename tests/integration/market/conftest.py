@@ -10,6 +10,7 @@ import pytest
 from apps.market import services
 from apps.market.models import Instrument
 from tests.fakes.exchange import FakeExchange
+from tests.integration.llm.conftest import fake_llm  # noqa: F401  (the commentary tests use it)
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "market"
 BTC_HOURLY = FIXTURES / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"

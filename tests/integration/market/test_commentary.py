@@ -10,7 +10,6 @@ import pytest
 from apps.llm.models import LLMCall
 from apps.market import services
 from tests.fakes.llm import Reply
-from tests.integration.llm.conftest import fake_llm  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 SLOT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -27,7 +26,7 @@ def test_without_an_llm_provider_no_commentary_is_stored_and_the_reason_is(btc_h
     assert LLMCall.objects.count() == 0
 
 
-def test_a_valid_answer_is_stored_with_its_provider(btc_hourly, fake_llm, settings):  # noqa: F811
+def test_a_valid_answer_is_stored_with_its_provider(btc_hourly, fake_llm, settings):
     settings.LLM_PROVIDERS = ["openai", "offline"]
     answer = {
         "summary": "Price is consolidating below its 50-bar average.",
@@ -49,7 +48,7 @@ def test_a_valid_answer_is_stored_with_its_provider(btc_hourly, fake_llm, settin
 
 def test_an_answer_that_tries_to_smuggle_code_is_refused_and_nothing_is_stored(
     btc_hourly, fake_llm, settings
-):  # noqa: F811
+):
     settings.LLM_PROVIDERS = ["openai", "offline"]
     bad = {
         "summary": "ok",
