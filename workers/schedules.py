@@ -52,6 +52,15 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Fetch new candles, compute indicators and patterns, store signals and events.",
     ),
     Schedule(
+        name="training: retrain every 6 hours",
+        task="training.scheduled_run",
+        minute="0",
+        hour="0,6,12,18",
+        expires_seconds=5 * 3600,
+        description="Fetch new candles, train a candidate per instrument, timeframe and model type; "
+        "promote it if it beats the champion on the same holdout.",
+    ),
+    Schedule(
         name="health: prune old snapshots daily",
         task="health.snapshots_prune",
         minute="17",

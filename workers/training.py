@@ -1,1 +1,19 @@
 """Training tasks: model training on the training queue and the 6-hourly retraining job."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.training import services
+
+
+@shared_task(name="training.model_train")
+def model_train(model_pk: int) -> None:
+    """Train a requested model; a redelivered message finds the job taken or done and does nothing."""
+    services.model_train(model_pk=model_pk)
+
+
+@shared_task(name="training.scheduled_run")
+def scheduled_run() -> None:
+    """Beat-driven (minute 0 of hours 0, 6, 12, 18 UTC); one run per 6-hour slot however often it arrives."""
+    services.training_run_for_slot()

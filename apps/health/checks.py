@@ -20,6 +20,7 @@ from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 from apps.llm import selectors as llm_selectors
 from apps.market import selectors as market_selectors
 from apps.market.domain.candles import parse_timeframe
+from apps.training import selectors as training_selectors
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 Component = dict[str, Any]
@@ -186,6 +187,16 @@ def check_market_data() -> Component:
     }
 
 
+def check_performance_monitor() -> Component:
+    """Champion models' accuracy on bars they never saw (live), one entry per champion."""
+    champions = training_selectors.champion_live_accuracy()
+    if not champions:
+        return {"status": HEALTHY, "message": "No champion model yet", "models": []}
+    measured = [c for c in champions if c.get("accuracy") is not None]
+    summary = ", ".join(f"{c['model_id']}: {c['accuracy']:.3f}" for c in measured) or "no outcomes known yet"
+    return {"status": HEALTHY, "message": f"Live accuracy of champions: {summary}", "models": champions}
+
+
 LLM_FAILED_CALL = frozenset({"error", "budget_exceeded"})
 
 
@@ -217,6 +228,7 @@ def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str
         "external_apis": check_external_apis,
         "market_data": check_market_data,
         "llm_services": check_llm_services,
+        "performance_monitor": check_performance_monitor,
     }
 
 

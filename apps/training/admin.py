@@ -1,0 +1,188 @@
+"""Admin pages of the training app: the model registry (metrics, importance chart, evaluate/promote/retire),
+the 6-hourly runs and the promotion decisions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from apps.training import selectors, services
+from apps.training.errors import ArtifactError, TrainingInputError
+from apps.training.models import MLModel, PromotionDecision, TrainingRun
+
+ADMIN_EVALUATION_DAYS = 30
+CHART_FEATURES = 30
+HEADLINE_METRICS = (
+    "accuracy", "roc_auc", "log_loss", "rmse", "directional_accuracy",
+    "trading_total_return", "buy_hold_total_return",
+)  # fmt: skip
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the training jobs: viewable and deletable, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "-"
+
+
+@admin.register(MLModel)
+class MLModelAdmin(admin.ModelAdmin):
+    list_display = (
+        "model_id", "symbol", "timeframe", "model_type", "stage", "status", "test_score", "created_at",
+    )  # fmt: skip
+    list_filter = ("stage", "model_type", "timeframe", "status")
+    search_fields = ("model_id", "symbol")
+    list_select_related = ("instrument",)
+    date_hierarchy = "created_at"
+    actions = ("evaluate_recent", "promote_if_better", "retire")
+    fieldsets = (
+        (None, {"fields": ("model_id", "instrument", "timeframe", "model_type", "horizon", "stage")}),
+        (
+            "Training job",
+            {"fields": ("status", "progress", "attempts", "error", "created_at", "finished_at")},
+        ),
+        ("Data", {"fields": ("lookback_period", "train_start", "train_end", "seen_until", "windows")}),
+        ("Model", {"fields": ("feature_set_name", "hyperparameters", "best_iteration", "threshold")}),
+        ("Metrics", {"fields": ("metrics_table", "importance_chart")}),
+        ("Artifact", {"fields": ("artifact", "artifact_sha256", "promoted_at")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: MLModel | None = None) -> list[str]:
+        return [name for _, options in self.fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Test score")
+    def test_score(self, model: MLModel) -> str:
+        metric, _ = services.promotion_rule(model.model_type)
+        return f"{metric} {_number(model.metrics.get('test', {}).get(metric))}" if model.metrics else "-"
+
+    @admin.display(description="Feature set")
+    def feature_set_name(self, model: MLModel) -> str:
+        return f"{model.feature_set.get('name')} v{model.feature_set.get('version')}"
+
+    @admin.display(description="Metrics by split")
+    def metrics_table(self, model: MLModel) -> SafeString | str:
+        splits = [name for name in ("train", "validation", "test") if name in model.metrics]
+        if not splits:
+            return "-"
+        names = sorted({name for split in splits for name in model.metrics[split]})
+        header = format_html_join("", "<th>{}</th>", ((split,) for split in splits))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td>{}</tr>",
+            (
+                (
+                    name,
+                    format_html_join(
+                        "", "<td>{}</td>", ((_number(model.metrics[split].get(name)),) for split in splits)
+                    ),
+                )
+                for name in names
+            ),
+        )
+        return format_html("<table><tr><th>metric</th>{}</tr>{}</table>", header, rows)
+
+    @admin.display(description="Feature importance (gain)")
+    def importance_chart(self, model: MLModel) -> SafeString | str:
+        ranked = sorted(model.feature_importances.items(), key=lambda item: -(item[1] or 0))[:CHART_FEATURES]
+        top = max((value or 0 for _, value in ranked), default=0)
+        if not top:
+            return "-"
+        bar = (
+            '<div style="display:flex;align-items:center;gap:8px;margin:2px 0">'
+            '<span style="width:180px;text-align:right;font-family:monospace">{}</span>'
+            '<span style="background:#79aec8;height:12px;width:{}px"></span><span>{}</span></div>'
+        )
+        return format_html_join(
+            "", bar, ((name, round(300 * (value or 0) / top), _number(value)) for name, value in ranked)
+        )
+
+    @admin.action(
+        description=f"Evaluate on the last {ADMIN_EVALUATION_DAYS} unseen days", permissions=["change"]
+    )
+    def evaluate_recent(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
+        for model in queryset.select_related("instrument"):
+            try:
+                evaluation = selectors.model_evaluation(
+                    model=model, evaluation_period_days=ADMIN_EVALUATION_DAYS
+                )
+            except (TrainingInputError, ArtifactError) as error:
+                self.message_user(request, f"{model.model_id}: {error}", messages.WARNING)
+                continue
+            scores = ", ".join(
+                f"{name} {_number(evaluation.metrics[name])}"
+                for name in HEADLINE_METRICS
+                if name in evaluation.metrics
+            )
+            self.message_user(
+                request,
+                f"{model.model_id}: {scores} over {evaluation.rows} bars "
+                f"({evaluation.start:%Y-%m-%d %H:%M} .. {evaluation.end:%Y-%m-%d %H:%M})",
+            )
+
+    @admin.action(description="Promote if it beats the champion", permissions=["change"])
+    def promote_if_better(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
+        for model in queryset.select_related("instrument"):
+            try:
+                decision = services.model_promote_if_better(candidate=model)
+            except (TrainingInputError, ArtifactError) as error:
+                self.message_user(request, f"{model.model_id}: {error}", messages.WARNING)
+                continue
+            verdict = "promoted" if decision.promoted else "not promoted"
+            level = messages.SUCCESS if decision.promoted else messages.INFO
+            self.message_user(request, f"{model.model_id} {verdict}: {decision.reason}", level)
+
+    @admin.action(description="Retire", permissions=["change"])
+    def retire(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
+        for model in queryset:
+            try:
+                services.model_retire(model=model)
+            except TrainingInputError as error:
+                self.message_user(request, str(error), messages.WARNING)
+                continue
+            self.message_user(request, f"{model.model_id} retired.")
+
+
+@admin.register(PromotionDecision)
+class PromotionDecisionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "candidate", "champion", "promoted", "metric", "candidate_value", "champion_value", "margin",
+        "holdout_rows", "created_at",
+    )  # fmt: skip
+    list_filter = ("promoted", "metric")
+    list_select_related = ("candidate", "champion")
+    search_fields = ("candidate__model_id", "champion__model_id", "reason")
+    date_hierarchy = "created_at"
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ("slot", "status", "summary", "started_at", "finished_at")
+    list_filter = ("status",)
+    date_hierarchy = "slot"
+    fields = ("slot", "status", "progress", "attempts", "error", "started_at", "finished_at", "report_text")
+    readonly_fields = fields
+
+    @admin.display(description="Summary")
+    def summary(self, run: TrainingRun) -> str:
+        counts = run.report.get("summary", {})
+        return ", ".join(f"{name.replace('_', ' ')}: {value}" for name, value in counts.items()) or "-"
+
+    @admin.display(description="What was trained, decided and why")
+    def report_text(self, run: TrainingRun) -> SafeString:
+        return format_html("<pre>{}</pre>", json.dumps(run.report, indent=2))

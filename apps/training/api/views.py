@@ -1,0 +1,111 @@
+"""Training endpoints of the brief: train, list, show, evaluate; and the newest-candle prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.training import selectors, services
+from apps.training.api.serializers import (
+    EvaluateRequestSerializer,
+    EvaluationSerializer,
+    MLModelDetailSerializer,
+    MLModelSerializer,
+    PredictionSerializer,
+    TrainAcceptedSerializer,
+    TrainRequestSerializer,
+    model_url,
+)
+from apps.training.errors import TrainingInputError
+from apps.training.models import MODEL_TYPE_CHOICES, MLModel, Stage
+from workers.training import model_train
+
+
+@contextmanager
+def _field_errors() -> Iterator[None]:
+    """A TrainingInputError from a service or selector becomes a 400 naming its field."""
+    try:
+        yield
+    except TrainingInputError as error:
+        raise ValidationError({name: [problem] for name, problem in error.fields.items()}) from None
+
+
+class TrainView(APIView):
+    """Register a model and train it on the training queue: 202 with the URL to poll."""
+
+    @extend_schema(request=TrainRequestSerializer, responses={202: TrainAcceptedSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = TrainRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = services.model_train_request(spec=serializer.validated_data["spec"])
+        model_train.delay_on_commit(model.pk)
+        body = {"model_id": model.model_id, "status": model.stage, "url": model_url(model)}
+        return Response(TrainAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ModelFilter(filters.FilterSet):
+    symbol = filters.CharFilter(method="filter_symbol", help_text="BTCUSDT or BTC/USDT")
+    model_type = filters.ChoiceFilter(choices=MODEL_TYPE_CHOICES)
+    status = filters.ChoiceFilter(field_name="stage", choices=Stage.choices)
+
+    class Meta:
+        model = MLModel
+        fields = ("symbol", "timeframe", "model_type", "status")
+
+    def filter_symbol(self, queryset: QuerySet[MLModel], name: str, value: str) -> QuerySet[MLModel]:
+        return queryset.filter(symbol=value.strip().upper().replace("/", "").replace("-", ""))
+
+
+class ModelListView(generics.ListAPIView):
+    """Registered models, newest first: ``?symbol=BTCUSDT&timeframe=1h&model_type=&status=&limit=10``."""
+
+    serializer_class = MLModelSerializer
+    filterset_class = ModelFilter
+
+    def get_queryset(self) -> QuerySet[MLModel]:
+        return selectors.model_list()
+
+
+class ModelDetailView(APIView):
+    @extend_schema(responses=MLModelDetailSerializer)
+    def get(self, request: Request, model_id: str) -> Response:
+        model = get_object_or_404(
+            selectors.model_list().prefetch_related("promotion_decisions"), model_id=model_id
+        )
+        return Response(MLModelDetailSerializer(model).data)
+
+
+class EvaluateView(APIView):
+    """Metrics over the most recent ``evaluation_period`` days the model never saw."""
+
+    @extend_schema(request=EvaluateRequestSerializer, responses=EvaluationSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = EvaluateRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with _field_errors():
+            evaluation = selectors.model_evaluation(
+                model=serializer.validated_data["model_id"],
+                evaluation_period_days=serializer.validated_data["evaluation_period"],
+            )
+        return Response(EvaluationSerializer(evaluation).data)
+
+
+class PredictView(APIView):
+    """The model's prediction at the close of the newest stored candle."""
+
+    @extend_schema(responses=PredictionSerializer)
+    def get(self, request: Request, model_id: str) -> Response:
+        model = get_object_or_404(selectors.model_list(), model_id=model_id)
+        with _field_errors():
+            prediction = selectors.model_prediction(model=model)
+        return Response(PredictionSerializer(prediction).data)

@@ -1,0 +1,1 @@
+"""`manage.py train_model`."""

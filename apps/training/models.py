@@ -1,0 +1,122 @@
+"""The model registry: trained models with their artifacts, promotion decisions and the 6-hourly runs."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.core.models import Job
+from apps.market.models import TIMEFRAME_CHOICES, Instrument
+from apps.training.domain.labels import ModelType as DomainModelType
+
+MODEL_TYPE_CHOICES = [(t.value, t.value) for t in DomainModelType]
+
+
+class Stage(models.TextChoices):
+    """Where a model is in its life: the ``status`` of the training API."""
+
+    TRAINING = "training"
+    CANDIDATE = "candidate"
+    CHAMPION = "champion"
+    RETIRED = "retired"
+    FAILED = "failed"
+
+
+class MLModel(Job):
+    """One trained (or training) model and everything needed to use it again.
+
+    Two states live side by side: the inherited job ``status`` (pending, running, completed,
+    failed) is the training job's, claimed by a worker; ``stage`` is the registry's (training,
+    candidate, champion, retired, failed) and is what the API calls ``status``. At most one
+    champion exists per instrument, timeframe and model type.
+
+    The artifact is the booster in xgboost's own UBJSON format; ``artifact_sha256`` is checked
+    every time it is loaded. ``seen_until`` is the open time of the last bar any training or
+    threshold-choice label read: honest evaluation windows start after it.
+    """
+
+    model_id = models.CharField(max_length=120, unique=True)
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="ml_models")
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
+    model_type = models.CharField(max_length=32, choices=MODEL_TYPE_CHOICES)
+    horizon = models.PositiveIntegerField(help_text="Bars ahead the model predicts")
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.TRAINING, db_index=True)
+    feature_set = models.JSONField(help_text="Name, version and feature specs (FeatureSet.to_dict())")
+    hyperparameters = models.JSONField(default=dict)
+    lookback_period = models.PositiveIntegerField(help_text="Bars of history the model was trained on")
+    train_start = models.DateTimeField(null=True, blank=True, help_text="Open time of the first training row")
+    train_end = models.DateTimeField(null=True, blank=True, help_text="Open time of the last test row")
+    seen_until = models.DateTimeField(null=True, blank=True)
+    windows = models.JSONField(default=dict, blank=True, help_text="Train, validation and test windows")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Metrics by split: train, validation, test"
+    )
+    threshold = models.FloatField(null=True, blank=True, help_text="Trading threshold chosen on validation")
+    feature_importances = models.JSONField(default=dict, blank=True)
+    best_iteration = models.PositiveIntegerField(null=True, blank=True)
+    artifact = models.FileField(upload_to="ml_models/", blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name = "ML model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=("instrument", "timeframe", "model_type"),
+                condition=models.Q(stage=Stage.CHAMPION),
+                name="one_champion_per_series_and_type",
+            )
+        ]
+        indexes = [models.Index(fields=("instrument", "timeframe", "model_type", "stage"))]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+    @property
+    def is_usable(self) -> bool:
+        """Trained and stored: it can predict and be evaluated."""
+        return bool(self.artifact_sha256) and self.stage in (Stage.CANDIDATE, Stage.CHAMPION, Stage.RETIRED)
+
+
+class PromotionDecision(models.Model):
+    """A candidate compared with the champion of its series on the same holdout, and the outcome."""
+
+    candidate = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="promotion_decisions")
+    champion = models.ForeignKey(
+        MLModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="defences"
+    )
+    metric = models.CharField(max_length=32)
+    margin = models.FloatField()
+    candidate_value = models.FloatField(null=True, blank=True)
+    champion_value = models.FloatField(null=True, blank=True)
+    holdout_start = models.DateTimeField(null=True, blank=True)
+    holdout_end = models.DateTimeField(null=True, blank=True)
+    holdout_rows = models.PositiveIntegerField(default=0)
+    promoted = models.BooleanField(default=False)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        verdict = "promoted" if self.promoted else "kept"
+        return f"{self.candidate.model_id}: {verdict} ({self.metric})"
+
+
+class TrainingRun(Job):
+    """One 6-hourly retraining job; unique per slot, so a repeated beat message adds nothing.
+
+    ``report`` lists, for every instrument and timeframe, the candle fetch and each model type
+    trained, with its promotion decision and the ml_signal parameter changes it implies.
+    """
+
+    slot = models.DateTimeField(unique=True, help_text="Start of the 6-hour slot (UTC)")
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-slot",)
+
+    def __str__(self) -> str:
+        return f"Training run {self.slot:%Y-%m-%d %H:%M} ({self.status})"

@@ -1,0 +1,8 @@
+"""Signals other apps subscribe to: the training app announces, it never calls them (it sits below them)."""
+
+from django.dispatch import Signal
+
+# Sent after the transaction that made a new champion commits, with keyword arguments ``champion``
+# (the new MLModel), ``retired`` (the previous champion or None) and ``update`` (its
+# ``services.MLSignalUpdate``: the parameter changes for ml_signal strategies on that series).
+champion_promoted = Signal()

@@ -1,0 +1,1 @@
+"""Integration tests of the training app: registry, API, worker, promotion, scheduled runs, ML series."""

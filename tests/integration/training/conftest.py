@@ -1,0 +1,45 @@
+"""Fixtures for training tests: real BTCUSD 1h candles, media in a temporary folder, small lookbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.training import selectors, services
+from apps.training.models import MLModel
+from tests.integration.market.conftest import btc_hourly  # noqa: F401  (the shipped real candles)
+
+FAST_LOOKBACK = 1000
+
+
+@pytest.fixture(autouse=True)
+def _training_settings(settings, tmp_path, monkeypatch):
+    """Artifacts go to a temporary media folder (a worker process started by the test too); the
+    exchanges are unreachable, so nothing leaves the machine; models train on few bars."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    monkeypatch.setenv("MEDIA_ROOT", settings.MEDIA_ROOT)
+    settings.CCXT_URLS_OVERRIDE = {"coinbase": "http://127.0.0.1:9", "binance": "http://127.0.0.1:9"}
+    settings.CCXT_MAX_RETRIES = 0
+    settings.TRAINING_LOOKBACK_BARS = FAST_LOOKBACK
+    settings.TRAINING_WALK_FORWARD_STEP = 1000
+    # Boosters are cached per process by file name and sha256; each test starts from storage.
+    selectors._stored_booster.cache_clear()
+
+
+def train_now(
+    *,
+    lookback: int = FAST_LOOKBACK,
+    model_type: str = "price_prediction",
+    hyperparameters: dict | None = None,
+) -> MLModel:
+    """Train a BTCUSD 1h model synchronously, as a worker would."""
+    spec = services.training_spec_build(
+        symbol="BTCUSD",
+        timeframe="1h",
+        model_type=model_type,
+        lookback_period=lookback,
+        hyperparameters=hyperparameters,
+    )
+    model = services.model_train(model_pk=services.model_train_request(spec=spec).pk)
+    assert model is not None
+    assert model.stage == "candidate", model.error
+    return model

@@ -1,0 +1,101 @@
+"""The 6-hourly job: fetch, train, evaluate, promote; once per slot, and still useful offline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from apps.market import selectors as market
+from apps.market import services as market_services
+from apps.training import services
+from apps.training.models import MLModel, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+SLOT = datetime(2019, 10, 17, 12, 0, tzinfo=UTC)
+
+
+def test_slots_start_at_hours_0_6_12_and_18_utc():
+    assert services.run_slot(datetime(2019, 10, 17, 17, 59, 59, tzinfo=UTC)) == SLOT
+    assert services.run_slot(datetime(2019, 10, 17, 18, 0, tzinfo=UTC)) == SLOT.replace(hour=18)
+    assert services.run_slot(datetime(2019, 10, 18, 5, 0, tzinfo=UTC)) == datetime(2019, 10, 18, tzinfo=UTC)
+
+
+def test_a_run_trains_each_series_records_its_offline_fetch_and_promotes_the_first_champion(btc_hourly):
+    run = services.training_run_for_slot(now=SLOT.replace(minute=3))
+
+    assert run.status == "completed"
+    assert run.slot == SLOT
+    [series] = run.report["series"]
+    assert (series["symbol"], series["exchange"], series["timeframe"]) == ("BTCUSD", "coinbase", "1h")
+    assert series["fetch"]["status"] == "failed"
+    assert "Error" in series["fetch"]["message"]
+    [outcome] = series["models"]
+    model = MLModel.objects.get(model_id=outcome["model_id"])
+    assert (model.stage, model.lookback_period, outcome["promoted"]) == ("champion", 1000, True)
+    assert outcome["decision"]["metric"] == "roc_auc"
+    assert "no champion" in outcome["reason"]
+    assert outcome["ml_signal_update"]["parameters"] == {"ml_proba_threshold": model.threshold}
+    assert run.report["summary"] == {"series": 1, "models_trained": 1, "promoted": 1, "fetch_failures": 1}
+
+
+def test_a_second_run_in_the_same_slot_does_nothing(btc_hourly):
+    first = services.training_run_for_slot(now=SLOT)
+
+    again = services.training_run_for_slot(now=SLOT.replace(hour=17, minute=59))
+
+    assert again is None
+    assert TrainingRun.objects.count() == 1
+    assert MLModel.objects.count() == 1
+    assert TrainingRun.objects.get().finished_at == first.finished_at
+
+
+def test_the_next_slot_trains_a_new_candidate_and_weighs_it_against_the_champion(settings, btc_hourly):
+    services.training_run_for_slot(now=SLOT)
+    settings.TRAINING_PROMOTION_MARGIN = {"price_prediction": 1.0}  # no candidate can beat that
+
+    later = services.training_run_for_slot(now=SLOT.replace(hour=18))
+
+    [outcome] = later.report["series"][0]["models"]
+    assert TrainingRun.objects.count() == 2
+    assert (outcome["stage"], outcome["promoted"]) == ("candidate", False)
+    assert outcome["decision"]["champion"] == MLModel.objects.get(stage="champion").model_id
+    assert "does not beat the margin 1" in outcome["reason"]
+
+
+def test_each_configured_model_type_is_trained_on_at_most_the_stored_history(settings, btc_hourly):
+    settings.TRAINING_MODEL_TYPES = ["price_prediction", "return_prediction"]
+    settings.TRAINING_LOOKBACK_BARS = 1_000_000  # more than stored: the run trains on all there is
+
+    run = services.training_run_for_slot(now=SLOT)
+
+    outcomes = run.report["series"][0]["models"]
+    assert [o["model_type"] for o in outcomes] == ["price_prediction", "return_prediction"]
+    assert all(o["promoted"] for o in outcomes)
+    assert MLModel.objects.get(model_type="return_prediction").lookback_period == 20111 - 500
+
+
+def test_inactive_instruments_and_timeframes_not_trained_on_are_skipped(settings, btc_hourly):
+    settings.TRAINING_TIMEFRAMES = ["4h"]
+    assert services.training_run_for_slot(now=SLOT).report["series"] == []
+
+    settings.TRAINING_TIMEFRAMES = ["1h"]
+    btc_hourly.active = False
+    btc_hourly.save()
+    assert services.training_run_for_slot(now=SLOT.replace(hour=18)).report["series"] == []
+
+
+def test_a_series_with_too_little_history_is_reported_and_the_run_goes_on(btc_hourly):
+    short = market_services.instrument_get_or_create(symbol="ETHUSD", exchange="coinbase", timeframes=["1h"])
+    recent = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=600)
+    market_services.candles_store(instrument=short, timeframe="1h", frame=recent)
+
+    run = services.training_run_for_slot(now=SLOT)
+
+    by_symbol = {series["symbol"]: series["models"][0] for series in run.report["series"]}
+    assert by_symbol["BTCUSD"]["promoted"]
+    assert by_symbol["ETHUSD"]["model_id"] is None
+    assert "not trained" in by_symbol["ETHUSD"]["reason"]
+    assert "lookback_period" in by_symbol["ETHUSD"]["reason"]
+    assert run.status == "completed"
