@@ -25,4 +25,8 @@ def test_a_champion_appears_with_its_live_accuracy(anon_client, btc_hourly):
 
 def test_without_a_champion_it_says_so(anon_client, db):
     monitor = anon_client.get("/api/health").json()["components"]["performance_monitor"]
-    assert (monitor["status"], monitor["message"], monitor["models"]) == ("healthy", "No champion model yet", [])
+    assert (monitor["status"], monitor["message"], monitor["models"]) == (
+        "healthy",
+        "No champion model yet",
+        [],
+    )
