@@ -24,6 +24,7 @@ install-dev: $(VENV)/.installed-dev
 setup: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) load_demo_data
+	$(MANAGE) load_demo_strategies
 	$(MANAGE) sync_schedules
 	$(MANAGE) bootstrap_admin
 

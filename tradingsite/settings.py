@@ -373,7 +373,7 @@ STRATEGY_RETIRE_MIN_SHARPE = env.float("STRATEGY_RETIRE_MIN_SHARPE", default=-1.
 STRATEGY_RETIRE_MAX_UNDERPERFORMANCE_PCT = env.float("STRATEGY_RETIRE_MAX_UNDERPERFORMANCE_PCT", default=30.0)
 # Otherwise it re-optimises walk-forward on the current values times these multipliers, and adopts the
 # best in-sample values only when their out-of-sample objective beats the current one by the margin.
-STRATEGY_REOPTIMIZE_MULTIPLIERS = [float(m) for m in env.list("STRATEGY_REOPTIMIZE_MULTIPLIERS", default=["0.8", "1.25"])]
+STRATEGY_REOPTIMIZE_MULTIPLIERS = env.list("STRATEGY_REOPTIMIZE_MULTIPLIERS", cast=float, default=[0.8, 1.25])
 STRATEGY_REOPTIMIZE_FOLDS = env.int("STRATEGY_REOPTIMIZE_FOLDS", default=3)
 STRATEGY_REOPTIMIZE_OBJECTIVE = env.str("STRATEGY_REOPTIMIZE_OBJECTIVE", default="sharpe_ratio")
 STRATEGY_REOPTIMIZE_MARGIN = env.float("STRATEGY_REOPTIMIZE_MARGIN", default=0.2)

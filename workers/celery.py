@@ -18,6 +18,7 @@ QUEUES = ("default", "backtests", "training", "llm", "orders")
 ROUTES = {
     "strategies.backtest_": "backtests",
     "strategies.optimize_": "backtests",
+    "strategies.daily_": "backtests",
     "training.": "training",
     "llm.": "llm",
     "strategies.generate_": "llm",
@@ -25,7 +26,12 @@ ROUTES = {
 }
 
 # One task module per domain; each issue that adds a domain's jobs adds its module here.
-TASK_MODULES = ("workers.health", "workers.market", "workers.training", "workers.strategies")
+TASK_MODULES = (
+    "workers.health",
+    "workers.market",
+    "workers.training",
+    "workers.strategies",
+)
 
 
 def queue_for(task_name: str) -> str:

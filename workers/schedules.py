@@ -61,6 +61,15 @@ SCHEDULES: tuple[Schedule, ...] = (
         "promote it if it beats the champion on the same holdout.",
     ),
     Schedule(
+        name="strategies: daily update at 02:00 UTC",
+        task="strategies.daily_update",
+        minute="0",
+        hour="2",
+        expires_seconds=3600,
+        description="Backtest active strategies on recent bars, retire underperformers, "
+        "re-optimise and adopt better parameters.",
+    ),
+    Schedule(
         name="health: prune old snapshots daily",
         task="health.snapshots_prune",
         minute="17",

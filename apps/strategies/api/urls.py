@@ -1,3 +1,27 @@
-"""Routes of the strategies API (mounted under /api/)."""
+"""Routes of the strategies API (mounted under /api/); fixed paths come before ``<strategy_id>``."""
 
-urlpatterns: list = []
+from apps.core.api import api_path
+from apps.strategies.api import views
+
+urlpatterns = [
+    api_path("strategies", views.StrategiesView.as_view(), name="strategies"),
+    api_path("strategies/backtest", views.BacktestCreateView.as_view(), name="strategies-backtest"),
+    api_path(
+        "strategies/backtests/<int:backtest_id>",
+        views.BacktestDetailView.as_view(),
+        name="strategies-backtest-detail",
+    ),
+    api_path("strategies/optimize", views.OptimizeView.as_view(), name="strategies-optimize"),
+    api_path(
+        "strategies/optimizations/<int:run_id>",
+        views.OptimizationDetailView.as_view(),
+        name="strategies-optimization-detail",
+    ),
+    api_path(
+        "strategies/<strategy_id>/versions", views.VersionListView.as_view(), name="strategies-versions"
+    ),
+    api_path(
+        "strategies/<strategy_id>/decisions", views.DecisionListView.as_view(), name="strategies-decisions"
+    ),
+    api_path("strategies/<strategy_id>", views.StrategyDetailView.as_view(), name="strategies-detail"),
+]

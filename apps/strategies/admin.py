@@ -1,0 +1,307 @@
+"""Admin pages of the strategies app: strategies (backtest/activate/pause/retire), their versions,
+backtests with an equity chart and the trades, optimisation runs, decisions and daily update runs.
+
+Strategies are created and edited through the API or the commands, which validate their rules and
+keep versions; here they are read, and their status is changed with actions that record a decision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from apps.core.models import JobStatus
+from apps.strategies import selectors, services
+from apps.strategies.models import (
+    Backtest,
+    JobTrigger,
+    OptimizationRun,
+    Strategy,
+    StrategyDecision,
+    StrategyStatus,
+    StrategyUpdateRun,
+    StrategyVersion,
+)
+from workers.strategies import backtest_run
+
+MAX_TRADE_ROWS = 500
+MAX_TRIAL_ROWS = 200
+REPORT_METRICS = (
+    ("Total return %", "total_return_pct"),
+    ("CAGR %", "cagr_pct"),
+    ("Buy-and-hold return %", "buy_and_hold_return_pct"),
+    ("Sharpe ratio", "sharpe_ratio"),
+    ("Sortino ratio", "sortino_ratio"),
+    ("Calmar ratio", "calmar_ratio"),
+    ("Max drawdown %", "max_drawdown_pct"),
+    ("Volatility %", "volatility_pct"),
+    ("Trades", "num_trades"),
+    ("Win rate %", "win_rate_pct"),
+    ("Profit factor", "profit_factor"),
+    ("Expectancy %", "expectancy_pct"),
+    ("Exposure %", "exposure_pct"),
+    ("Fees paid", "fees_paid"),
+    ("Final equity", "final_equity"),
+)
+TRADE_COLUMNS = (
+    "entry_time", "exit_time", "side", "entry_price", "exit_price", "quantity", "pnl", "return_pct",
+    "exit_reason",
+)  # fmt: skip
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the services: viewable and deletable, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _number(value: object) -> str:
+    return "-" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+
+def _metric(name: str) -> Any:
+    @admin.display(description=name.replace("_pct", " %").replace("_", " "))
+    def show(self: admin.ModelAdmin, job: Backtest) -> str:
+        return _number(job.metrics.get(name))
+
+    return show
+
+
+class VersionInline(ReadOnlyInline):
+    model = StrategyVersion
+    fields = ("number", "source", "reason", "parameters", "rules", "created_at")
+    show_change_link = False
+
+
+class DecisionInline(ReadOnlyInline):
+    model = StrategyDecision
+    fields = ("created_at", "kind", "reason", "numbers")
+    show_change_link = False
+    fk_name = "strategy"
+
+
+@admin.register(Strategy)
+class StrategyAdmin(admin.ModelAdmin):
+    list_display = (
+        "strategy_id", "name", "type", "symbol", "timeframe", "status", "source", "version", "updated_at",
+    )  # fmt: skip
+    list_filter = ("status", "type", "source", "timeframe", "instrument")
+    list_select_related = ("instrument", "current_version")
+    search_fields = ("strategy_id", "name")
+    fields = (
+        "strategy_id", "name", "type", "instrument", "timeframe", "status", "source", "version",
+        "created_at", "updated_at",
+    )  # fmt: skip
+    readonly_fields = fields
+    inlines = (VersionInline, DecisionInline)
+    actions = ("backtest_now", "activate", "pause", "retire")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Version")
+    def version(self, strategy: Strategy) -> int | None:
+        return strategy.current_version and strategy.current_version.number
+
+    @admin.display(description="Symbol", ordering="instrument__symbol")
+    def symbol(self, strategy: Strategy) -> str:
+        return strategy.symbol
+
+    @admin.action(description="Backtest on every stored candle (on a worker)")
+    def backtest_now(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        enqueued = 0
+        for strategy in queryset.select_related("instrument", "current_version"):
+            span = selectors.stored_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
+            try:
+                if span is None:
+                    raise services.StrategyInputError({"timeframe": [f"no {strategy.timeframe} candles"]})
+                backtest = services.backtest_create(
+                    strategy=strategy, start=span[0], end=span[1], trigger=JobTrigger.ADMIN
+                )
+            except services.StrategyInputError as error:
+                self.message_user(request, f"{strategy.strategy_id}: {error}", messages.WARNING)
+                continue
+            backtest_run.delay_on_commit(backtest.pk)
+            enqueued += 1
+        self.message_user(request, f"Enqueued {enqueued} backtest(s); see Backtests.", messages.SUCCESS)
+
+    @admin.action(description="Activate")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        self._set_status(request, queryset, StrategyStatus.ACTIVE)
+
+    @admin.action(description="Pause")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        self._set_status(request, queryset, StrategyStatus.PAUSED)
+
+    @admin.action(description="Retire")
+    def retire(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        self._set_status(request, queryset, StrategyStatus.RETIRED)
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Strategy], status: str) -> None:
+        reason = f"set to {status} in the admin by {request.user}"
+        changed = [services.strategy_update(strategy=s, status=status, reason=reason) for s in queryset]
+        self.message_user(request, f"{len(changed)} strateg(y/ies) set to {status}.", messages.SUCCESS)
+
+
+@admin.register(Backtest)
+class BacktestAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id", "strategy", "version_number", "trigger", "status", "start", "end",
+        "total_return", "buy_and_hold", "sharpe", "max_drawdown", "trades", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "trigger")
+    list_select_related = ("strategy", "version")
+    search_fields = ("strategy__strategy_id",)
+    date_hierarchy = "created_at"
+    exclude = ("metrics", "trades", "equity_curve", "benchmark")
+    change_form_template = "admin/strategies/backtest/change_form.html"
+
+    total_return = _metric("total_return_pct")
+    buy_and_hold = _metric("buy_and_hold_return_pct")
+    sharpe = _metric("sharpe_ratio")
+    max_drawdown = _metric("max_drawdown_pct")
+    trades = _metric("num_trades")
+
+    @admin.display(description="Version", ordering="version__number")
+    def version_number(self, backtest: Backtest) -> int:
+        return backtest.version.number
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        backtest = self.get_object(request, object_id)
+        context = {**(extra_context or {}), **(_report_context(backtest) if backtest else {})}
+        return super().change_view(request, object_id, form_url, context)
+
+
+def _report_context(backtest: Backtest) -> dict[str, Any]:
+    """Metrics, the equity curves (epoch seconds for the chart) and the first trades of a backtest."""
+    if backtest.status != JobStatus.COMPLETED:
+        return {}
+    hold = backtest.benchmark["equity_curve"]
+    return {
+        "metric_rows": [(label, _number(backtest.metrics.get(key))) for label, key in REPORT_METRICS],
+        "equity_chart": {
+            "strategy": _points(backtest.equity_curve),
+            "buyAndHold": _points(hold),
+        },
+        "trade_columns": TRADE_COLUMNS,
+        "trade_rows": [[_number(t[c]) for c in TRADE_COLUMNS] for t in backtest.trades[:MAX_TRADE_ROWS]],
+        "trade_count": len(backtest.trades),
+    }
+
+
+def _points(curve: dict[str, list]) -> list[dict[str, float]]:
+    return [
+        {"time": int(datetime.fromisoformat(t).timestamp()), "value": v}
+        for t, v in zip(curve["times"], curve["equity"], strict=True)
+        if v is not None
+    ]
+
+
+@admin.register(OptimizationRun)
+class OptimizationRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id", "strategy", "trigger", "status", "method", "objective", "n_trials", "folds",
+        "chunks_done", "chunks_total", "best_params", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "trigger", "method", "objective")
+    list_select_related = ("strategy",)
+    search_fields = ("strategy__strategy_id",)
+    date_hierarchy = "created_at"
+    exclude = ("trials", "summary", "fold_layout")
+    readonly_fields = ("overview", "folds_table", "trials_table")
+
+    @admin.display(description="Summary")
+    def overview(self, run: OptimizationRun) -> SafeString | str:
+        summary = run.summary
+        if not summary:
+            return "-"
+        return format_html(
+            "best parameters {} · in-sample {} {} · out-of-sample {} · walk-forward efficiency {} · "
+            "{} trial(s) rejected · {}",
+            run.best_params,
+            run.objective,
+            _number(summary["in_sample_objective"]),
+            _number(summary["out_of_sample_objective"]),
+            _number(summary["walk_forward_efficiency"]),
+            summary["failed"],
+            summary["warning"] or "no overfitting warning",
+        )
+
+    @admin.display(description="Folds: the in-sample pick and how it did out of sample")
+    def folds_table(self, run: OptimizationRun) -> SafeString | str:
+        objective = run.objective
+        rows = [
+            (
+                pick["fold"],
+                pick["best_params"],
+                _number(pick["in_sample"][objective]),
+                _number(pick["out_of_sample"] and pick["out_of_sample"][objective]),
+                _number(pick["in_sample"]["total_return_pct"]),
+                _number(pick["out_of_sample"] and pick["out_of_sample"]["total_return_pct"]),
+            )
+            for pick in run.summary.get("folds", [])
+        ]
+        header = ("Fold", "Params", f"IS {objective}", f"OOS {objective}", "IS return %", "OOS return %")
+        return _html_table(header, rows)
+
+    @admin.display(description="Trials")
+    def trials_table(self, run: OptimizationRun) -> SafeString | str:
+        rows = [
+            (
+                t["index"],
+                t["params"],
+                t.get("error") or _number(t["in_sample_objective"]),
+                "" if "error" in t else _number(t["out_of_sample_objective"]),
+            )
+            for t in run.trials[:MAX_TRIAL_ROWS]
+        ]
+        return _html_table(("Trial", "Params", "IS objective (or error)", "OOS objective"), rows)
+
+
+def _html_table(header: tuple[str, ...], rows: list[tuple]) -> SafeString | str:
+    if not rows:
+        return "-"
+    head = format_html_join("", "<th>{}</th>", ((name,) for name in header))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((v,) for v in row)),) for row in rows)
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+@admin.register(StrategyDecision)
+class StrategyDecisionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "strategy", "kind", "reason", "update_run", "backtest", "optimization")
+    list_filter = ("kind",)
+    list_select_related = ("strategy",)
+    search_fields = ("strategy__strategy_id", "reason")
+    date_hierarchy = "created_at"
+
+
+@admin.register(StrategyUpdateRun)
+class StrategyUpdateRunAdmin(ReadOnlyAdmin):
+    list_display = ("date", "status", "summary", "started_at", "finished_at")
+    list_filter = ("status",)

@@ -1,0 +1,237 @@
+"""Input and output shapes of the strategies API.
+
+Input serializers check shapes and look names up; the strategy document itself (rules, parameters,
+indicators) and the windows are checked by the services, whose StrategyInputError becomes a 400.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.core.models import JobStatus
+from apps.market import selectors as market
+from apps.market.domain.candles import TIMEFRAMES
+from apps.strategies import selectors
+from apps.strategies.engine.optimize import MAX_TRIALS, OBJECTIVES
+from apps.strategies.models import (
+    Backtest,
+    JobTrigger,
+    OptimizationMethod,
+    OptimizationRun,
+    Strategy,
+    StrategyDecision,
+    StrategyStatus,
+    StrategyType,
+    StrategyVersion,
+)
+from apps.strategies.services import DEFAULT_CAPITAL, DEFAULT_COMMISSION
+
+CREATE_STATUSES = (StrategyStatus.DRAFT, StrategyStatus.ACTIVE, StrategyStatus.PAUSED)
+
+
+class InlineChoiceField(serializers.ChoiceField):
+    """A choice field the API schema shows as a string listing its choices, not as an enum component:
+    other apps name their own, different ``status`` and ``trigger`` choices alike, and enum components
+    named after the field would clash (ENUM_NAME_OVERRIDES in the settings could name them instead)."""
+
+
+class InlineChoiceFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = InlineChoiceField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        return {"type": "string", "description": f"one of: {', '.join(self.target.choices)}"}
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class StrategyField(serializers.Field):
+    """A ``strategy_id``, validated into its Strategy; an unknown id is a 400 naming the field."""
+
+    def to_internal_value(self, data: Any) -> Strategy:
+        if not isinstance(data, str) or not data.strip():
+            raise serializers.ValidationError("give a strategy_id such as strategy_RSI_BTCUSD_20240101120000")
+        try:
+            return selectors.strategy_get(strategy_id=data.strip())
+        except Strategy.DoesNotExist:
+            raise serializers.ValidationError(f"unknown strategy {data!r}") from None
+
+    def to_representation(self, value: Strategy) -> str:
+        return value.strategy_id
+
+
+class DocumentSerializer(serializers.Serializer):
+    """The brief's strategy document; rules are checked in full by the service."""
+
+    parameters = serializers.DictField(default=dict)
+    indicators = serializers.ListField(child=serializers.JSONField(), default=list)
+    rules = serializers.ListField(child=serializers.JSONField(), allow_empty=True)
+
+
+class StrategyCreateSerializer(DocumentSerializer):
+    name = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=StrategyType.choices)
+    symbol = serializers.CharField(max_length=40)
+    exchange = serializers.CharField(max_length=32, required=False)
+    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES))
+    status = InlineChoiceField(choices=CREATE_STATUSES, default=StrategyStatus.DRAFT)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["instrument"] = market.instrument_resolve(
+                symbol=attrs.pop("symbol"), exchange=attrs.pop("exchange", None)
+            )
+        except market.InstrumentNotFound as error:
+            raise serializers.ValidationError({"symbol": [str(error)]}) from None
+        return attrs
+
+
+class StrategyUpdateSerializer(serializers.Serializer):
+    """PATCH: any of these; changed parameters, indicators or rules make a new version."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    type = serializers.ChoiceField(choices=StrategyType.choices, required=False)
+    status = InlineChoiceField(choices=StrategyStatus.choices, required=False)
+    parameters = serializers.DictField(required=False)
+    indicators = serializers.ListField(child=serializers.JSONField(), required=False)
+    rules = serializers.ListField(child=serializers.JSONField(), required=False)
+    reason = serializers.CharField(max_length=300, required=False, default="")
+
+
+class StrategySerializer(serializers.ModelSerializer):
+    status = InlineChoiceField(choices=StrategyStatus.choices, read_only=True)
+    symbol = serializers.CharField(source="instrument.symbol")
+    exchange = serializers.CharField(source="instrument.exchange")
+    version = serializers.IntegerField(source="current_version.number")
+    parameters = serializers.JSONField(source="current_version.parameters")
+    indicators = serializers.JSONField(source="current_version.indicators")
+    rules = serializers.JSONField(source="current_version.rules")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Strategy
+        fields = (
+            "strategy_id", "name", "type", "symbol", "exchange", "timeframe", "status", "source", "version",
+            "parameters", "indicators", "rules", "created_at", "updated_at", "url",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_url(self, strategy: Strategy) -> str:
+        return reverse("strategies-detail", kwargs={"strategy_id": strategy.strategy_id})
+
+
+class StrategyDeletedSerializer(serializers.Serializer):
+    strategy_id = serializers.CharField()
+    deleted = serializers.BooleanField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StrategyVersion
+        fields = ("number", "parameters", "indicators", "rules", "source", "reason", "created_at")
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    strategy_id = serializers.CharField(source="strategy.strategy_id")
+
+    class Meta:
+        model = StrategyDecision
+        fields = (
+            "id", "strategy_id", "kind", "reason", "numbers", "update_run", "backtest", "optimization",
+            "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class CostsSerializer(serializers.Serializer):
+    initial_capital = serializers.DecimalField(
+        max_digits=20, decimal_places=2, min_value=Decimal("0.01"), default=DEFAULT_CAPITAL
+    )
+    commission = serializers.FloatField(min_value=0.0, max_value=0.5, default=DEFAULT_COMMISSION)
+    slippage = serializers.FloatField(min_value=0.0, max_value=0.5, default=0.0)
+
+
+class BacktestRequestSerializer(CostsSerializer):
+    """The brief's body: ``strategy_id``, ``start_date``, ``end_date``, ``initial_capital``."""
+
+    strategy_id = StrategyField()
+    start_date = serializers.DateTimeField()
+    end_date = serializers.DateTimeField()
+
+
+class AcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    strategy_id = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.CharField(help_text="Poll this URL until status is completed or failed.")
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """Fields of every strategy job; the results appear once it is completed."""
+
+    strategy_id = serializers.CharField(source="strategy.strategy_id")
+    version = serializers.IntegerField(source="version.number")
+    status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
+    trigger = InlineChoiceField(choices=JobTrigger.choices, read_only=True)
+    results: tuple[str, ...] = ()
+
+    def to_representation(self, instance: Backtest | OptimizationRun) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.status != JobStatus.COMPLETED:
+            for name in self.results:
+                data.pop(name)
+        return data
+
+
+class BacktestSerializer(JobSerializer):
+    results = ("metrics", "trades", "equity_curve", "benchmark")
+
+    class Meta:
+        model = Backtest
+        fields = (
+            "id", "strategy_id", "version", "trigger", "status", "progress", "error", "start", "end",
+            "initial_capital", "commission", "slippage", "bars", "created_at", "started_at", "finished_at",
+            "metrics", "trades", "equity_curve", "benchmark",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class OptimizationRequestSerializer(CostsSerializer):
+    strategy_id = StrategyField()
+    space = serializers.DictField(
+        help_text='{"param": [values]} or {"param": {"min": 10, "max": 20, "step": 2}} '
+        '(random: also {"min", "max"})'
+    )
+    method = serializers.ChoiceField(choices=OptimizationMethod.choices, default=OptimizationMethod.GRID)
+    n_trials = serializers.IntegerField(
+        min_value=1, max_value=MAX_TRIALS, default=50, help_text="random only"
+    )
+    seed = serializers.IntegerField(default=0)
+    objective = serializers.ChoiceField(choices=list(OBJECTIVES), default="sharpe_ratio")
+    folds = serializers.IntegerField(min_value=0, max_value=20, default=3, help_text="0: in-sample only")
+    anchored = serializers.BooleanField(default=False)
+    start_date = serializers.DateTimeField(required=False, help_text="default: the first stored candle")
+    end_date = serializers.DateTimeField(required=False, help_text="default: the last stored candle")
+
+
+class OptimizationSerializer(JobSerializer):
+    results = ("trials", "best_params", "summary")
+
+    class Meta:
+        model = OptimizationRun
+        fields = (
+            "id", "strategy_id", "version", "trigger", "status", "progress", "error", "start", "end", "bars",
+            "initial_capital", "commission", "slippage", "space", "method", "n_trials", "seed", "objective",
+            "folds", "anchored", "chunks_total", "chunks_done", "created_at", "started_at", "finished_at",
+            "best_params", "summary", "trials",
+        )  # fmt: skip
+        read_only_fields = fields

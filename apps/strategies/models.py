@@ -1,0 +1,224 @@
+"""Strategies and their versions, backtests, optimisation runs, and the decisions of the daily update."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from apps.core.models import Job
+from apps.market.models import TIMEFRAME_CHOICES, Instrument
+
+
+class StrategyType(models.TextChoices):
+    MEAN_REVERSION = "mean_reversion"
+    TREND_FOLLOWING = "trend_following"
+    MOMENTUM = "momentum"
+    BREAKOUT = "breakout"
+    ML_SIGNAL = "ml_signal"
+    CUSTOM = "custom"
+
+
+class StrategyStatus(models.TextChoices):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    RETIRED = "retired"
+
+
+class StrategySource(models.TextChoices):
+    USER = "user"
+    OPTIMIZER = "optimizer"
+    LLM = "llm"
+
+
+class JobTrigger(models.TextChoices):
+    API = "api", "Requested through the API"
+    ADMIN = "admin", "Requested in the admin"
+    COMMAND = "command", "Run from the command line"
+    DAILY_UPDATE = "daily_update", "The daily strategy update"
+
+
+class Strategy(models.Model):
+    """A rule strategy on one instrument and timeframe; its rules and parameters live in versions."""
+
+    strategy_id = models.CharField(
+        max_length=200, unique=True, help_text="strategy_<Name_With_Underscores>_<SYMBOL>_<YYYYmmddHHMMSS>"
+    )
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=16, choices=StrategyType.choices)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="strategies")
+    timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
+    status = models.CharField(
+        max_length=8, choices=StrategyStatus.choices, default=StrategyStatus.DRAFT, db_index=True
+    )
+    source = models.CharField(max_length=10, choices=StrategySource.choices, default=StrategySource.USER)
+    # Set right after the first version is created; null only inside that transaction.
+    current_version = models.ForeignKey(
+        "StrategyVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name_plural = "strategies"
+
+    def __str__(self) -> str:
+        return self.strategy_id
+
+    @property
+    def symbol(self) -> str:
+        return self.instrument.symbol
+
+
+class StrategyVersion(models.Model):
+    """The rules, parameters and indicators of a strategy at one point; a change makes a new one."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    parameters = models.JSONField(default=dict, blank=True)
+    indicators = models.JSONField(default=list, blank=True)
+    rules = models.JSONField(default=list, help_text='[{"condition", "action", "priority"}]')
+    source = models.CharField(max_length=10, choices=StrategySource.choices, default=StrategySource.USER)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("strategy", "-number")
+        constraints = [
+            models.UniqueConstraint(fields=("strategy", "number"), name="strategy_version_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy.strategy_id} v{self.number}"
+
+
+class Backtest(Job):
+    """One backtest of one strategy version over a window of stored candles."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="backtests")
+    version = models.ForeignKey(StrategyVersion, on_delete=models.RESTRICT, related_name="backtests")
+    trigger = models.CharField(max_length=12, choices=JobTrigger.choices, default=JobTrigger.API)
+    start = models.DateTimeField(help_text="First candle open time of the window (UTC, inclusive)")
+    end = models.DateTimeField(help_text="Last candle open time of the window (UTC, inclusive)")
+    initial_capital = models.DecimalField(max_digits=20, decimal_places=2)
+    commission = models.FloatField(default=0.001, help_text="Fraction of each fill's notional")
+    slippage = models.FloatField(default=0.0, help_text="Fraction of each fill's price, against the trader")
+    bars = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    trades = models.JSONField(default=list, blank=True)
+    equity_curve = models.JSONField(default=dict, blank=True, help_text='{"times": [...], "equity": [...]}')
+    benchmark = models.JSONField(
+        default=dict, blank=True, help_text="Buy and hold over the same bars: return, CAGR and equity curve"
+    )
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"Backtest {self.pk} of {self.strategy.strategy_id} v{self.version.number}"
+
+
+class OptimizationMethod(models.TextChoices):
+    GRID = "grid"
+    RANDOM = "random"
+
+
+class OptimizationRun(Job):
+    """A walk-forward parameter search, computed in chunks that any number of workers share."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="optimizations")
+    version = models.ForeignKey(StrategyVersion, on_delete=models.RESTRICT, related_name="optimizations")
+    trigger = models.CharField(max_length=12, choices=JobTrigger.choices, default=JobTrigger.API)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    bars = models.PositiveIntegerField(help_text="Candles in the window (warm-up bars excluded)")
+    warmup_bars = models.PositiveIntegerField(help_text="Earlier candles loaded to warm indicators up")
+    initial_capital = models.DecimalField(max_digits=20, decimal_places=2)
+    commission = models.FloatField(default=0.001)
+    slippage = models.FloatField(default=0.0)
+    space = models.JSONField(help_text='{"param": [values]} or {"param": {"min", "max", "step"}}')
+    method = models.CharField(max_length=8, choices=OptimizationMethod.choices)
+    n_trials = models.PositiveIntegerField(help_text="Trials evaluated (the grid's size, or as asked)")
+    seed = models.IntegerField(default=0)
+    objective = models.CharField(max_length=32)
+    folds = models.PositiveSmallIntegerField(help_text="Walk-forward folds; 0: in-sample only")
+    anchored = models.BooleanField(default=False)
+    fold_layout = models.JSONField(default=list, help_text="Train/test bar windows of each fold")
+    chunks_total = models.PositiveIntegerField()
+    chunks_done = models.PositiveIntegerField(default=0)
+    # Claimed by the one step that summarises; a stale claim (its worker died) can be taken over.
+    finish_claimed_at = models.DateTimeField(null=True, blank=True)
+    trials = models.JSONField(default=list, blank=True, help_text="Every trial with its objectives")
+    best_params = models.JSONField(null=True, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"Optimisation {self.pk} of {self.strategy.strategy_id} ({self.method}, {self.objective})"
+
+
+class OptimizationChunk(Job):
+    """A slice of an optimisation's trials; claimed like any job, so a redelivery counts once."""
+
+    run = models.ForeignKey(OptimizationRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    trials = models.JSONField(help_text='[{"index", "params"}]')
+    results = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ("run", "index")
+        constraints = [models.UniqueConstraint(fields=("run", "index"), name="optimization_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.index} of optimisation {self.run_id}"
+
+
+class StrategyUpdateRun(Job):
+    """One run of the daily strategy update; unique per date, so a repeated message does nothing."""
+
+    date = models.DateField(unique=True)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-date",)
+
+    def __str__(self) -> str:
+        return f"Strategy update of {self.date}"
+
+
+class DecisionKind(models.TextChoices):
+    EVALUATED = "evaluated"
+    PARAMS_ADOPTED = "params_adopted"
+    PARAMS_REJECTED = "params_rejected"
+    RETIRED = "retired"
+    ACTIVATED = "activated"
+    PAUSED = "paused"
+    EDITED = "edited"
+    SKIPPED = "skipped"
+
+
+class StrategyDecision(models.Model):
+    """Something decided about a strategy, by a user or the daily update, with its numbers and reason."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="decisions")
+    kind = models.CharField(max_length=16, choices=DecisionKind.choices)
+    reason = models.TextField()
+    numbers = models.JSONField(default=dict, blank=True)
+    update_run = models.ForeignKey(
+        StrategyUpdateRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions"
+    )
+    backtest = models.ForeignKey(Backtest, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    optimization = models.ForeignKey(
+        OptimizationRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Not auto_now_add: the daily update dates its decisions by the moment it was run for.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.strategy.strategy_id}: {self.kind}"

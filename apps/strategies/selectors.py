@@ -1,0 +1,184 @@
+"""Reads of the strategies app: strategies and their records, candle windows, and generation needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.utils import timezone
+
+from apps.market import selectors as market
+from apps.market.domain.candles import parse_timeframe
+from apps.market.models import Candle, Instrument
+from apps.strategies.models import (
+    Backtest,
+    DecisionKind,
+    OptimizationRun,
+    Strategy,
+    StrategyDecision,
+    StrategyStatus,
+    StrategyUpdateRun,
+    StrategyVersion,
+)
+
+
+def strategy_list() -> QuerySet[Strategy]:
+    return Strategy.objects.select_related("instrument", "current_version")
+
+
+def strategy_get(*, strategy_id: str) -> Strategy:
+    """The strategy with this id; raises ``Strategy.DoesNotExist``."""
+    return strategy_list().get(strategy_id=strategy_id)
+
+
+def version_list(*, strategy: Strategy) -> QuerySet[StrategyVersion]:
+    return strategy.versions.order_by("-number")
+
+
+def decision_list(*, strategy: Strategy | None = None) -> QuerySet[StrategyDecision]:
+    decisions = StrategyDecision.objects.select_related("strategy")
+    return decisions if strategy is None else decisions.filter(strategy=strategy)
+
+
+def backtest_list() -> QuerySet[Backtest]:
+    return Backtest.objects.select_related("strategy__instrument", "version")
+
+
+def optimization_list() -> QuerySet[OptimizationRun]:
+    return OptimizationRun.objects.select_related("strategy__instrument", "version")
+
+
+def update_run_list() -> QuerySet[StrategyUpdateRun]:
+    return StrategyUpdateRun.objects.all()
+
+
+def has_history(*, strategy: Strategy) -> bool:
+    """Whether anything was recorded about the strategy beyond its first version."""
+    return (
+        strategy.backtests.exists()
+        or strategy.optimizations.exists()
+        or strategy.decisions.exists()
+        or strategy.versions.count() > 1
+    )
+
+
+# --- candles -------------------------------------------------------------------------------------
+# stored_span and window_bars aggregate the market's Candle table directly: the market selectors
+# have no count or first-candle read yet, and loading a window's candles only to count them would
+# make every request slow. They belong in apps.market.selectors.
+
+
+def stored_span(*, instrument: Instrument, timeframe: str) -> tuple[datetime, datetime] | None:
+    """Open times of the first and last stored candle, or None when there are none."""
+    span = Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
+        first=Min("open_time"), last=Max("open_time")
+    )
+    return None if span["first"] is None else (span["first"], span["last"])
+
+
+def window_bars(*, instrument: Instrument, timeframe: str, start: datetime, end: datetime) -> int:
+    """Candles whose open time lies in [start, end]."""
+    return Candle.objects.filter(
+        instrument=instrument, timeframe=timeframe, open_time__gte=start, open_time__lte=end
+    ).count()
+
+
+def series_problem(*, instrument: Instrument, timeframe: str) -> str | None:
+    """Why a strategy cannot run on this instrument and timeframe (no candles), or None."""
+    stored = market.candle_timeframes(instrument=instrument)
+    if timeframe in stored:
+        return None
+    return (
+        f"no {timeframe} candles are stored for {instrument.symbol} on {instrument.exchange}; "
+        f"stored timeframes: {', '.join(sorted(stored)) or 'none'}"
+    )
+
+
+@dataclass(frozen=True)
+class CandleWindow:
+    """Candles of a window with earlier bars in front to warm indicators up; ``first`` is the
+    position of the window's first bar in ``frame``."""
+
+    frame: pd.DataFrame
+    first: int
+
+    @property
+    def bars(self) -> int:
+        return len(self.frame) - self.first
+
+    @property
+    def window(self) -> pd.DataFrame:
+        return self.frame.iloc[self.first :]
+
+
+def candle_window(
+    *,
+    instrument: Instrument,
+    timeframe: str,
+    warmup_bars: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    newest: int | None = None,
+) -> CandleWindow:
+    """The candles in [start, end] (or the ``newest`` ones up to ``end``) and up to ``warmup_bars``
+    before them."""
+    if newest is not None:
+        frame = market.candles_frame(
+            instrument=instrument, timeframe=timeframe, end=end, limit=newest + warmup_bars
+        )
+        return CandleWindow(frame, max(0, len(frame) - newest))
+    if start is None:
+        raise ValueError("candle_window needs start or newest")
+    earliest = pd.Timestamp(start) - warmup_bars * parse_timeframe(timeframe).duration
+    frame = market.candles_frame(instrument=instrument, timeframe=timeframe, start=earliest, end=end)
+    first = int(frame.index.searchsorted(pd.Timestamp(start)))
+    return CandleWindow(frame.iloc[max(0, first - warmup_bars) :], min(first, warmup_bars))
+
+
+# --- the daily update's hook for strategy generation ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationNeed:
+    """A market that needs new strategies: too few active ones, or some retired today."""
+
+    instrument: Instrument
+    timeframe: str
+    active: int
+    retired_today: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "symbol": self.instrument.symbol,
+            "exchange": self.instrument.exchange,
+            "timeframe": self.timeframe,
+            "active": self.active,
+            "retired_today": self.retired_today,
+        }
+
+
+def strategies_needing_generation(*, day: date | None = None) -> list[GenerationNeed]:
+    """Each active instrument's timeframes with fewer than ``STRATEGY_MIN_ACTIVE`` active strategies
+    or with strategies retired on ``day`` (UTC, default today): where new strategies should come from."""
+    day = day or timezone.now().date()
+    counts = {
+        (row["instrument"], row["timeframe"]): row
+        for row in Strategy.objects.values("instrument", "timeframe").annotate(
+            active=Count("pk", filter=Q(status=StrategyStatus.ACTIVE), distinct=True),
+            retired_today=Count(
+                "decisions",
+                filter=Q(decisions__kind=DecisionKind.RETIRED, decisions__created_at__date=day),
+                distinct=True,
+            ),
+        )
+    }
+    needs = []
+    for instrument in market.instrument_list(active=True):
+        for timeframe in instrument.timeframes or market.candle_timeframes(instrument=instrument):
+            row = counts.get((instrument.pk, timeframe), {"active": 0, "retired_today": 0})
+            if row["active"] < settings.STRATEGY_MIN_ACTIVE or row["retired_today"]:
+                needs.append(GenerationNeed(instrument, timeframe, row["active"], row["retired_today"]))
+    return needs

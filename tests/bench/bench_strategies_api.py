@@ -1,0 +1,203 @@
+"""Strategy optimisation through the API, end to end: a 100-combination grid on 100k hourly bars,
+POST /api/strategies/optimize until GET says completed, with one Celery worker and with two.
+
+Each configuration runs on a scratch system (gunicorn and N workers; SQLite and the filesystem broker
+unless DATABASE_URL/REDIS_URL are set) holding 100,000 synthetic 1h candles. The strategy is an SMA
+crossover; the grid is 10 fast x 10 slow periods, walk-forward with 3 folds, cut into chunks of
+STRATEGY_OPTIMIZE_CHUNK_TRIALS (25) that the workers share.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+
+from tests.bench.server import REPO_ROOT, _free_port, _wait_for_http, table
+
+BARS = 100_000
+RUNS = 3
+TARGET_SECONDS = 5.0
+SYMBOL = "BENCHUSD"
+STRATEGY = {
+    "name": "Bench SMA Crossover",
+    "type": "trend_following",
+    "symbol": SYMBOL,
+    "timeframe": "1h",
+    "parameters": {"fast_period": 10, "slow_period": 50},
+    "indicators": ["SMA"],
+    "rules": [
+        {"condition": "SMA(fast_period) crosses_above SMA(slow_period)", "action": "buy", "priority": 1},
+        {"condition": "SMA(fast_period) crosses_below SMA(slow_period)", "action": "sell", "priority": 1},
+    ],
+}
+SPACE = {"fast_period": {"min": 5, "max": 50, "step": 5}, "slow_period": {"min": 60, "max": 240, "step": 20}}
+
+
+def synthetic_hours(rows: int, seed: int = 11) -> pd.DataFrame:
+    """A seeded random walk of hourly candles from 2000-01-01 UTC."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, rows)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    spread = np.abs(rng.normal(0, 0.004, rows)) * close
+    index = pd.date_range("2000-01-01", periods=rows, freq="1h", tz="UTC", name="open_time")
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) + spread,
+            "low": np.minimum(open_, close) - spread,
+            "close": close,
+            "volume": rng.gamma(2.0, 5.0, rows),
+        },
+        index=index,
+    )
+
+
+def store_candles() -> None:
+    """Runs in a child process with Django set up on the scratch system's database."""
+    import django
+
+    django.setup()
+    from apps.market import services
+
+    instrument = services.instrument_get_or_create(symbol=SYMBOL, exchange="bench", timeframes=["1h"])
+    services.candles_store(instrument=instrument, timeframe="1h", frame=synthetic_hours(BARS))
+
+
+@contextmanager
+def running_system(workers: int) -> Iterator[tuple[int, str]]:
+    """A gunicorn server and ``workers`` Celery worker processes on a scratch database with the
+    candles stored; yields (port, API token)."""
+    with tempfile.TemporaryDirectory(prefix="bench-strategies-") as var_dir:
+        env = {
+            **os.environ,
+            "VAR_DIR": var_dir,
+            "ENVIRONMENT": "development",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "tradingsite.settings",
+            "API_THROTTLE_USER": "100000/min",  # the poll loop asks often
+        }
+        manage = [sys.executable, "manage.py"]
+        run = {"cwd": REPO_ROOT, "env": env, "check": True}
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], **run)
+        subprocess.run([sys.executable, "-m", "tests.bench.bench_strategies_api", "--store-candles"], **run)
+        token = subprocess.run(
+            [*manage, "api_token", "bench", "--create"], **run, capture_output=True, text=True
+        ).stdout.strip()
+        port = _free_port()
+        web = [sys.executable, "-m", "gunicorn", "tradingsite.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
+        processes = [subprocess.Popen(web, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)]
+        for number in range(workers):
+            worker = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"]
+            worker += ["--hostname", f"bench{number}@%h", "--loglevel", "WARNING", "--without-gossip"]
+            processes.append(
+                subprocess.Popen(
+                    worker, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+        try:
+            _wait_for_http(port, "/api/health")
+            _wait_for_workers(env, workers)
+            yield port, token
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+
+
+def _wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> None:
+    ping = [sys.executable, "-m", "celery", "-A", "workers", "inspect", "ping", "--timeout", "1", "--json"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = subprocess.run(ping, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        if answer.returncode == 0 and answer.stdout.count("pong") >= count:
+            return
+    raise RuntimeError(f"{count} worker(s) did not answer within {timeout:.0f}s")
+
+
+class Api:
+    def __init__(self, port: int, token: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        self.connection.request(method, path, json.dumps(body) if body else None, self.headers)
+        response = self.connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+
+
+def optimise(api: Api, strategy_id: str) -> tuple[float, dict]:
+    """Seconds from the POST to the poll that sees the run completed, and the finished run."""
+    request = {"strategy_id": strategy_id, "space": SPACE, "objective": "sharpe_ratio", "folds": 3}
+    started = time.perf_counter()
+    status, accepted = api.call("POST", "/api/strategies/optimize", request)
+    assert status == 202, accepted
+    while True:
+        status, run = api.call("GET", accepted["url"])
+        if run["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.1)  # polling harder would take CPU from the workers on a small machine
+    elapsed = time.perf_counter() - started
+    assert run["status"] == "completed", run["error"]
+    assert len(run["trials"]) == 100 and run["bars"] == BARS, (len(run["trials"]), run["bars"])
+    return elapsed, run
+
+
+def bench(workers: int) -> tuple[str, ...]:
+    with running_system(workers) as (port, token):
+        api = Api(port, token)
+        status, strategy = api.call("POST", "/api/strategies", STRATEGY)
+        assert status == 201, strategy
+        timings = [optimise(api, strategy["strategy_id"])[0] for _ in range(RUNS)]
+    median = statistics.median(timings)
+    verdict = "pass" if median < TARGET_SECONDS else "FAIL"
+    return (
+        f"100-combination grid, 100k 1h bars, 3 folds, {workers} worker(s)",
+        f"{median:.2f} s median ({', '.join(f'{t:.2f}' for t in timings)})",
+        f"< {TARGET_SECONDS:g} s with two workers" if workers == 2 else "(reference)",
+        verdict if workers == 2 else "",
+    )
+
+
+def engine_alone() -> tuple[str, ...]:
+    """The same search by the pure engine in this process: the floor under the API figures."""
+    from apps.strategies.engine.optimize import chunk, evaluate_chunk, grid, walk_forward_folds
+
+    frame = synthetic_hours(BARS)
+    started = time.perf_counter()
+    evaluate_chunk(
+        frame,
+        STRATEGY["rules"],
+        STRATEGY["parameters"],
+        chunk(grid(SPACE), 100)[0],
+        walk_forward_folds(BARS, 3),
+    )
+    return ("the same grid, engine alone in one process (no API, database or broker)",
+            f"{time.perf_counter() - started:.2f} s", "", "")  # fmt: skip
+
+
+def main() -> None:
+    if "--store-candles" in sys.argv:
+        store_candles()
+        return
+    load = os.getloadavg()[0]
+    rows = [engine_alone(), bench(1), bench(2)]
+    backend = "PostgreSQL + Redis" if os.environ.get("DATABASE_URL") else "SQLite + filesystem broker"
+    print(f"POST /api/strategies/optimize until GET says completed ({backend}, {RUNS} runs each)")
+    print(f"{os.cpu_count()} CPUs, load average {load:.1f} when it started\n")
+    print(table(rows, ("benchmark", "figure", "target", "result")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The strategies admin: lists load, actions change status with a decision or enqueue backtests, and a
+backtest's page shows its metrics, equity chart and trades."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from apps.strategies import services
+from apps.strategies.models import Backtest, DecisionKind, StrategyStatus
+from tests.integration.strategies.conftest import make_strategy
+
+pytestmark = pytest.mark.django_db
+
+MODELS = ("strategy", "backtest", "optimizationrun", "strategydecision", "strategyupdaterun")
+
+
+@pytest.fixture
+def finished_backtest(rsi_strategy) -> Backtest:
+    backtest = services.backtest_create(
+        strategy=rsi_strategy, start=datetime(2019, 1, 1, tzinfo=UTC), end=datetime(2019, 6, 1, tzinfo=UTC)
+    )
+    return services.backtest_run(backtest_id=backtest.pk)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_strategies_list_loads(admin_client, finished_backtest, model):
+    services.optimization_create(strategy=finished_backtest.strategy, space={"rsi_period": [10, 14]})
+    services.strategies_daily_update(now=datetime(2019, 10, 18, 2, tzinfo=UTC))
+
+    response = admin_client.get(reverse(f"admin:strategies_{model}_changelist"))
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count >= 1
+
+
+def test_a_backtest_page_shows_metrics_the_equity_chart_and_the_trades(admin_client, finished_backtest):
+    response = admin_client.get(reverse("admin:strategies_backtest_change", args=[finished_backtest.pk]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "lightweight-charts.standalone.production.js" in page
+    chart = json.loads(page.split('id="equity-data" type="application/json">')[1].split("</script>")[0])
+    assert len(chart["strategy"]) == len(chart["buyAndHold"]) == 500
+    assert chart["strategy"][0] == {"time": 1546300800, "value": 10000.0}
+    assert chart["strategy"][-1]["value"] == finished_backtest.metrics["final_equity"]
+    trades = finished_backtest.trades
+    assert f"{len(trades)} trades" in page
+    assert trades[0]["entry_time"] in page and trades[0]["exit_reason"] in page
+    assert f"{finished_backtest.metrics['total_return_pct']:,.2f}" in page
+
+
+def test_an_optimisation_page_shows_its_folds_and_trials(admin_client, rsi_strategy):
+    run = services.optimization_create(
+        strategy=rsi_strategy, space={"rsi_period": [10, 14]}, folds=2, start=datetime(2019, 1, 1, tzinfo=UTC)
+    )
+    services.optimization_chunk_run(run_id=run.pk, chunk_index=0)
+    services.optimization_finish(run_id=run.pk)
+
+    page = admin_client.get(
+        reverse("admin:strategies_optimizationrun_change", args=[run.pk])
+    ).content.decode()
+
+    assert "OOS sharpe_ratio" in page
+    assert page.count("{&#x27;rsi_period&#x27;: 14}") >= 1
+    assert "walk-forward efficiency" in page
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "kind"),
+    [("pause", "paused", DecisionKind.PAUSED), ("retire", "retired", DecisionKind.RETIRED)],
+)
+def test_status_actions_change_the_status_and_record_who_did_it(
+    admin_client, rsi_strategy, action, status, kind
+):
+    url = reverse("admin:strategies_strategy_changelist")
+
+    admin_client.post(url, {"action": action, "_selected_action": [rsi_strategy.pk]})
+
+    rsi_strategy.refresh_from_db()
+    decision = rsi_strategy.decisions.get()
+    assert (rsi_strategy.status, decision.kind) == (status, kind)
+    assert decision.reason == f"set to {status} in the admin by admin"
+
+
+def test_activate_brings_a_paused_strategy_back(admin_client, btc_hourly):
+    paused = make_strategy(btc_hourly, status=StrategyStatus.PAUSED)
+
+    admin_client.post(
+        reverse("admin:strategies_strategy_changelist"),
+        {"action": "activate", "_selected_action": [paused.pk]},
+    )
+
+    paused.refresh_from_db()
+    assert paused.status == StrategyStatus.ACTIVE
+
+
+def test_the_backtest_action_enqueues_a_backtest_over_the_stored_history(
+    admin_client, rsi_strategy, django_capture_on_commit_callbacks
+):
+    url = reverse("admin:strategies_strategy_changelist")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        admin_client.post(url, {"action": "backtest_now", "_selected_action": [rsi_strategy.pk]})
+
+    backtest = Backtest.objects.get()
+    assert (backtest.trigger, backtest.status) == ("admin", "pending")
+    assert (f"{backtest.start:%Y-%m-%d %H}", f"{backtest.end:%Y-%m-%d %H}") == (
+        "2017-07-01 11",
+        "2019-10-17 09",
+    )
+    assert [(c.func.__self__.name, c.args) for c in callbacks] == [
+        ("strategies.backtest_run", (backtest.pk,))
+    ]
+
+
+def test_strategies_are_not_added_by_hand_in_the_admin(admin_client, btc_hourly):
+    assert admin_client.get(reverse("admin:strategies_strategy_add")).status_code == 403
