@@ -38,7 +38,8 @@ def test_json_lines_carry_the_request_id():
 def test_tasks_route_by_name_to_their_queue():
     assert queue_for("strategies.backtest_run") == "backtests"
     assert queue_for("strategies.generate_run") == "llm"
-    assert queue_for("strategies.daily_update") == "default"
+    assert queue_for("strategies.daily_update") == "backtests"
+    assert queue_for("market.analysis_run_all") == "default"
     assert queue_for("training.train_model") == "training"
     assert queue_for("trading.order_submit") == "orders"
     assert queue_for("health.snapshot_take") == "default"
