@@ -452,3 +452,17 @@ TRADING_IDEMPOTENCY_KEY_TTL_HOURS = env.int("TRADING_IDEMPOTENCY_KEY_TTL_HOURS",
 # --- Market commentary ----------------------------------------------------------------------
 # The 30-minute analysis asks the configured LLM providers for a summary (never the offline one).
 MARKET_COMMENTARY_ENABLED = env.bool("MARKET_COMMENTARY_ENABLED", default=True)
+
+# --- Strategy generation ----------------------------------------------------------------------
+# Candidates are backtested on the newest GENERATION_WINDOW_BARS candles, split by time: the
+# earlier part trains, the later GENERATION_HOLDOUT_FRACTION is the holdout. Only a candidate whose
+# holdout return beats buy-and-hold with a holdout Sharpe of at least GENERATION_MIN_SHARPE is kept,
+# as a draft (active with GENERATION_AUTO_DEPLOY). The daily update asks for GENERATION_DAILY_COUNT
+# candidates for each market with fewer than STRATEGY_MIN_ACTIVE active strategies.
+GENERATION_WINDOW_BARS = env.int("GENERATION_WINDOW_BARS", default=4320)
+GENERATION_HOLDOUT_FRACTION = env.float("GENERATION_HOLDOUT_FRACTION", default=0.3)
+if not 0 < GENERATION_HOLDOUT_FRACTION < 1:
+    raise ImproperlyConfigured("GENERATION_HOLDOUT_FRACTION must be between 0 and 1")
+GENERATION_MIN_SHARPE = env.float("GENERATION_MIN_SHARPE", default=0.5)
+GENERATION_AUTO_DEPLOY = env.bool("GENERATION_AUTO_DEPLOY", default=False)
+GENERATION_DAILY_COUNT = env.int("GENERATION_DAILY_COUNT", default=3)

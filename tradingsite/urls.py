@@ -24,6 +24,7 @@ api_patterns = [
     path("", include("apps.market.api.urls")),
     path("", include("apps.training.api.urls")),
     path("", include("apps.strategies.api.urls")),
+    path("", include("apps.trading.api.urls")),
     api_path("auth/login", LoginView.as_view(), name="auth-login"),
     api_path("auth/logout", LogoutView.as_view(), name="auth-logout"),
     api_path("schema", SchemaView.as_view(), name="schema"),

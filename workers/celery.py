@@ -31,6 +31,7 @@ TASK_MODULES = (
     "workers.market",
     "workers.training",
     "workers.strategies",
+    "workers.trading",
 )
 
 

@@ -20,6 +20,7 @@ from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 from apps.llm import selectors as llm_selectors
 from apps.market import selectors as market_selectors
 from apps.market.domain.candles import parse_timeframe
+from apps.trading import selectors as trading_selectors
 from apps.training import selectors as training_selectors
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -188,13 +189,19 @@ def check_market_data() -> Component:
 
 
 def check_performance_monitor() -> Component:
-    """Champion models' accuracy on bars they never saw (live), one entry per champion."""
+    """Live trading results beside their backtests, and champion models' accuracy on unseen bars."""
+    component = trading_selectors.performance_status(now=timezone.now())
     champions = training_selectors.champion_live_accuracy()
-    if not champions:
-        return {"status": HEALTHY, "message": "No champion model yet", "models": []}
     measured = [c for c in champions if c.get("accuracy") is not None]
-    summary = ", ".join(f"{c['model_id']}: {c['accuracy']:.3f}" for c in measured) or "no outcomes known yet"
-    return {"status": HEALTHY, "message": f"Live accuracy of champions: {summary}", "models": champions}
+    if champions:
+        accuracy = ", ".join(f"{c['model_id']}: {c['accuracy']:.3f}" for c in measured) or "no outcomes yet"
+        component["message"] += f"; live accuracy of champion models: {accuracy}"
+    return {**component, "models": champions}
+
+
+def check_trading_orchestrator() -> Component:
+    """The orchestrator's last cycle: when, and how many orders it placed and how many were refused."""
+    return trading_selectors.orchestrator_status(now=timezone.now())
 
 
 LLM_FAILED_CALL = frozenset({"error", "budget_exceeded"})
@@ -229,6 +236,7 @@ def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str
         "market_data": check_market_data,
         "llm_services": check_llm_services,
         "performance_monitor": check_performance_monitor,
+        "trading_orchestrator": check_trading_orchestrator,
     }
 
 

@@ -1,0 +1,1 @@
+"""Brokers: paper (simulated fills) and live (an exchange through ccxt)."""

@@ -1,0 +1,1 @@
+"""Pure trading rules: fills against candles, ledger arithmetic in Decimal, risk checks. No Django."""

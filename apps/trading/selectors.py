@@ -1,0 +1,317 @@
+"""Reads of the trading app: accounts, orders, positions, prices and the portfolio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from apps.core.models import JobStatus
+from apps.market import selectors as market
+from apps.market.domain.candles import parse_timeframe
+from apps.market.models import Instrument
+from apps.strategies.models import StrategyStatus
+from apps.trading.domain.fills import Side
+from apps.trading.domain.ledger import ZERO, PositionState, money
+from apps.trading.domain.portfolio import MarkedPosition, PortfolioFigures, portfolio_figures, ratio
+from apps.trading.domain.risk import AccountRisk, TradingState
+from apps.trading.models import (
+    LIVE_STATUSES,
+    Account,
+    AccountKind,
+    OrchestratorCycle,
+    Order,
+    OrderStatus,
+    PortfolioSnapshot,
+    Position,
+    StrategyAllocation,
+)
+
+Prices = dict[int, Decimal | None]
+
+
+def account_list(*, user: AbstractBaseUser) -> QuerySet[Account]:
+    return Account.objects.filter(owner=user).order_by("created_at")
+
+
+def account_list_all() -> QuerySet[Account]:
+    return Account.objects.order_by("pk")
+
+
+def account_get(*, account_id: int) -> Account | None:
+    return Account.objects.filter(pk=account_id).first()
+
+
+def order_list(*, accounts: QuerySet[Account] | list[Account]) -> QuerySet[Order]:
+    return Order.objects.filter(account__in=accounts).select_related("instrument", "account")
+
+
+def order_get(*, user: AbstractBaseUser, order_id: int) -> Order:
+    """The user's order with its fills; raises ``Order.DoesNotExist``."""
+    return (
+        Order.objects.select_related("instrument", "account")
+        .prefetch_related("fills")
+        .get(pk=order_id, account__owner=user)
+    )
+
+
+def open_orders(*, account: Account) -> QuerySet[Order]:
+    return account.orders.filter(status__in=LIVE_STATUSES).select_related("instrument")
+
+
+def position_list(*, account: Account, include_closed: bool = False) -> QuerySet[Position]:
+    positions = account.positions.select_related("instrument").order_by("instrument__symbol")
+    return positions if include_closed else positions.filter(quantity__gt=0)
+
+
+def snapshot_list(
+    *, account: Account, start: datetime | None = None, end: datetime | None = None
+) -> QuerySet[PortfolioSnapshot]:
+    snapshots = account.snapshots.order_by("time")
+    if start is not None:
+        snapshots = snapshots.filter(time__gte=start)
+    if end is not None:
+        snapshots = snapshots.filter(time__lte=end)
+    return snapshots
+
+
+def last_price(*, instrument: Instrument) -> Decimal | None:
+    """The latest price known: the close of the stored candle that closed last, over every timeframe.
+
+    Candles are stored once final, so this is the last trade price of the newest closed bar.
+    """
+    newest: tuple[datetime, float] | None = None
+    for timeframe in market.candle_timeframes(instrument=instrument):
+        frame = market.candles_frame(instrument=instrument, timeframe=timeframe, limit=1)
+        if frame.empty:
+            continue
+        closes_at = frame.index[-1].to_pydatetime() + parse_timeframe(timeframe).duration.to_pytimedelta()
+        if newest is None or closes_at > newest[0]:
+            newest = (closes_at, float(frame["close"].iloc[-1]))
+    return None if newest is None else Decimal(str(newest[1]))
+
+
+def _marks(positions: list[Position], prices: Prices) -> list[MarkedPosition]:
+    for position in positions:
+        if position.instrument_id not in prices:
+            prices[position.instrument_id] = last_price(instrument=position.instrument)
+    return [
+        MarkedPosition(
+            symbol=p.instrument.symbol,
+            state=PositionState(p.quantity, p.cost_basis, p.realised_pnl),
+            mark=prices[p.instrument_id],
+        )
+        for p in positions
+    ]
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    position: Position
+    marked: MarkedPosition
+    weight: Decimal
+
+    @property
+    def unrealised_pct(self) -> Decimal:
+        return ratio(self.marked.unrealised, self.position.cost_basis)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    account: Account
+    figures: PortfolioFigures
+    rows: list[PositionRow]
+
+
+def portfolio(*, account: Account, prices: Prices | None = None) -> Portfolio:
+    """The account's value now: cash, positions at their last prices, PnL, exposure, drawdown."""
+    prices = {} if prices is None else prices
+    held = list(position_list(account=account))
+    marked = _marks(held, prices)
+    realised = account.positions.aggregate(total=Sum("realised_pnl"))["total"] or ZERO
+    figures = portfolio_figures(
+        cash=account.cash,
+        positions=marked,
+        starting_cash=account.starting_cash,
+        peak_equity=account.peak_equity,
+        day_start_equity=account.day_start_equity,
+        realised_pnl=realised,
+    )
+    rows = [PositionRow(p, m, ratio(m.value, figures.equity)) for p, m in zip(held, marked, strict=True)]
+    return Portfolio(account=account, figures=figures, rows=rows)
+
+
+def _open_buy_notional(orders: list[Order], prices: Prices) -> dict[int, Decimal]:
+    """What each instrument's open buy orders may still spend, at their own price or the last one."""
+    spend: dict[int, Decimal] = {}
+    for order in orders:
+        if order.side != Side.BUY:
+            continue
+        if order.instrument_id not in prices:
+            prices[order.instrument_id] = last_price(instrument=order.instrument)
+        price = order.price or order.stop_price or prices[order.instrument_id] or ZERO
+        spend[order.instrument_id] = spend.get(order.instrument_id, ZERO) + money(
+            order.remaining_quantity * price
+        )
+    return spend
+
+
+def _offered_quantity(orders: list[Order], instrument_id: int, oco_group: str) -> Decimal:
+    """What open sells already offer of the instrument; the orders of one OCO group offer it once,
+    and those of ``oco_group`` (the group of the order being checked) not at all."""
+    by_group: dict[str, Decimal] = {}
+    for order in orders:
+        if (
+            order.side == Side.SELL
+            and order.instrument_id == instrument_id
+            and not (oco_group and order.oco_group == oco_group)
+        ):
+            key = order.oco_group or f"order-{order.pk}"
+            by_group[key] = max(by_group.get(key, ZERO), order.remaining_quantity)
+    return sum(by_group.values(), ZERO)
+
+
+def account_risk(
+    *,
+    account: Account,
+    instrument: Instrument,
+    now: datetime,
+    prices: Prices,
+    exclude_order: Order | None = None,
+) -> tuple[AccountRisk, PortfolioFigures]:
+    """The account as the risk manager sees it for an order in ``instrument`` (read under its lock).
+
+    ``exclude_order`` is the order being checked, already stored: it must not count against itself.
+    """
+    orders = list(open_orders(account=account).exclude(pk=exclude_order.pk if exclude_order else None))
+    figures = portfolio(account=account, prices=prices).figures
+    spend = _open_buy_notional(orders, prices)
+    position = Position.objects.filter(account=account, instrument=instrument).first()
+    quantity = position.quantity if position else ZERO
+    mark = prices.get(instrument.pk) if instrument.pk in prices else last_price(instrument=instrument)
+    prices[instrument.pk] = mark
+    recent = account.orders.filter(created_at__gte=now - timedelta(minutes=1)).exclude(
+        Q(status=OrderStatus.REJECTED) | Q(pk=exclude_order.pk if exclude_order else None)
+    )
+    open_buy = sum(spend.values(), ZERO)
+    risk = AccountRisk(
+        state=TradingState(account.trading_state),
+        equity=figures.equity,
+        peak_equity=figures.peak_equity,
+        day_start_equity=account.day_start_equity,
+        positions_value=figures.positions_value,
+        open_buy_notional=open_buy,
+        available_cash=account.cash - money(open_buy * (1 + account.paper_fee_rate)),
+        instrument_position_value=money(quantity * mark)
+        if mark is not None
+        else (position.cost_basis if position else ZERO),
+        instrument_open_buy_notional=spend.get(instrument.pk, ZERO),
+        position_quantity=quantity,
+        sellable_quantity=quantity
+        - _offered_quantity(orders, instrument.pk, exclude_order.oco_group if exclude_order else ""),
+        open_orders=len(orders),
+        open_positions=account.positions.filter(quantity__gt=0).count(),
+        orders_last_minute=recent.count(),
+    )
+    return risk, figures
+
+
+def live_accounts_to_reconcile() -> list[Account]:
+    """Live accounts with keys, when live trading is on; none otherwise."""
+    if not settings.LIVE_TRADING_ENABLED:
+        return []
+    return [a for a in Account.objects.filter(kind=AccountKind.LIVE) if a.has_api_keys]
+
+
+def orders_awaiting_submission(
+    *, account: Account | None = None, min_age_seconds: int | None = None
+) -> list[int]:
+    """Live orders still NEW after ``min_age_seconds`` (default ``TRADING_SUBMIT_STALE_SECONDS``: their
+    submit message was lost). Enqueuing a submission twice is harmless: only one claims the order."""
+    age = settings.TRADING_SUBMIT_STALE_SECONDS if min_age_seconds is None else min_age_seconds
+    orders = Order.objects.filter(
+        status=OrderStatus.NEW,
+        account__kind=AccountKind.LIVE,
+        created_at__lte=timezone.now() - timedelta(seconds=age),
+    )
+    if account is not None:
+        orders = orders.filter(account=account)
+    return list(orders.values_list("pk", flat=True))
+
+
+# -- the health document's trading components ------------------------------------------------------
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+# The orchestrator and the snapshots run every few minutes; older than this, something is stuck.
+STATUS_MAX_AGE = timedelta(minutes=15)
+
+
+def orchestrator_status(*, now: datetime) -> dict:
+    """``trading_orchestrator`` of the health document: its last cycle, orders placed and refused."""
+    trading = StrategyAllocation.objects.filter(
+        enabled=True, account__auto_trading=True, strategy__status=StrategyStatus.ACTIVE
+    ).count()
+    last = OrchestratorCycle.objects.order_by("-created_at").first()
+    if last is None:
+        status = HEALTHY if trading == 0 else DEGRADED
+        return {
+            "status": status,
+            "message": f"No cycle yet; {trading} strategies to trade",
+            "strategies": trading,
+        }
+    moment = last.finished_at or last.created_at
+    if last.status == JobStatus.FAILED:
+        status, message = UNHEALTHY, f"The last cycle failed: {last.error[:200]}"
+    elif trading and now - moment > STATUS_MAX_AGE:
+        status, message = DEGRADED, f"No cycle since {moment:%Y-%m-%d %H:%M} UTC"
+    else:
+        status, message = HEALTHY, "Trading orchestrator operational"
+    return {
+        "status": status,
+        "message": message,
+        "strategies": trading,
+        "last_cycle": moment.isoformat(),
+        "acted": last.acted,
+        "orders_placed": last.orders_placed,
+        "orders_refused": last.orders_refused,
+    }
+
+
+def performance_status(*, now: datetime) -> dict:
+    """``performance_monitor`` of the health document: the latest snapshots and each strategy's
+    live results beside its backtest."""
+    newest = PortfolioSnapshot.objects.aggregate(newest=Max("time"))["newest"]
+    halted = list(Account.objects.filter(trading_state=TradingState.HALTED).values_list("name", flat=True))
+    strategies = []
+    for allocation in StrategyAllocation.objects.filter(enabled=True).select_related("strategy", "account"):
+        latest = allocation.performance.order_by("-time").first()
+        if latest is not None:
+            compared = allocation.performance.exclude(backtest_return_pct=None).order_by("-time").first()
+            strategies.append(
+                {
+                    "strategy_id": allocation.strategy.strategy_id,
+                    "account": allocation.account.name,
+                    "total_pnl": str(latest.total_pnl),
+                    "return_pct": float(latest.return_pct),
+                    "drawdown_pct": float(latest.drawdown_pct),
+                    "backtest_return_pct": None if compared is None else float(compared.backtest_return_pct),
+                }
+            )
+    if Account.objects.exists() and (newest is None or now - newest > STATUS_MAX_AGE):
+        status, message = DEGRADED, "No recent portfolio snapshot"
+    elif halted:
+        status, message = DEGRADED, f"Trading halted on: {', '.join(halted)}"
+    else:
+        status, message = HEALTHY, "Performance monitor operational"
+    return {
+        "status": status,
+        "message": message,
+        "last_snapshot": newest.isoformat() if newest else None,
+        "halted_accounts": halted,
+        "strategies": strategies,
+    }

@@ -1,0 +1,642 @@
+"""Writes of the trading app: accounts, orders through the risk manager to a broker, matching,
+reconciliation, portfolio snapshots and the kill switch.
+
+Every change to an account's cash, positions or orders happens in a transaction holding the
+account's row lock. Exchange calls are made outside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from apps.core.jobs import job_claim, job_complete, job_fail
+from apps.core.models import JobStatus
+from apps.market import selectors as market
+from apps.market.domain.candles import parse_timeframe
+from apps.market.models import Instrument
+from apps.strategies.models import Strategy
+from apps.trading import risk, selectors
+from apps.trading.accounting import lock_account, order_finish
+from apps.trading.brokers import live, paper
+from apps.trading.domain.fills import Bar, OrderType, Side
+from apps.trading.domain.ledger import round_price, round_quantity
+from apps.trading.domain.risk import TradingState
+from apps.trading.errors import (
+    AccountNotFound,
+    ExchangeUnavailable,
+    OrderInputError,
+    OrderNotCancelable,
+    TradingError,
+)
+from apps.trading.models import (
+    Account,
+    AccountKind,
+    AccountStateChange,
+    IdempotencyKey,
+    Order,
+    OrderSource,
+    OrderStatus,
+    PortfolioSnapshot,
+    Reconciliation,
+    Repair,
+    RiskRefusal,
+    TimeInForce,
+)
+
+logger = logging.getLogger(__name__)
+
+CLIENT_ORDER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:/_-")
+PRICED_TYPES = (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT)
+TRIGGERED_TYPES = (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT)
+SNAPSHOT_SLOT_MINUTES = 5
+RECONCILIATION_LEASE_SECONDS = 120
+
+
+class IdempotencyConflict(TradingError):
+    """An Idempotency-Key already used for a different request."""
+
+
+# -- accounts --------------------------------------------------------------------------------------
+
+
+def account_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    kind: str = AccountKind.PAPER,
+    starting_cash: Decimal,
+    quote_currency: str | None = None,
+    exchange: str = "binance",
+    api_key: str = "",
+    secret: str = "",
+    **fields: object,
+) -> Account:
+    """Create an account holding ``starting_cash``; ``fields`` set other Account fields by name (risk
+    limits, paper costs, ``auto_trading``). Paper costs default to ``TRADING_PAPER_*``."""
+    account = Account(
+        owner=owner,
+        name=name,
+        kind=kind,
+        exchange=exchange,
+        quote_currency=quote_currency or settings.TRADING_DEFAULT_QUOTE_CURRENCY,
+        starting_cash=starting_cash,
+        cash=starting_cash,
+        peak_equity=starting_cash,
+        day_start_equity=starting_cash,
+        **{
+            "paper_fee_rate": Decimal(settings.TRADING_PAPER_FEE_RATE),
+            "paper_slippage": Decimal(settings.TRADING_PAPER_SLIPPAGE),
+            **fields,
+        },
+    )
+    account.set_api_keys(api_key=api_key, secret=secret)
+    account.full_clean(exclude=["owner"])
+    account.save()
+    return account
+
+
+def account_for(*, user: AbstractBaseUser, account_id: int | None = None) -> Account:
+    """The user's account ``account_id``, or their default (oldest) one, created as a paper account
+    holding ``TRADING_PAPER_STARTING_CASH`` the first time a user without accounts trades or asks."""
+    if account_id is not None:
+        account = Account.objects.filter(pk=account_id, owner=user).first()
+        if account is None:
+            raise AccountNotFound(f"you have no trading account {account_id}")
+        return account
+    existing = selectors.account_list(user=user).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return account_create(
+                owner=user, name="Paper", starting_cash=Decimal(settings.TRADING_PAPER_STARTING_CASH)
+            )
+    except IntegrityError:  # another request created it first
+        return selectors.account_list(user=user).get(name="Paper")
+
+
+def account_halt(
+    *, account: Account, by: AbstractBaseUser | None, reason: str = ""
+) -> AccountStateChange | None:
+    """The kill switch: nothing new reaches the broker until the account is resumed. Cancels still work."""
+    with transaction.atomic():
+        locked = lock_account(account.pk)
+        return risk.state_set(
+            account=locked, state=TradingState.HALTED, reason=reason or "halted by an operator", by=by
+        )
+
+
+def account_resume(
+    *, account: Account, by: AbstractBaseUser | None, reason: str = ""
+) -> AccountStateChange | None:
+    """Back to active; the drawdown peak restarts from the equity now, so the limit that halted it
+    does not halt it again at once."""
+    with transaction.atomic():
+        locked = lock_account(account.pk)
+        locked.peak_equity = selectors.portfolio(account=locked).figures.equity
+        locked.save(update_fields=["peak_equity"])
+        return risk.state_set(
+            account=locked, state=TradingState.ACTIVE, reason=reason or "resumed by an operator", by=by
+        )
+
+
+# -- placing orders --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The outcome of an order request: the order, whether this request created it (False: an earlier
+    request with the same Idempotency-Key or client order id did), and the refusal if risk refused it."""
+
+    order: Order
+    created: bool
+    refusal: RiskRefusal | None
+
+
+def order_place(
+    *,
+    account: Account,
+    symbol: str = "",
+    instrument: Instrument | None = None,
+    side: str,
+    type: str,
+    quantity: Decimal,
+    price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    time_in_force: str = TimeInForce.GTC,
+    client_order_id: str = "",
+    source: str = OrderSource.API,
+    user: AbstractBaseUser | None = None,
+    idempotency_key: str = "",
+    strategy: Strategy | None = None,
+    attach_stop_loss_pct: Decimal | None = None,
+    attach_take_profit_pct: Decimal | None = None,
+    oco_group: str = "",
+    parent: Order | None = None,
+    at: datetime | None = None,
+) -> Placement:
+    """Store an order, pass it through the risk manager and hand it to the account's broker.
+
+    Paper: a market order (or a limit crossing the last price) fills now; others rest. Live: the
+    order stays NEW and the caller enqueues :func:`order_submit` after commit. A refused order is
+    stored REJECTED with its refusal, and nothing else changes. The same ``idempotency_key`` (per
+    user) or ``client_order_id`` (per account) again returns the first order and creates nothing.
+    For a MARKET order, ``price`` is the price the caller expects: checked against the price band,
+    never sent. ``at`` is the moment of the order (default now): a paper order rests from then on.
+    ``instrument`` may be given instead of ``symbol``. A filled buy with ``attach_*_pct`` is then
+    protected by :func:`protection_attach`. Raises OrderInputError naming the field, or
+    IdempotencyConflict.
+    """
+    instrument = instrument or _instrument(account, symbol)
+    intent = _order_input(
+        account, instrument, side, type, quantity, price, stop_price, time_in_force, client_order_id
+    )
+    request_hash = _request_hash(account, intent)
+    try:
+        with transaction.atomic():
+            locked = lock_account(account.pk)
+            replay = _replay(locked, user, idempotency_key, intent["client_order_id"], request_hash)
+            if replay is not None:
+                return replay
+            order = Order.objects.create(
+                account=locked,
+                source=source,
+                strategy=strategy,
+                attach_stop_loss_pct=attach_stop_loss_pct,
+                attach_take_profit_pct=attach_take_profit_pct,
+                oco_group=oco_group,
+                parent=parent,
+                **{k: v for k, v in intent.items() if k not in ("expected_price", "client_order_id")},
+                client_order_id=intent["client_order_id"] or _new_client_order_id(locked),
+            )
+            if idempotency_key and user is not None:
+                _remember_key(user, idempotency_key, request_hash, order)
+            return _decide(locked, order, intent["expected_price"], at or timezone.now())
+    except _KeyTaken:
+        replay = _replay(account, user, idempotency_key, "", request_hash)
+        assert replay is not None  # the key exists: its transaction committed before ours failed
+        return replay
+
+
+def _order_input(
+    account: Account,
+    instrument: Instrument,
+    side: str,
+    type: str,
+    quantity: Decimal,
+    price: Decimal | None,
+    stop_price: Decimal | None,
+    time_in_force: str,
+    client_order_id: str,
+) -> dict:
+    """The order's fields, validated and rounded to the market's steps; OrderInputError names the field."""
+    side = _choice("side", side, Side)
+    type = _choice("type", type, OrderType)
+    if time_in_force not in TimeInForce.values:
+        raise OrderInputError("time_in_force", f"choose one of {', '.join(TimeInForce.values)}")
+    if client_order_id and (len(client_order_id) > 36 or not set(client_order_id) <= CLIENT_ORDER_ID_CHARS):
+        raise OrderInputError("client_order_id", "1 to 36 letters, digits and . : / _ -")
+    if instrument.quote != account.quote_currency:
+        raise OrderInputError(
+            "symbol",
+            f"{instrument.symbol} is quoted in {instrument.quote}; "
+            f"account {account.pk} holds {account.quote_currency}",
+        )
+    if quantity is None or quantity <= 0:
+        raise OrderInputError("quantity", "must be above 0")
+    if type in PRICED_TYPES and (price is None or price <= 0):
+        raise OrderInputError("price", f"a {type} order needs a limit price above 0")
+    if type in TRIGGERED_TYPES and (stop_price is None or stop_price <= 0):
+        raise OrderInputError("stop_price", f"a {type} order needs a stop_price above 0")
+    if type not in TRIGGERED_TYPES and stop_price is not None:
+        raise OrderInputError("stop_price", f"a {type} order has no stop price")
+    if type in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT) and price is not None:
+        raise OrderInputError(
+            "price", f"a {type} order fills at the market once triggered: give stop_price only"
+        )
+    if type == OrderType.MARKET and price is not None and price <= 0:
+        raise OrderInputError("price", "must be above 0")
+    rounded = round_quantity(quantity, instrument.amount_step)
+    if rounded <= 0:
+        raise OrderInputError(
+            "quantity", f"{quantity} is less than one step ({instrument.amount_step}) of {instrument.symbol}"
+        )
+    return {
+        "instrument": instrument,
+        "side": side,
+        "type": type,
+        "quantity": rounded,
+        "price": round_price(price, instrument.price_step)
+        if price is not None and type in PRICED_TYPES
+        else None,
+        "stop_price": round_price(stop_price, instrument.price_step) if stop_price is not None else None,
+        "time_in_force": time_in_force,
+        "client_order_id": client_order_id,
+        "expected_price": price if type == OrderType.MARKET else None,
+    }
+
+
+def _choice(field: str, value: str, choices: type[Side] | type[OrderType]) -> Any:
+    try:
+        return choices(str(value).upper())
+    except ValueError:
+        raise OrderInputError(field, f"{value!r} is not one of {', '.join(choices)}") from None
+
+
+def _instrument(account: Account, symbol: str) -> Instrument:
+    try:
+        instrument = market.instrument_resolve(symbol=symbol, exchange=account.exchange)
+    except market.InstrumentNotFound as error:
+        if account.is_live:
+            raise OrderInputError("symbol", str(error)) from None
+        try:  # paper trading may use any exchange's prices
+            instrument = market.instrument_resolve(symbol=symbol)
+        except market.InstrumentNotFound as anywhere:
+            raise OrderInputError("symbol", str(anywhere)) from None
+    return instrument
+
+
+def _request_hash(account: Account, intent: dict) -> str:
+    canonical = {
+        "account": account.pk,
+        **{key: str(value) for key, value in intent.items() if key != "instrument"},
+        "symbol": intent["instrument"].symbol,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _new_client_order_id(account: Account) -> str:
+    return f"t{account.pk}-{uuid.uuid4().hex[:24]}"
+
+
+class _KeyTaken(Exception):
+    """Another request stored this Idempotency-Key while ours ran (it held another account's lock)."""
+
+
+def _remember_key(user: AbstractBaseUser, key: str, request_hash: str, order: Order) -> None:
+    try:
+        with transaction.atomic():
+            IdempotencyKey.objects.create(user=user, key=key, request_hash=request_hash, order=order)
+    except IntegrityError:
+        raise _KeyTaken from None
+
+
+def _replay(
+    account: Account, user: AbstractBaseUser | None, key: str, client_order_id: str, request_hash: str
+) -> Placement | None:
+    """The earlier order for this key or client order id, if there is one."""
+    if key and user is not None:
+        used = IdempotencyKey.objects.filter(user=user, key=key).select_related("order").first()
+        if used is not None:
+            if used.request_hash != request_hash:
+                raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for a different request")
+            return _placement_of(used.order)
+    if client_order_id:
+        earlier = account.orders.filter(client_order_id=client_order_id).first()
+        if earlier is not None:
+            if key and user is not None:
+                _remember_key(user, key, request_hash, earlier)
+            return _placement_of(earlier)
+    return None
+
+
+def _placement_of(order: Order) -> Placement:
+    return Placement(order=order, created=False, refusal=RiskRefusal.objects.filter(order=order).first())
+
+
+def _decide(account: Account, order: Order, expected_price: Decimal | None, at: datetime) -> Placement:
+    refusal, last = risk.order_check(
+        account=account, order=order, expected_price=expected_price, now=timezone.now()
+    )
+    if refusal is not None:
+        return Placement(order=order, created=True, refusal=risk.refusal_record(order=order, refusal=refusal))
+    if not account.is_live:
+        paper.accept(account=account, order=order, last_price=last, at=at)
+        protection_attach(order=order, at=at)
+    return Placement(order=order, created=True, refusal=None)
+
+
+def protection_attach(*, order: Order, at: datetime | None = None) -> list[Order]:
+    """Protect a filled buy with the stop-loss and take-profit it asked for (one cancels the other),
+    through the risk manager like any order. Safe to call again: the protective orders' client order
+    ids derive from the entry's. Returns the protective orders (live ones are NEW: submit them).
+
+    A live entry gets its stop-loss only: on Binance a stop and a target for the same coins need an
+    OCO order list, which this broker does not place.
+    """
+    wanted = {
+        OrderType.STOP_LOSS: order.attach_stop_loss_pct,
+        OrderType.TAKE_PROFIT: order.attach_take_profit_pct,
+    }
+    if order.status != OrderStatus.FILLED or order.side != Side.BUY or not any(wanted.values()):
+        return []
+    if order.account.is_live:
+        wanted.pop(OrderType.TAKE_PROFIT)
+    received = order.filled_quantity - (order.fees if order.fee_currency == order.instrument.base else 0)
+    placed = []
+    for type, pct in wanted.items():
+        if not pct:
+            continue
+        factor = 1 - pct if type == OrderType.STOP_LOSS else 1 + pct
+        placement = order_place(
+            account=order.account,
+            instrument=order.instrument,
+            side=Side.SELL,
+            type=type,
+            quantity=received,
+            stop_price=order.average_price * factor,
+            client_order_id=f"{order.client_order_id[:32]}-{'sl' if type == OrderType.STOP_LOSS else 'tp'}",
+            source=OrderSource.PROTECTIVE,
+            strategy=order.strategy,
+            oco_group=f"oco-{order.pk}",
+            parent=order,
+            at=at,
+        )
+        placed.append(placement.order)
+    return placed
+
+
+# -- live submission, cancels, reconciliation ------------------------------------------------------
+
+
+def order_submit(*, order_id: int) -> Order | None:
+    """Send a NEW live order to the exchange once. None if it was not NEW (a redelivered task).
+
+    The SUBMITTING claim is committed before the request. If the exchange cannot be reached before
+    anything is sent, the claim is undone and ExchangeUnavailable raised, so a retry is safe.
+    """
+    claimed = Order.objects.filter(
+        pk=order_id, status=OrderStatus.NEW, account__kind=AccountKind.LIVE
+    ).update(status=OrderStatus.SUBMITTING, submitted_at=timezone.now())
+    if claimed != 1:
+        return None
+    order = Order.objects.select_related("account", "instrument").get(pk=order_id)
+    account = order.account
+    refusal = risk.submit_check(account=account)
+    if refusal is not None:
+        with transaction.atomic():
+            lock_account(account.pk)
+            risk.refusal_record(order=order, refusal=refusal)
+        return order
+    client = live.exchange_client_for(account)
+    try:
+        client.market(order.instrument.ccxt_symbol)
+    except ExchangeUnavailable:
+        Order.objects.filter(pk=order_id, status=OrderStatus.SUBMITTING).update(
+            status=OrderStatus.NEW, submitted_at=None
+        )
+        raise
+    live.submit(order, client)
+    order.refresh_from_db()
+    protection_attach(order=order)
+    return order
+
+
+def order_cancel(*, order: Order) -> Order:
+    """Cancel an order that may still fill. A live order resting on the exchange is canceled there.
+
+    Raises OrderNotCancelable for a final order, or one whose outcome on the exchange is unknown.
+    """
+    if order.account.is_live and order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+        live.cancel(order, live.exchange_client_for(order.account))
+        order.refresh_from_db()
+        return order
+    with transaction.atomic():
+        lock_account(order.account_id)
+        order.refresh_from_db()
+        cancelable = (OrderStatus.NEW,) if order.account.is_live else (OrderStatus.NEW, OrderStatus.OPEN)
+        if order.status not in cancelable:
+            raise OrderNotCancelable(f"order {order.pk} is {order.status} and cannot be canceled now")
+        order_finish(order, OrderStatus.CANCELED, reason="canceled on request")
+    return order
+
+
+def account_reconcile(*, account: Account, now: datetime | None = None) -> Reconciliation | None:
+    """Compare a live account with its exchange and repair the ledger, recording each repair.
+
+    Returns the finished reconciliation, or None when live trading is off (no exchange is asked) or
+    another reconciliation of the account is running.
+    """
+    if not (account.is_live and settings.LIVE_TRADING_ENABLED and account.has_api_keys):
+        return None
+    with transaction.atomic():
+        lock_account(account.pk)  # one reconciliation of an account at a time
+        busy = Reconciliation.objects.filter(
+            account=account,
+            status=JobStatus.RUNNING,
+            started_at__gte=timezone.now() - timedelta(seconds=RECONCILIATION_LEASE_SECONDS),
+        )
+        if busy.exists():
+            return None
+        run = Reconciliation.objects.create(account=account)
+        run = job_claim(model=Reconciliation, pk=run.pk, lease_seconds=RECONCILIATION_LEASE_SECONDS)
+    counts: dict[str, int] = {}
+    repaired: set[int] = set()
+
+    def record(changes: list[live.Change]) -> None:
+        Repair.objects.bulk_create(
+            Repair(
+                reconciliation=run,
+                account=account,
+                kind=change.kind,
+                order=change.order,
+                before=change.before,
+                after=change.after,
+                message=change.message[:500],
+            )
+            for change in changes
+        )
+        for change in changes:
+            counts[change.kind] = counts.get(change.kind, 0) + 1
+            if change.order is not None:
+                repaired.add(change.order.pk)
+
+    try:
+        live.reconcile(account, live.exchange_client_for(account), record=record, now=now)
+    except Exception as error:
+        job_fail(job=run, error=f"{type(error).__name__}: {error}")
+        raise
+    for order in Order.objects.filter(pk__in=repaired).select_related("account", "instrument"):
+        protection_attach(order=order)
+    return job_complete(job=run, summary={"repairs": sum(counts.values()), "by_kind": counts})
+
+
+# -- paper matching --------------------------------------------------------------------------------
+
+
+def paper_orders_match(*, instrument: Instrument | None = None) -> int:
+    """Match resting paper orders against candles that opened since each was last checked.
+
+    Per instrument, the finest timeframe with candles the orders have not seen is used. Returns the
+    number of fills.
+    """
+    resting = Order.objects.filter(
+        account__kind=AccountKind.PAPER, status__in=(OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+    )
+    if instrument is not None:
+        resting = resting.filter(instrument=instrument)
+    fills = 0
+    for row in resting.values("instrument").annotate(start=Min("match_from")).order_by("instrument"):
+        traded = Instrument.objects.get(pk=row["instrument"])
+        fills += _match_instrument(traded, row["start"])
+    return fills
+
+
+def _match_instrument(instrument: Instrument, start: datetime) -> int:
+    timeframe = _finest_timeframe_since(instrument, start)
+    if timeframe is None:
+        return 0
+    frame = market.candles_frame(instrument=instrument, timeframe=timeframe, start=start)
+    duration = parse_timeframe(timeframe).duration.to_pytimedelta()
+    bars = [
+        (time.to_pydatetime(), Bar(*(Decimal(str(v)) for v in values)))
+        for time, values in zip(
+            frame.index, frame[["open", "high", "low", "close"]].itertuples(index=False), strict=True
+        )
+    ]
+    accounts = (
+        Order.objects.filter(instrument=instrument, account__kind=AccountKind.PAPER, status=OrderStatus.OPEN)
+        .values_list("account", flat=True)
+        .distinct()
+    )
+    fills = 0
+    for account_id in accounts:
+        with transaction.atomic():
+            account = lock_account(account_id)
+            for opened_at, bar in bars:
+                orders = list(
+                    account.orders.filter(
+                        instrument=instrument, status=OrderStatus.OPEN, match_from__lte=opened_at
+                    ).select_related("instrument")
+                )
+                if not orders:
+                    continue
+                filled = paper.match_bar(account=account, orders=orders, bar=bar, opened_at=opened_at)
+                account.orders.filter(pk__in=[o.pk for o in orders], status=OrderStatus.OPEN).update(
+                    match_from=opened_at + duration
+                )
+                for order in filled:
+                    # Where inside the bar the entry filled is unknown: protection starts with the next bar.
+                    protection_attach(order=order, at=opened_at + duration)
+                fills += len(filled)
+    return fills
+
+
+def _finest_timeframe_since(instrument: Instrument, start: datetime) -> str | None:
+    candidates = []
+    for timeframe in market.candle_timeframes(instrument=instrument):
+        newest = market.newest_candle_time(instrument=instrument, timeframe=timeframe)
+        if newest is not None and newest >= start:
+            candidates.append((parse_timeframe(timeframe).duration, timeframe))
+    return min(candidates)[1] if candidates else None
+
+
+# -- portfolio snapshots ---------------------------------------------------------------------------
+
+
+def snapshot_slot(now: datetime) -> datetime:
+    return now.replace(minute=now.minute - now.minute % SNAPSHOT_SLOT_MINUTES, second=0, microsecond=0)
+
+
+def portfolio_snapshot(*, account: Account, now: datetime | None = None) -> PortfolioSnapshot:
+    """Store the account's value for the current 5-minute slot (once per slot) and apply the loss
+    limits to its trading state."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = lock_account(account.pk)
+        current = selectors.portfolio(account=locked)
+        risk.state_refresh(account=locked, figures=current.figures, now=now)
+        figures = selectors.portfolio(account=locked).figures
+        snapshot, _ = PortfolioSnapshot.objects.get_or_create(
+            account=locked,
+            time=snapshot_slot(now),
+            defaults={
+                "cash": figures.cash,
+                "positions_value": figures.positions_value,
+                "equity": figures.equity,
+                "unrealised_pnl": figures.unrealised_pnl,
+                "realised_pnl": figures.realised_pnl,
+                "total_pnl": figures.total_pnl,
+                "daily_pnl": figures.daily_pnl,
+                "exposure": figures.exposure,
+                "drawdown": figures.drawdown,
+                "positions": [
+                    {
+                        "symbol": row.marked.symbol,
+                        "quantity": str(row.position.quantity),
+                        "mark": None if row.marked.mark is None else str(row.marked.mark),
+                        "value": str(row.marked.value),
+                    }
+                    for row in current.rows
+                ],
+            },
+        )
+    return snapshot
+
+
+def portfolio_snapshot_all(*, now: datetime | None = None) -> int:
+    """Snapshot every account; return how many."""
+    accounts = list(Account.objects.all())
+    for account in accounts:
+        portfolio_snapshot(account=account, now=now)
+    return len(accounts)
+
+
+def idempotency_keys_prune(*, now: datetime | None = None) -> int:
+    """Forget Idempotency-Keys older than ``TRADING_IDEMPOTENCY_KEY_TTL_HOURS``; return how many."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.TRADING_IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,76 @@
+"""Trading tasks (the ``orders`` queue): live order submission, reconciliation, paper matching, the
+orchestrator, portfolio snapshots and the performance monitor.
+
+Submission is safe to repeat: a task only sends an order it moves from NEW to SUBMITTING itself, so
+enqueuing one twice (a redelivery, the reconciliation's sweep) sends it once.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.trading import orchestrator, performance, selectors, services
+from apps.trading.errors import ExchangeUnavailable
+from apps.trading.models import OrderStatus
+
+
+@shared_task(
+    name="trading.order_submit", autoretry_for=(ExchangeUnavailable,), retry_backoff=5, max_retries=3
+)
+def order_submit(order_id: int) -> None:
+    """Send a NEW live order once; then the protective orders its fill called for."""
+    order = services.order_submit(order_id=order_id)
+    if order is not None:
+        for child in order.children.filter(status=OrderStatus.NEW).values_list("pk", flat=True):
+            order_submit.delay(child)
+
+
+@shared_task(name="trading.orders_reconcile_all")
+def orders_reconcile_all() -> None:
+    """Beat-driven: reconcile every live account (when live trading is on)."""
+    for account in selectors.live_accounts_to_reconcile():
+        account_reconcile.delay(account.pk)
+
+
+@shared_task(
+    name="trading.account_reconcile", autoretry_for=(ExchangeUnavailable,), retry_backoff=10, max_retries=2
+)
+def account_reconcile(account_id: int) -> None:
+    """Sync one live account with its exchange; then submit its live orders still waiting."""
+    account = selectors.account_get(account_id=account_id)
+    if account is None:
+        return
+    services.account_reconcile(account=account)
+    for order_id in selectors.orders_awaiting_submission(account=account, min_age_seconds=0):
+        order_submit.delay(order_id)
+
+
+@shared_task(name="trading.paper_orders_match")
+def paper_orders_match() -> None:
+    """Beat-driven: match resting paper orders against the candles stored since."""
+    services.paper_orders_match()
+
+
+@shared_task(name="trading.orchestrator_run")
+def orchestrator_run() -> None:
+    """Beat-driven: each active strategy acts on its newest candle (at most once per candle)."""
+    result = orchestrator.orchestrator_run()
+    for order_id in result.live_orders:
+        order_submit.delay(order_id)
+
+
+@shared_task(name="trading.portfolio_snapshot_all")
+def portfolio_snapshot_all() -> None:
+    """Beat-driven: a portfolio snapshot of every account (applying the loss limits)."""
+    services.portfolio_snapshot_all()
+
+
+@shared_task(name="trading.performance_record_all")
+def performance_record_all() -> None:
+    """Beat-driven: each strategy's live PnL and drawdown, beside its backtest hourly."""
+    performance.performance_record_all()
+
+
+@shared_task(name="trading.idempotency_keys_prune")
+def idempotency_keys_prune() -> None:
+    services.idempotency_keys_prune()
