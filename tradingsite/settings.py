@@ -276,7 +276,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         # Redelivery of unacknowledged messages must not start while a task may still be running.
         "visibility_timeout": _longest_task_seconds * 2,
         "socket_connect_timeout": 2,
-        "socket_timeout": 5,
         # Tests share the machine's Redis with anything else running there: keep their queues apart.
         **({"global_keyprefix": f"trading-test-{TEST_RUN_ID}:"} if IS_TEST else {}),
     }

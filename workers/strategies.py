@@ -1,4 +1,4 @@
-"""Strategy tasks: backtests, optimisation chunks and the daily strategy update.
+"""Strategy tasks: backtests, optimisation chunks, strategy generation and the daily strategy update.
 
 An optimisation fans out as a group of chunk tasks that any number of workers share. The project
 keeps no Celery result backend (the database rows are the job state), so there is no chord: the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import group, shared_task
 from django.db import transaction
 
-from apps.strategies import services
+from apps.strategies import generation, services
 
 
 @shared_task(name="strategies.backtest_run")
@@ -30,6 +30,12 @@ def optimize_chunk(run_id: int, chunk_index: int) -> None:
 def optimize_finish(run_id: int) -> None:
     """Summarise a run whose chunks are all done; it claims the run first, so it summarises once."""
     services.optimization_finish(run_id=run_id)
+
+
+@shared_task(name="strategies.generate_run")
+def generate_run(run_id: int) -> None:
+    """Generate, validate and backtest strategy candidates (the llm queue); runs once per row."""
+    generation.generation_run(run_id=run_id)
 
 
 @shared_task(name="strategies.daily_update")

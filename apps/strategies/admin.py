@@ -1,5 +1,6 @@
 """Admin pages of the strategies app: strategies (backtest/activate/pause/retire), their versions,
-backtests with an equity chart and the trades, optimisation runs, decisions and daily update runs.
+backtests with an equity chart and the trades, optimisation runs, decisions, daily update runs, and
+generation runs with each candidate's validation and backtest evidence.
 
 Strategies are created and edited through the API or the commands, which validate their rules and
 keep versions; here they are read, and their status is changed with actions that record a decision.
@@ -20,6 +21,8 @@ from apps.core.models import JobStatus
 from apps.strategies import selectors, services
 from apps.strategies.models import (
     Backtest,
+    GenerationCandidate,
+    GenerationRun,
     JobTrigger,
     OptimizationRun,
     Strategy,
@@ -305,3 +308,39 @@ class StrategyDecisionAdmin(ReadOnlyAdmin):
 class StrategyUpdateRunAdmin(ReadOnlyAdmin):
     list_display = ("date", "status", "summary", "started_at", "finished_at")
     list_filter = ("status",)
+
+
+class CandidateInline(ReadOnlyInline):
+    model = GenerationCandidate
+    fields = (
+        "index", "name", "outcome", "reason", "holdout_return", "holdout_buy_and_hold_pct", "holdout_sharpe",
+        "train_metrics", "holdout_metrics", "document", "strategy",
+    )  # fmt: skip
+    readonly_fields = fields
+    show_change_link = False
+
+    @admin.display(description="holdout return %")
+    def holdout_return(self, candidate: GenerationCandidate) -> str:
+        return _number((candidate.holdout_metrics or {}).get("total_return_pct"))
+
+    @admin.display(description="holdout Sharpe")
+    def holdout_sharpe(self, candidate: GenerationCandidate) -> str:
+        return _number((candidate.holdout_metrics or {}).get("sharpe_ratio"))
+
+
+@admin.register(GenerationRun)
+class GenerationRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id", "instrument", "timeframe", "count", "trigger", "status", "provider_used", "model", "summary",
+        "created_at",
+    )  # fmt: skip
+    list_filter = ("status", "provider_used", "trigger", "timeframe")
+    list_select_related = ("instrument",)
+    date_hierarchy = "created_at"
+    fields = (
+        "instrument", "timeframe", "count", "trigger", "update_run", "status", "progress", "error",
+        "provider_requested", "provider_used", "model", "llm_status", "llm_calls", "llm_failures",
+        "summary", "context", "created_at", "started_at", "finished_at",
+    )  # fmt: skip
+    readonly_fields = fields
+    inlines = (CandidateInline,)

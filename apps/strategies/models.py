@@ -1,4 +1,5 @@
-"""Strategies and their versions, backtests, optimisation runs, and the decisions of the daily update."""
+"""Strategies and their versions, backtests, optimisation runs, the daily update's decisions, and
+strategy generation runs with their candidates."""
 
 from __future__ import annotations
 
@@ -198,6 +199,7 @@ class DecisionKind(models.TextChoices):
     PAUSED = "paused"
     EDITED = "edited"
     SKIPPED = "skipped"
+    GENERATED = "generated"
 
 
 class StrategyDecision(models.Model):
@@ -222,3 +224,60 @@ class StrategyDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy.strategy_id}: {self.kind}"
+
+
+class GenerationRun(Job):
+    """One request for new strategies on a market: the context sent, who answered, what was kept."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="generation_runs")
+    timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
+    count = models.PositiveSmallIntegerField(help_text="Candidates asked for")
+    trigger = models.CharField(max_length=12, choices=JobTrigger.choices, default=JobTrigger.API)
+    update_run = models.ForeignKey(
+        StrategyUpdateRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="generation_runs"
+    )
+    provider_requested = models.CharField(
+        max_length=16, blank=True, default="", help_text="Empty: the LLM_PROVIDERS order"
+    )
+    provider_used = models.CharField(max_length=16, blank=True, default="", help_text="offline: no LLM")
+    model = models.CharField(max_length=100, blank=True, default="")
+    llm_status = models.CharField(max_length=16, blank=True, default="", help_text="ok, repaired or cached")
+    llm_calls = models.JSONField(default=list, blank=True, help_text="Ids of the LLM call rows it wrote")
+    llm_failures = models.JSONField(default=list, blank=True, help_text="Providers passed over, and why")
+    context = models.JSONField(default=dict, blank=True, help_text="The market data sent with the request")
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"Generation {self.pk} for {self.instrument.symbol} {self.timeframe}"
+
+
+class CandidateOutcome(models.TextChoices):
+    KEPT = "kept"
+    REJECTED = "rejected"
+
+
+class GenerationCandidate(models.Model):
+    """One proposed strategy with the evidence for keeping or rejecting it."""
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="candidates")
+    index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    document = models.JSONField(help_text="type, rationale, parameters, indicators, rules as proposed")
+    outcome = models.CharField(max_length=8, choices=CandidateOutcome.choices)
+    reason = models.TextField()
+    train_metrics = models.JSONField(null=True, blank=True)
+    holdout_metrics = models.JSONField(null=True, blank=True)
+    holdout_buy_and_hold_pct = models.FloatField(null=True, blank=True)
+    strategy = models.ForeignKey(
+        Strategy, on_delete=models.SET_NULL, null=True, blank=True, related_name="generation_candidates"
+    )
+
+    class Meta:
+        ordering = ("run", "index")
+        constraints = [models.UniqueConstraint(fields=("run", "index"), name="generation_candidate_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.outcome}) of generation {self.run_id}"

@@ -1,4 +1,4 @@
-"""Reads of the strategies app: strategies and their records, candle windows, and generation needs."""
+"""Reads of the strategies app: strategies and their records, candle windows, generation needs and runs."""
 
 from __future__ import annotations
 
@@ -7,21 +7,32 @@ from datetime import date, datetime
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
+from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Candle, Instrument
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
+    GenerationRun,
     OptimizationRun,
     Strategy,
     StrategyDecision,
     StrategyStatus,
     StrategyUpdateRun,
     StrategyVersion,
+)
+
+RECENT_METRICS = (
+    "start",
+    "end",
+    "total_return_pct",
+    "buy_and_hold_return_pct",
+    "sharpe_ratio",
+    "max_drawdown_pct",
 )
 
 
@@ -53,6 +64,40 @@ def optimization_list() -> QuerySet[OptimizationRun]:
 
 def update_run_list() -> QuerySet[StrategyUpdateRun]:
     return StrategyUpdateRun.objects.all()
+
+
+def generation_run_list() -> QuerySet[GenerationRun]:
+    return GenerationRun.objects.select_related("instrument").prefetch_related("candidates__strategy")
+
+
+def market_versions(*, instrument: Instrument, timeframe: str) -> QuerySet[StrategyVersion]:
+    """The current versions of every strategy (any status) of a market."""
+    return StrategyVersion.objects.filter(
+        strategy__instrument=instrument, strategy__timeframe=timeframe, strategy__current_version=F("pk")
+    )
+
+
+def active_strategy_summaries(*, instrument: Instrument, timeframe: str) -> list[dict[str, object]]:
+    """The market's active strategies: name, type, document and the metrics of the newest completed
+    backtest (None when there is none)."""
+    summaries = []
+    for strategy in strategy_list().filter(
+        instrument=instrument, timeframe=timeframe, status=StrategyStatus.ACTIVE
+    ):
+        backtest = strategy.backtests.filter(status=JobStatus.COMPLETED).order_by("-finished_at").first()
+        version = strategy.current_version
+        summaries.append(
+            {
+                "name": strategy.name,
+                "type": strategy.type,
+                "parameters": version.parameters,
+                "rules": version.rules,
+                "recent_metrics": None
+                if backtest is None
+                else {key: backtest.metrics.get(key) for key in RECENT_METRICS},
+            }
+        )
+    return summaries
 
 
 def has_history(*, strategy: Strategy) -> bool:

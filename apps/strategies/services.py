@@ -27,7 +27,7 @@ from django.utils import timezone
 from apps.core.jobs import job_claim, job_complete, job_fail, job_progress
 from apps.core.models import JobStatus
 from apps.market.models import Instrument
-from apps.strategies import documents, selectors
+from apps.strategies import documents, generation, selectors
 from apps.strategies.engine import BacktestReport, EquityCurve, RiskSettings, backtest_signals, signals
 from apps.strategies.engine.optimize import (
     OBJECTIVES,
@@ -721,7 +721,9 @@ def strategies_daily_update(*, now: datetime | None = None) -> StrategyUpdateRun
     candles, retire it when the results break the RetireLimits, else re-optimise its parameters
     walk-forward on a small grid around the current values and adopt the best in-sample ones (a new
     version from the optimizer) only when they beat the current ones out of sample by
-    STRATEGY_REOPTIMIZE_MARGIN. Every step is a decision with its numbers and reason.
+    STRATEGY_REOPTIMIZE_MARGIN. Every step is a decision with its numbers and reason. Then, for each
+    market with too few active strategies or some retired today, generate GENERATION_DAILY_COUNT
+    candidates (``generation.generations_for_needs``; a kept one gets a ``generated`` decision).
 
     One run per UTC date: a second call that day returns None and changes nothing. A run resumed
     after a crash skips the strategies it already decided about.
@@ -754,6 +756,7 @@ def strategies_daily_update(*, now: datetime | None = None) -> StrategyUpdateRun
             "strategies": sum(outcomes.values()),
             "outcomes": dict(outcomes),
             "needing_generation": [need.to_dict() for need in needs],
+            "generation": generation.generations_for_needs(needs=needs, update_run=run),
         },
     )
 

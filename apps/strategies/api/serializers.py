@@ -20,8 +20,11 @@ from apps.market import selectors as market
 from apps.market.domain.candles import TIMEFRAMES
 from apps.strategies import selectors
 from apps.strategies.engine.optimize import MAX_TRIALS, OBJECTIVES
+from apps.strategies.generation import MAX_CANDIDATES
 from apps.strategies.models import (
     Backtest,
+    GenerationCandidate,
+    GenerationRun,
     JobTrigger,
     OptimizationMethod,
     OptimizationRun,
@@ -235,3 +238,62 @@ class OptimizationSerializer(JobSerializer):
             "best_params", "summary", "trials",
         )  # fmt: skip
         read_only_fields = fields
+
+
+class GenerationRequestSerializer(serializers.Serializer):
+    symbol = serializers.CharField(max_length=40)
+    exchange = serializers.CharField(max_length=32, required=False)
+    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES))
+    count = serializers.IntegerField(min_value=1, max_value=MAX_CANDIDATES, default=3)
+    provider = serializers.CharField(
+        max_length=16, required=False, help_text="one of LLM_PROVIDERS (offline: the rule templates)"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["instrument"] = market.instrument_resolve(
+                symbol=attrs.pop("symbol"), exchange=attrs.pop("exchange", None)
+            )
+        except market.InstrumentNotFound as error:
+            raise serializers.ValidationError({"symbol": [str(error)]}) from None
+        return attrs
+
+
+class GenerationAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.CharField(help_text="Poll this URL until status is completed or failed.")
+
+
+class CandidateSerializer(serializers.ModelSerializer):
+    outcome = InlineChoiceField(choices=["kept", "rejected"], read_only=True)
+    strategy_id = serializers.CharField(source="strategy.strategy_id", allow_null=True, default=None)
+
+    class Meta:
+        model = GenerationCandidate
+        fields = (
+            "index", "name", "outcome", "reason", "document", "train_metrics", "holdout_metrics",
+            "holdout_buy_and_hold_pct", "strategy_id",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class GenerationSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="instrument.symbol")
+    exchange = serializers.CharField(source="instrument.exchange")
+    status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
+    trigger = InlineChoiceField(choices=JobTrigger.choices, read_only=True)
+    candidates = CandidateSerializer(many=True, read_only=True)
+    kept_strategy_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationRun
+        fields = (
+            "id", "symbol", "exchange", "timeframe", "count", "trigger", "status", "progress", "error",
+            "provider_requested", "provider_used", "model", "llm_status", "llm_failures", "created_at",
+            "started_at", "finished_at", "summary", "kept_strategy_ids", "candidates",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_kept_strategy_ids(self, run: GenerationRun) -> list[str]:
+        return [c.strategy.strategy_id for c in run.candidates.all() if c.strategy is not None]

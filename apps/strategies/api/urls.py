@@ -17,6 +17,12 @@ urlpatterns = [
         views.OptimizationDetailView.as_view(),
         name="strategies-optimization-detail",
     ),
+    api_path("strategies/generate", views.GenerateView.as_view(), name="strategies-generate"),
+    api_path(
+        "strategies/generations/<int:run_id>",
+        views.GenerationDetailView.as_view(),
+        name="strategies-generation-detail",
+    ),
     api_path(
         "strategies/<strategy_id>/versions", views.VersionListView.as_view(), name="strategies-versions"
     ),

@@ -1,4 +1,4 @@
-"""Strategy endpoints of the brief: strategies, backtests and optimisations, versions and decisions."""
+"""Strategy endpoints: strategies, backtests, optimisations, generation, versions and decisions."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.strategies import selectors, services
+from apps.strategies import generation, selectors, services
 from apps.strategies.api.serializers import (
     AcceptedSerializer,
     BacktestRequestSerializer,
     BacktestSerializer,
     DecisionSerializer,
+    GenerationAcceptedSerializer,
+    GenerationRequestSerializer,
+    GenerationSerializer,
     OptimizationRequestSerializer,
     OptimizationSerializer,
     StrategyCreateSerializer,
@@ -33,13 +36,14 @@ from apps.strategies.api.serializers import (
 )
 from apps.strategies.models import (
     Backtest,
+    GenerationRun,
     JobTrigger,
     OptimizationRun,
     Strategy,
     StrategyDecision,
     StrategyVersion,
 )
-from workers.strategies import backtest_run, optimization_enqueue
+from workers.strategies import backtest_run, generate_run, optimization_enqueue
 
 
 def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -214,3 +218,32 @@ class OptimizationDetailView(APIView):
         except OptimizationRun.DoesNotExist:
             raise Http404 from None
         return Response(OptimizationSerializer(run).data)
+
+
+class GenerateView(APIView):
+    """Ask the configured LLM (or the offline templates) for new strategies on a market (202; poll the
+    URL): candidates are validated, backtested on a training and a later holdout window, and those
+    beating buy-and-hold there are kept as drafts."""
+
+    @extend_schema(request=GenerationRequestSerializer, responses={202: GenerationAcceptedSerializer})
+    def post(self, request: Request) -> Response:
+        data = _valid(GenerationRequestSerializer, request.data)
+        with _bad_request():
+            run = generation.generation_create(**data, trigger=JobTrigger.API)
+        generate_run.delay_on_commit(run.pk)
+        body = {
+            "id": run.pk,
+            "status": run.status,
+            "url": reverse("strategies-generation-detail", kwargs={"run_id": run.pk}),
+        }
+        return Response(GenerationAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class GenerationDetailView(APIView):
+    @extend_schema(responses=GenerationSerializer)
+    def get(self, request: Request, run_id: str) -> Response:
+        try:
+            run = selectors.generation_run_list().get(pk=int(run_id))
+        except GenerationRun.DoesNotExist:
+            raise Http404 from None
+        return Response(GenerationSerializer(run).data)

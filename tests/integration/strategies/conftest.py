@@ -10,6 +10,7 @@ import pytest
 from apps.market.models import Instrument
 from apps.strategies import services
 from apps.strategies.models import Strategy, StrategyStatus
+from tests.integration.llm.conftest import fake_llm
 from tests.integration.market.conftest import BTC_HOURLY, btc_hourly
 
 # The brief's RSI mean reversion, on the shipped BTC/USD data (the brief says BTCUSDT on Binance).
@@ -36,7 +37,7 @@ SMA_RULES = [
     {"condition": "SMA(fast_period) crosses_below SMA(slow_period)", "action": "sell", "priority": 1},
 ]
 
-__all__ = ["BTC_HOURLY", "RSI_DOCUMENT", "SMA_RULES", "btc_hourly", "make_strategy"]
+__all__ = ["BTC_HOURLY", "RSI_DOCUMENT", "SMA_RULES", "btc_hourly", "fake_llm", "make_strategy"]
 
 
 @pytest.fixture
