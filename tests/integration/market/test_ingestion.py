@@ -140,3 +140,10 @@ def test_the_demo_data_loads_twice_without_duplicates():
     assert count == 20111 + 1770 + 788 + 925
     assert Candle.objects.count() == count
     assert second.count("0 inserted, 0 updated") == 4
+
+
+def test_deleting_an_instrument_deletes_its_candles(btc_hourly):
+    # The candle table has no database-level foreign key (bulk imports are 2x faster without one):
+    # the cascade is Django's, and this proves it still happens.
+    btc_hourly.delete()
+    assert Candle.objects.count() == 0
