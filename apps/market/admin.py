@@ -14,33 +14,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.market import admin_views, selectors
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
 from workers.market import analysis_run, candles_fetch_latest
 
 InstrumentView = Callable[[HttpRequest, Instrument], HttpResponse]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the market jobs: viewable and deletable, never added or edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 def _timeframes(instrument: Instrument) -> list[str]:

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.core.models import JobStatus
 from apps.strategies import selectors, services
 from apps.strategies.models import (
@@ -56,28 +57,6 @@ TRADE_COLUMNS = (
     "entry_time", "exit_time", "side", "entry_price", "exit_price", "quantity", "pnl", "return_pct",
     "exit_reason",
 )  # fmt: skip
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the services: viewable and deletable, never added or edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 def _number(value: object) -> str:

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.trading import selectors, services
 from apps.trading.errors import ExchangeUnavailable, TradingError
 from apps.trading.models import (
@@ -42,28 +43,6 @@ LIMIT_FIELDS = (
     "max_daily_loss_pct",
     "max_drawdown_pct",
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records the system writes: viewable, never added or edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class AccountForm(forms.ModelForm):

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.training import selectors, services
 from apps.training.errors import ArtifactError, TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, TrainingRun
@@ -22,16 +23,6 @@ HEADLINE_METRICS = (
     "accuracy", "roc_auc", "log_loss", "rmse", "directional_accuracy",
     "trading_total_return", "buy_hold_total_return",
 )  # fmt: skip
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the training jobs: viewable and deletable, never added or edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 def _number(value: Any) -> str:
