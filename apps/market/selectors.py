@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Min, QuerySet
 
 from apps.market.domain.candles import COLUMNS, INDEX_NAME, parse_timeframe
 from apps.market.domain.patterns import detect
@@ -56,6 +56,26 @@ def newest_candle_time(*, instrument: Instrument, timeframe: str) -> datetime | 
     return Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
         newest=Max("open_time")
     )["newest"]
+
+
+def candle_span(*, instrument: Instrument, timeframe: str) -> tuple[datetime, datetime] | None:
+    """Open times of the first and last stored candle, or None when there are none."""
+    span = Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
+        first=Min("open_time"), last=Max("open_time")
+    )
+    return None if span["first"] is None else (span["first"], span["last"])
+
+
+def candle_count(
+    *, instrument: Instrument, timeframe: str, start: datetime | None = None, end: datetime | None = None
+) -> int:
+    """How many candles are stored, with open times in [start, end] when given."""
+    candles = Candle.objects.filter(instrument=instrument, timeframe=timeframe)
+    if start is not None:
+        candles = candles.filter(open_time__gte=start)
+    if end is not None:
+        candles = candles.filter(open_time__lte=end)
+    return candles.count()
 
 
 def candle_times(*, instrument: Instrument, timeframe: str) -> pd.DatetimeIndex:

@@ -19,7 +19,8 @@ from django.utils.safestring import SafeString
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.core.models import JobStatus
-from apps.strategies import selectors, services
+from apps.market import selectors as market_selectors
+from apps.strategies import services
 from apps.strategies.models import (
     Backtest,
     GenerationCandidate,
@@ -115,7 +116,7 @@ class StrategyAdmin(admin.ModelAdmin):
     def backtest_now(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
         enqueued = 0
         for strategy in queryset.select_related("instrument", "current_version"):
-            span = selectors.stored_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
+            span = market_selectors.candle_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
             try:
                 if span is None:
                     raise services.StrategyInputError({"timeframe": [f"no {strategy.timeframe} candles"]})

@@ -7,13 +7,13 @@ from datetime import date, datetime
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
-from apps.market.models import Candle, Instrument
+from apps.market.models import Instrument
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
@@ -111,24 +111,6 @@ def has_history(*, strategy: Strategy) -> bool:
 
 
 # --- candles -------------------------------------------------------------------------------------
-# stored_span and window_bars aggregate the market's Candle table directly: the market selectors
-# have no count or first-candle read yet, and loading a window's candles only to count them would
-# make every request slow. They belong in apps.market.selectors.
-
-
-def stored_span(*, instrument: Instrument, timeframe: str) -> tuple[datetime, datetime] | None:
-    """Open times of the first and last stored candle, or None when there are none."""
-    span = Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
-        first=Min("open_time"), last=Max("open_time")
-    )
-    return None if span["first"] is None else (span["first"], span["last"])
-
-
-def window_bars(*, instrument: Instrument, timeframe: str, start: datetime, end: datetime) -> int:
-    """Candles whose open time lies in [start, end]."""
-    return Candle.objects.filter(
-        instrument=instrument, timeframe=timeframe, open_time__gte=start, open_time__lte=end
-    ).count()
 
 
 def series_problem(*, instrument: Instrument, timeframe: str) -> str | None:

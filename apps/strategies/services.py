@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from apps.core.jobs import job_claim, job_complete, job_fail, job_progress
 from apps.core.models import JobStatus
+from apps.market import selectors as market_selectors
 from apps.market.models import Instrument
 from apps.strategies import documents, generation, selectors
 from apps.strategies.engine import BacktestReport, EquityCurve, RiskSettings, backtest_signals, signals
@@ -276,10 +277,10 @@ def _window_problems(strategy: Strategy, start: datetime, end: datetime) -> dict
     if start >= end:
         return {"end_date": [f"must be after start_date ({start:%Y-%m-%d %H:%M}), got {end:%Y-%m-%d %H:%M}"]}
     instrument, timeframe = strategy.instrument, strategy.timeframe
-    bars = selectors.window_bars(instrument=instrument, timeframe=timeframe, start=start, end=end)
+    bars = market_selectors.candle_count(instrument=instrument, timeframe=timeframe, start=start, end=end)
     if bars >= MIN_WINDOW_BARS:
         return {}
-    span = selectors.stored_span(instrument=instrument, timeframe=timeframe)
+    span = market_selectors.candle_span(instrument=instrument, timeframe=timeframe)
     stored = f"{span[0]:%Y-%m-%d %H:%M} .. {span[1]:%Y-%m-%d %H:%M} UTC" if span else "none"
     return {
         "start_date": [
@@ -458,7 +459,7 @@ def optimization_create(
         trials = grid(space) if method == OptimizationMethod.GRID else random_sample(space, n_trials, seed)
     except OptimizeError as error:
         problems["space"] = [str(error)]
-    span = selectors.stored_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
+    span = market_selectors.candle_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
     if span is None:
         problems["start_date"] = [
             f"no {strategy.timeframe} candles are stored for {strategy.instrument.symbol}"
@@ -467,7 +468,7 @@ def optimization_create(
         start, end = start or span[0], end or span[1]
         problems.update(_window_problems(strategy, start, end))
     _raise_if(problems)
-    bars = selectors.window_bars(
+    bars = market_selectors.candle_count(
         instrument=strategy.instrument, timeframe=strategy.timeframe, start=start, end=end
     )
     try:

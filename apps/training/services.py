@@ -57,10 +57,6 @@ class TrainingSpec:
     feature_set: FeatureSet
 
 
-def _stored_bars(instrument: Instrument, timeframe: str) -> int:
-    return len(market.candle_times(instrument=instrument, timeframe=timeframe))
-
-
 def training_spec_build(
     *,
     symbol: str,
@@ -99,7 +95,7 @@ def training_spec_build(
     if lookback_period < MIN_LOOKBACK_BARS:
         problems["lookback_period"] = f"lookback_period must be at least {MIN_LOOKBACK_BARS} bars"
     elif instrument is not None and "timeframe" not in problems:
-        stored = _stored_bars(instrument, timeframe)
+        stored = market.candle_count(instrument=instrument, timeframe=timeframe)
         usable = stored - feature_set.warmup
         if stored == 0:
             problems["timeframe"] = f"no {timeframe} candles of {instrument.symbol} are stored"
@@ -501,7 +497,7 @@ def _fetch(instrument: Instrument, timeframe: str) -> dict[str, str]:
 
 def _run_model(instrument: Instrument, timeframe: str, model_type: str) -> dict[str, Any]:
     outcome: dict[str, Any] = {"model_type": model_type, "model_id": None, "stage": None, "promoted": False}
-    stored = _stored_bars(instrument, timeframe)
+    stored = market.candle_count(instrument=instrument, timeframe=timeframe)
     lookback = min(
         settings.TRAINING_LOOKBACK_BARS, stored - get_feature_set(settings.TRAINING_FEATURE_SET).warmup
     )

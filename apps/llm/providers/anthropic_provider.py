@@ -13,13 +13,12 @@ import time
 
 import anthropic
 
-from apps.llm.errors import LLMPermanentError, LLMTemporaryError
 from apps.llm.providers.base import (
     LLMRequest,
     LLMResponse,
     ProviderConfig,
     response_from,
-    status_error,
+    sdk_error_translator,
     translated_errors,
 )
 
@@ -59,18 +58,16 @@ class AnthropicProvider:
         )
 
 
-def _translate(error: Exception) -> Exception | None:
-    if isinstance(error, anthropic.APIStatusError):
-        return status_error(error.status_code, _vendor_message(error), error.response.headers)
-    if isinstance(error, anthropic.APIConnectionError):  # includes APITimeoutError
-        return LLMTemporaryError(f"{type(error).__name__}: {error}")
-    if isinstance(error, anthropic.AnthropicError):
-        return LLMPermanentError(f"{type(error).__name__}: {error}")
-    return None
-
-
 def _vendor_message(error: anthropic.APIStatusError) -> str:
     """The message of Anthropic's error body, without the SDK's "Error code: ..." prefix."""
     body = error.body if isinstance(error.body, dict) else {}
     details = body.get("error") if isinstance(body.get("error"), dict) else {}
     return str(details.get("message") or error.message)
+
+
+_translate = sdk_error_translator(
+    status_error_type=anthropic.APIStatusError,
+    connection_error_type=anthropic.APIConnectionError,
+    base_error_type=anthropic.AnthropicError,
+    vendor_message=_vendor_message,
+)

@@ -115,3 +115,26 @@ def translated_errors(translate: Callable[[Exception], Exception | None]) -> Ite
         if translated is None:
             raise
         raise translated from error
+
+
+def sdk_error_translator(
+    *,
+    status_error_type: type,
+    connection_error_type: type,
+    base_error_type: type,
+    vendor_message: Callable[[Any], str],
+) -> Callable[[Exception], Exception | None]:
+    """Translation of an official SDK's errors (the OpenAI and Anthropic SDKs share this shape):
+    an HTTP status by its code, a connection failure or timeout as temporary, anything else of the
+    SDK as permanent, and foreign exceptions left alone (None)."""
+
+    def translate(error: Exception) -> Exception | None:
+        if isinstance(error, status_error_type):
+            return status_error(error.status_code, vendor_message(error), error.response.headers)
+        if isinstance(error, connection_error_type):  # includes the SDK's timeout error
+            return LLMTemporaryError(f"{type(error).__name__}: {error}")
+        if isinstance(error, base_error_type):
+            return LLMPermanentError(f"{type(error).__name__}: {error}")
+        return None
+
+    return translate

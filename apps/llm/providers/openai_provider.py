@@ -12,13 +12,12 @@ import time
 
 import openai
 
-from apps.llm.errors import LLMPermanentError, LLMTemporaryError
 from apps.llm.providers.base import (
     LLMRequest,
     LLMResponse,
     ProviderConfig,
     response_from,
-    status_error,
+    sdk_error_translator,
     translated_errors,
 )
 
@@ -64,17 +63,15 @@ class OpenAIProvider:
         )
 
 
-def _translate(error: Exception) -> Exception | None:
-    if isinstance(error, openai.APIStatusError):
-        return status_error(error.status_code, _vendor_message(error), error.response.headers)
-    if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
-        return LLMTemporaryError(f"{type(error).__name__}: {error}")
-    if isinstance(error, openai.OpenAIError):
-        return LLMPermanentError(f"{type(error).__name__}: {error}")
-    return None
-
-
 def _vendor_message(error: openai.APIStatusError) -> str:
     """The message of OpenAI's error body, without the SDK's "Error code: ..." prefix."""
     body = error.body if isinstance(error.body, dict) else {}
     return str(body.get("message") or error.message)
+
+
+_translate = sdk_error_translator(
+    status_error_type=openai.APIStatusError,
+    connection_error_type=openai.APIConnectionError,
+    base_error_type=openai.OpenAIError,
+    vendor_message=_vendor_message,
+)

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from apps.core.models import JobStatus
-from apps.strategies import selectors, services
+from apps.market import selectors as market_selectors
+from apps.strategies import services
 from apps.strategies.management.console import date_or_error, strategy_or_error, table
 from apps.strategies.models import Backtest, JobTrigger
 
@@ -46,7 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, strategy_id: str, **options: Any) -> None:
         strategy = strategy_or_error(strategy_id)
-        span = selectors.stored_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
+        span = market_selectors.candle_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
         start = date_or_error(options["start"], "--start") or (span and span[0])
         end = date_or_error(options["end"], "--end") or (span and span[1])
         if start is None or end is None:
