@@ -1,5 +1,8 @@
 # The two commands of the README: `make run` and `make test`. `make bench` prints benchmark figures.
 PYTHON ?= python3
+# Where `make run` serves the web process (the Procfile reads it too).
+WEB_BIND ?= 127.0.0.1:8000
+export WEB_BIND
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
@@ -29,7 +32,7 @@ setup: install
 	$(MANAGE) bootstrap_admin
 
 run: setup
-	@echo "Starting web (http://127.0.0.1:8000), worker and beat. Ctrl-C stops all three."
+	@echo "Starting web (http://$(WEB_BIND)), worker and beat. Ctrl-C stops all three."
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
 
 lint: install-dev

@@ -140,14 +140,23 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str(
                 "CACHE_KEY_PREFIX", default=f"trading-test-{TEST_RUN_ID}" if IS_TEST else "trading"
             ),
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 2,
+                # Redis down is degraded, not broken: a cache miss instead of an error, so throttling,
+                # health and every read keep answering from the database.
+                "IGNORE_EXCEPTIONS": True,
+            },
         }
     }
+    # Not logged per request (an ERROR with a trace on every throttled call): the health document's
+    # cache and broker components say that Redis is down.
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "trading"}}
 
@@ -270,6 +279,20 @@ CELERY_QUEUE_TIME_LIMITS = {
 }
 _longest_task_seconds = max(hard for _, hard in CELERY_QUEUE_TIME_LIMITS.values())
 CELERY_TASK_MAX_ATTEMPTS = env.int("CELERY_TASK_MAX_ATTEMPTS", default=3)
+# A running job's claim is a lease renewed by a heartbeat every third of it: a job whose worker died
+# is free again this long after its last renewal.
+JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=60)
+# How long recording a job's outcome keeps retrying on a fresh connection while the database is away.
+JOB_DATABASE_RETRY_SECONDS = env.float("JOB_DATABASE_RETRY_SECONDS", default=30.0)
+# The sweeper (its own beat job) re-sends PENDING rows whose message was sent this long ago and never
+# claimed (waiting twice as long after each further send, up to the maximum), and RUNNING rows whose
+# lease expired; at most JOB_SWEEP_BATCH rows of each kind per pass.
+JOB_SWEEP_INTERVAL_SECONDS = env.int("JOB_SWEEP_INTERVAL_SECONDS", default=60)
+JOB_RESEND_AFTER_SECONDS = env.int("JOB_RESEND_AFTER_SECONDS", default=90)
+JOB_RESEND_MAX_SECONDS = env.int("JOB_RESEND_MAX_SECONDS", default=3600)
+JOB_SWEEP_BATCH = env.int("JOB_SWEEP_BATCH", default=500)
+# Only the beat holding this lease sends; a standby takes over this long after the leader's last renewal.
+BEAT_LEADER_LEASE_SECONDS = env.int("BEAT_LEADER_LEASE_SECONDS", default=60)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {

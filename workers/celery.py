@@ -1,11 +1,20 @@
-"""The Celery application: JSON only, late acks, per-queue time limits, schedules from the database."""
+"""The Celery application: JSON only, late acks, per-queue time limits, one leader beat.
+
+Acknowledgement: every task is acked late (after it ran) and rejected back to its queue when its
+worker process dies (``task_reject_on_worker_lost``), so a killed child's message is delivered
+again. A task that raised or hit its time limit is acked (``task_acks_on_failure_or_timeout``):
+by then ``apps.core.jobs.job_claimed`` has recorded the outcome on its row (FAILED with the
+reason, or released for another attempt). Whatever a message loss or a dead worker leaves
+PENDING or RUNNING, the job sweeper sends again (``apps.core.sweeper``), so no job row depends on
+a message surviving.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
@@ -27,6 +36,7 @@ ROUTES = {
 
 # One task module per domain; each issue that adds a domain's jobs adds its module here.
 TASK_MODULES = (
+    "workers.jobs",
     "workers.health",
     "workers.market",
     "workers.training",
@@ -76,17 +86,15 @@ app.conf.update(
     task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
     task_routes=(route_task,),
     task_annotations=(QueueTimeLimits(),),
-    beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+    task_acks_on_failure_or_timeout=True,
+    # A broker that is down answers at once; the caller keeps the row PENDING for the sweeper.
+    task_publish_retry_policy={
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 1,
+    },
+    beat_scheduler="workers.scheduler:LeaderScheduler",
     worker_hijack_root_logger=False,
     include=list(TASK_MODULES),
 )
-
-
-@signals.beat_init.connect
-def _sync_schedules_on_beat_start(**_: Any) -> None:
-    """Beat starts with every declared schedule present in the database scheduler."""
-    from workers.schedules import sync_schedules
-
-    sync_schedules()
-    # Probe once at start so the health document does not wait five minutes for its first answer.
-    app.send_task("health.external_apis_probe")

@@ -6,9 +6,11 @@ from celery import shared_task
 
 from apps.health import services
 from workers.celery import app
+from workers.periodic import once_per_slot
 
 
 @shared_task(name="health.snapshot_take")
+@once_per_slot
 def snapshot_take() -> None:
     """Beat-driven: store this minute's health snapshot; a second run for the minute does nothing."""
     services.snapshot_take_for_current_slot(celery_app=app)
@@ -21,10 +23,12 @@ def snapshot_run(snapshot_id: int) -> None:
 
 
 @shared_task(name="health.external_apis_probe")
+@once_per_slot
 def external_apis_probe() -> None:
     services.external_apis_probe()
 
 
 @shared_task(name="health.snapshots_prune")
+@once_per_slot
 def snapshots_prune() -> None:
     services.snapshots_prune()

@@ -1,23 +1,28 @@
-"""Market tasks: the 30-minute analysis of every active instrument."""
+"""Market tasks: the 30-minute analysis, one task per instrument and timeframe, and fetches on demand."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from apps.core.dispatch import job_dispatch
 from apps.market import services
 from apps.market.providers.base import TemporaryProviderError
+from workers.periodic import once_per_slot
 
 
 @shared_task(name="market.analysis_run_all")
+@once_per_slot
 def analysis_run_all() -> None:
-    """Beat-driven; each instrument's analysis is unique per slot, so a repeated message adds nothing."""
-    services.analysis_run_all()
+    """Beat-driven: one analysis row per active instrument and timeframe for the slot, each sent to
+    a worker of its own (a slot's row is unique, so a repeated message adds nothing)."""
+    for analysis in services.analysis_requests():
+        job_dispatch(analysis_run, analysis)
 
 
 @shared_task(name="market.analysis_run")
-def analysis_run(instrument_id: int, timeframe: str) -> None:
-    """Analyse one instrument now (admin action); a second run in the same slot does nothing."""
-    services.analysis_run_now(instrument_id=instrument_id, timeframe=timeframe)
+def analysis_run(analysis_id: int) -> None:
+    """Fetch, analyse and store one analysis row; a redelivered message does nothing."""
+    services.analysis_run(analysis_id=analysis_id)
 
 
 @shared_task(

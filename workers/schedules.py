@@ -2,7 +2,8 @@
 
 A schedule that is missing from the database is created; one that exists is left as it is, so
 an edit made in the admin (a new crontab, disabled) survives every restart. ``reset=True``
-restores the declared definition.
+restores the declared definition. Every task named here is wrapped in
+``workers.periodic.once_per_slot``, so a second send for one slot does nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """One periodic job: a name for the admin, a task name, a crontab in UTC and an expiry."""
+    """One periodic job: a name for the admin, a task name, a crontab in UTC (or, with
+    ``every_seconds``, a fixed interval) and an expiry."""
 
     name: str
     task: str
@@ -26,6 +29,7 @@ class Schedule:
     day_of_month: str = "*"
     month_of_year: str = "*"
     expires_seconds: int = 60
+    every_seconds: int | None = None
     kwargs: dict = field(default_factory=dict)
     description: str = ""
 
@@ -36,6 +40,14 @@ SCHEDULES: tuple[Schedule, ...] = (
         task="health.snapshot_take",
         expires_seconds=50,
         description="Stores the health document; its age is the scheduler and worker heartbeat.",
+    ),
+    Schedule(
+        name="jobs: sweep lost and orphaned jobs",
+        task="core.jobs_sweep",
+        every_seconds=settings.JOB_SWEEP_INTERVAL_SECONDS,
+        expires_seconds=max(settings.JOB_SWEEP_INTERVAL_SECONDS - 5, 5),
+        description="Re-sends PENDING jobs whose message was lost and RUNNING jobs whose worker died; "
+        "fails those out of attempts with the reason.",
     ),
     Schedule(
         name="health: probe external APIs every 5 minutes",
@@ -111,6 +123,14 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Forget API idempotency keys older than TRADING_IDEMPOTENCY_KEY_TTL_HOURS.",
     ),
     Schedule(
+        name="jobs: prune slot records and sweep reports daily",
+        task="core.records_prune",
+        minute="23",
+        hour="3",
+        expires_seconds=3600,
+        description="Forgets periodic-slot records older than 7 days and sweep reports older than a day.",
+    ),
+    Schedule(
         name="health: prune old snapshots daily",
         task="health.snapshots_prune",
         minute="17",
@@ -134,10 +154,16 @@ def _crontab(schedule: Schedule) -> CrontabSchedule:
 
 
 def _definition(schedule: Schedule) -> dict:
+    if schedule.every_seconds:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=schedule.every_seconds, period=IntervalSchedule.SECONDS
+        )
+        timing = {"interval": interval, "crontab": None}
+    else:
+        timing = {"interval": None, "crontab": _crontab(schedule)}
     return {
         "task": schedule.task,
-        "crontab": _crontab(schedule),
-        "interval": None,
+        **timing,
         "expire_seconds": schedule.expires_seconds,
         "kwargs": json.dumps(schedule.kwargs),
         "description": schedule.description,

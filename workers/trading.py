@@ -12,6 +12,7 @@ from celery import shared_task
 from apps.trading import orchestrator, performance, selectors, services
 from apps.trading.errors import ExchangeUnavailable
 from apps.trading.models import OrderStatus
+from workers.periodic import once_per_slot
 
 
 @shared_task(
@@ -26,6 +27,7 @@ def order_submit(order_id: int) -> None:
 
 
 @shared_task(name="trading.orders_reconcile_all")
+@once_per_slot
 def orders_reconcile_all() -> None:
     """Beat-driven: reconcile every live account (when live trading is on)."""
     for account in selectors.live_accounts_to_reconcile():
@@ -46,12 +48,14 @@ def account_reconcile(account_id: int) -> None:
 
 
 @shared_task(name="trading.paper_orders_match")
+@once_per_slot
 def paper_orders_match() -> None:
     """Beat-driven: match resting paper orders against the candles stored since."""
     services.paper_orders_match()
 
 
 @shared_task(name="trading.orchestrator_run")
+@once_per_slot
 def orchestrator_run() -> None:
     """Beat-driven: each active strategy acts on its newest candle (at most once per candle)."""
     result = orchestrator.orchestrator_run()
@@ -60,17 +64,20 @@ def orchestrator_run() -> None:
 
 
 @shared_task(name="trading.portfolio_snapshot_all")
+@once_per_slot
 def portfolio_snapshot_all() -> None:
     """Beat-driven: a portfolio snapshot of every account (applying the loss limits)."""
     services.portfolio_snapshot_all()
 
 
 @shared_task(name="trading.performance_record_all")
+@once_per_slot
 def performance_record_all() -> None:
     """Beat-driven: each strategy's live PnL and drawdown, beside its backtest hourly."""
     performance.performance_record_all()
 
 
 @shared_task(name="trading.idempotency_keys_prune")
+@once_per_slot
 def idempotency_keys_prune() -> None:
     services.idempotency_keys_prune()

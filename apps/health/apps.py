@@ -9,6 +9,9 @@ class HealthConfig(AppConfig):
     verbose_name = "Health"
 
     def ready(self) -> None:
+        from apps.core.sweeper import JobKind, job_kind_register
         from apps.health import metrics
+        from apps.health.models import HealthSnapshot
 
         metrics.prime_cpu_counter()
+        job_kind_register(JobKind(model=HealthSnapshot, task="health.snapshot_run"))

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.core.logging import redact
 from apps.core.models import JobStatus
+from apps.core.sweeper import job_sweep_last
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 from apps.llm import selectors as llm_selectors
 from apps.market import selectors as market_selectors
@@ -65,7 +66,8 @@ def check_cache() -> Component:
             return {
                 "status": DEGRADED,
                 "response_time_ms": _elapsed_ms(started),
-                "message": "Cache lost a value",
+                # A Redis cache that is down fails open (a miss, logged), so this is how it shows.
+                "message": "The cache did not return the value just written: unreachable or evicting",
             }
     except Exception as error:  # the cache backend raises its client's own errors
         return _failure(DEGRADED, error, started)
@@ -204,6 +206,34 @@ def check_trading_orchestrator() -> Component:
     return trading_selectors.orchestrator_status(now=timezone.now())
 
 
+def check_jobs() -> Component:
+    """Job rows stuck (PENDING past the resend threshold, RUNNING past their lease) or failed in the
+    last 24 hours, per kind, as the job sweeper's newest pass found them (it also re-sent them)."""
+    sweep = job_sweep_last()
+    if sweep is None:
+        return {"status": DEGRADED, "message": "The job sweeper has not run yet", "kinds": {}}
+    age = (timezone.now() - sweep.ran_at).total_seconds()
+    kinds = sweep.report.get("kinds", {})
+    stuck = {
+        label: facts for label, facts in kinds.items() if facts["pending_stuck"] or facts["running_expired"]
+    }
+    problems = [
+        f"{label}: {facts['pending_stuck']} pending too long, {facts['running_expired']} past their lease"
+        for label, facts in stuck.items()
+    ]
+    if age > 3 * settings.JOB_SWEEP_INTERVAL_SECONDS + 30:
+        problems.insert(0, f"the job sweeper last ran {age:.0f}s ago")
+    if sweep.report.get("broker_error"):
+        problems.append(f"re-sending postponed, the broker is unavailable: {sweep.report['broker_error']}")
+    failed = sum(facts["failed_24h"] for facts in kinds.values())
+    return {
+        "status": DEGRADED if problems else HEALTHY,
+        "message": "; ".join(problems) if problems else f"No stuck jobs; {failed} failed in the last 24 h",
+        "swept_at": sweep.ran_at.isoformat(),
+        "kinds": kinds,
+    }
+
+
 LLM_FAILED_CALL = frozenset({"error", "budget_exceeded"})
 
 
@@ -237,6 +267,7 @@ def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str
         "llm_services": check_llm_services,
         "performance_monitor": check_performance_monitor,
         "trading_orchestrator": check_trading_orchestrator,
+        "jobs": check_jobs,
     }
 
 

@@ -13,12 +13,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.jobs import job_claim, job_complete
+from apps.core.jobs import job_claimed, job_complete
 from apps.health import selectors
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
-
-# A snapshot takes well under a second; a RUNNING row older than this lost its worker.
-SNAPSHOT_LEASE_SECONDS = 120
 
 
 def snapshot_request(*, trigger: str) -> HealthSnapshot:
@@ -31,12 +28,12 @@ def snapshot_run(*, snapshot_id: int, celery_app: Celery) -> HealthSnapshot | No
 
     Returns None, changing nothing, when the snapshot was already taken (a redelivered message).
     """
-    snapshot = job_claim(model=HealthSnapshot, pk=snapshot_id, lease_seconds=SNAPSHOT_LEASE_SECONDS)
-    if snapshot is None:
-        return None
-    worker = socket.gethostname()
-    document = selectors.health_document(celery_app=celery_app, current_worker=worker)
-    return job_complete(job=snapshot, document=document, overall_status=document["status"], worker=worker)
+    with job_claimed(model=HealthSnapshot, pk=snapshot_id) as snapshot:
+        if snapshot is None:
+            return None
+        worker = socket.gethostname()
+        document = selectors.health_document(celery_app=celery_app, current_worker=worker)
+        return job_complete(job=snapshot, document=document, overall_status=document["status"], worker=worker)
 
 
 def current_slot(now: datetime | None = None) -> datetime:

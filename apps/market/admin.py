@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from celery import Task
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, QuerySet
@@ -15,7 +14,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
-from apps.market import admin_views, selectors
+from apps.core.dispatch import job_dispatch_on_commit
+from apps.core.models import JobStatus
+from apps.market import admin_views, selectors, services
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
 from workers.market import analysis_run, candles_fetch_latest
 
@@ -63,23 +64,38 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fetch new candles now")
     def fetch_candles_now(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> None:
-        self._enqueue(request, queryset, candles_fetch_latest, "candle fetch")
-
-    @admin.action(description="Analyse now")
-    def analyse_now(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> None:
-        self._enqueue(request, queryset, analysis_run, "analysis")
-
-    def _enqueue(self, request: HttpRequest, queryset: QuerySet[Instrument], task: Task, what: str) -> None:
-        """One task per instrument and timeframe, sent once the surrounding transaction commits."""
         enqueued, skipped = 0, []
         for instrument in queryset:
             timeframes = _timeframes(instrument)
-            if not timeframes:
-                skipped.append(instrument.symbol)
+            skipped += [] if timeframes else [instrument.symbol]
             for timeframe in timeframes:
-                task.delay_on_commit(instrument.pk, timeframe)
+                candles_fetch_latest.delay_on_commit(instrument.pk, timeframe)
                 enqueued += 1
-        self.message_user(request, f"Enqueued {enqueued} {what} task(s).", messages.SUCCESS)
+        self._report(request, f"Enqueued {enqueued} candle fetch task(s).", skipped)
+
+    @admin.action(description="Analyse now")
+    def analyse_now(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> None:
+        """One analysis row per instrument and timeframe for the current slot, each sent to a worker;
+        one already made for the slot is not repeated."""
+        enqueued, done, skipped = 0, 0, []
+        slot = services.analysis_slot()
+        for instrument in queryset:
+            timeframes = _timeframes(instrument)
+            skipped += [] if timeframes else [instrument.symbol]
+            for timeframe in timeframes:
+                analysis = services.analysis_request(instrument=instrument, timeframe=timeframe, slot=slot)
+                if analysis.status == JobStatus.PENDING:
+                    job_dispatch_on_commit(analysis_run, analysis)
+                    enqueued += 1
+                else:
+                    done += 1
+        message = f"Enqueued {enqueued} analysis task(s)."
+        if done:
+            message += f" {done} already analysed (or running) for the slot {slot:%H:%M} UTC."
+        self._report(request, message, skipped)
+
+    def _report(self, request: HttpRequest, message: str, skipped: list[str]) -> None:
+        self.message_user(request, message, messages.SUCCESS)
         if skipped:
             self.message_user(
                 request,

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.jobs import job_claim, job_complete, job_fail
+from apps.core.jobs import job_claimed, job_complete, job_fail
+from apps.core.models import JobStatus
 from apps.market import selectors
 from apps.market.commentary import commentary_for
 from apps.market.domain.analysis import MarketInsights, analyse
@@ -259,7 +260,6 @@ def candles_resample(*, instrument: Instrument, from_timeframe: str, to_timefram
 
 ANALYSIS_SLOT_MINUTES = 30
 ANALYSIS_BARS = 500
-ANALYSIS_LEASE_SECONDS = 600
 
 
 def analysis_slot(now: datetime | None = None) -> datetime:
@@ -268,14 +268,28 @@ def analysis_slot(now: datetime | None = None) -> datetime:
     return now.replace(minute=now.minute - now.minute % ANALYSIS_SLOT_MINUTES, second=0, microsecond=0)
 
 
-def _analysis_row(instrument: Instrument, timeframe: str, slot: datetime) -> MarketAnalysis:
+def analysis_request(*, instrument: Instrument, timeframe: str, slot: datetime) -> MarketAnalysis:
+    """The analysis row of the instrument, timeframe and slot, created PENDING if it does not exist.
+    Does not run it; a row that exists (pending, running or done) is returned as it is."""
     try:
         with transaction.atomic():
             return MarketAnalysis.objects.get_or_create(
                 instrument=instrument, timeframe=timeframe, slot=slot
             )[0]
-    except IntegrityError:  # created by a concurrent run between our read and insert
+    except IntegrityError:  # created by a concurrent request between our read and insert
         return MarketAnalysis.objects.get(instrument=instrument, timeframe=timeframe, slot=slot)
+
+
+def analysis_requests(*, now: datetime | None = None) -> list[MarketAnalysis]:
+    """The 30-minute job's rows: one per active instrument and each of its timeframes for the slot,
+    created PENDING where missing. Returns those still PENDING, for the caller to send."""
+    slot = analysis_slot(now)
+    rows = [
+        analysis_request(instrument=instrument, timeframe=timeframe, slot=slot)
+        for instrument in selectors.instrument_list(active=True)
+        for timeframe in instrument.timeframes or selectors.candle_timeframes(instrument=instrument)
+    ]
+    return [row for row in rows if row.status == JobStatus.PENDING]
 
 
 def _fetch_for_analysis(analysis: MarketAnalysis, provider: CandleProvider | None) -> dict[str, object]:
@@ -293,48 +307,43 @@ def _fetch_for_analysis(analysis: MarketAnalysis, provider: CandleProvider | Non
 
 
 def analysis_run(
-    *,
-    instrument: Instrument,
-    timeframe: str,
-    slot: datetime,
-    fetch: bool = True,
-    provider: CandleProvider | None = None,
+    *, analysis_id: int, fetch: bool = True, provider: CandleProvider | None = None
 ) -> MarketAnalysis | None:
     """Fetch new candles, analyse the newest one and store the analysis with its signals and events.
 
-    One analysis per instrument, timeframe and slot: a second run for the slot returns None and
-    changes nothing. A failed fetch (offline, exchange down) is recorded and the stored candles are
-    analysed anyway. When an LLM provider is configured, its commentary is stored too (see
+    Claims the row first: a second run of the same analysis (a redelivered message) returns None
+    and changes nothing. A failed fetch (offline, exchange down) is recorded and the stored candles
+    are analysed anyway. When an LLM provider is configured, its commentary is stored too (see
     ``apps.market.commentary``).
     """
-    row = _analysis_row(instrument, timeframe, slot)
-    analysis = job_claim(model=MarketAnalysis, pk=row.pk, lease_seconds=ANALYSIS_LEASE_SECONDS)
-    if analysis is None:
-        return None
-    fetched = _fetch_for_analysis(analysis, provider) if fetch else {"fetch_status": "skipped"}
-    frame = selectors.candles_frame(instrument=instrument, timeframe=timeframe, limit=ANALYSIS_BARS)
-    try:
-        insights = analyse(frame, parse_timeframe(timeframe).duration.total_seconds())
-    except ValueError as error:
-        return job_fail(job=analysis, error=str(error))
-    patterns = selectors.recent_patterns(frame)
-    # Asked before the transaction: an LLM call may take seconds and must not hold it open.
-    commentary = commentary_for(
-        symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
-    )
-    with transaction.atomic():
-        _store_insights(analysis, insights)
-        return job_complete(
-            job=analysis,
-            **fetched,
-            last_candle_time=insights.last_time.to_pydatetime(),
-            last_close=insights.last_close,
-            indicators=insights.indicators,
-            regime=insights.regime,
-            patterns=patterns,
-            summary=insights.summary(),
-            commentary=commentary,
+    with job_claimed(model=MarketAnalysis, pk=analysis_id) as analysis:
+        if analysis is None:
+            return None
+        instrument, timeframe = analysis.instrument, analysis.timeframe
+        fetched = _fetch_for_analysis(analysis, provider) if fetch else {"fetch_status": "skipped"}
+        frame = selectors.candles_frame(instrument=instrument, timeframe=timeframe, limit=ANALYSIS_BARS)
+        try:
+            insights = analyse(frame, parse_timeframe(timeframe).duration.total_seconds())
+        except ValueError as error:
+            return job_fail(job=analysis, error=str(error))
+        patterns = selectors.recent_patterns(frame)
+        # Asked before the transaction: an LLM call may take seconds and must not hold it open.
+        commentary = commentary_for(
+            symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
         )
+        with transaction.atomic():
+            _store_insights(analysis, insights)
+            return job_complete(
+                job=analysis,
+                **fetched,
+                last_candle_time=insights.last_time.to_pydatetime(),
+                last_close=insights.last_close,
+                indicators=insights.indicators,
+                regime=insights.regime,
+                patterns=patterns,
+                summary=insights.summary(),
+                commentary=commentary,
+            )
 
 
 def _store_insights(analysis: MarketAnalysis, insights: MarketInsights) -> None:
@@ -370,21 +379,14 @@ def _store_insights(analysis: MarketAnalysis, insights: MarketInsights) -> None:
 
 
 def analysis_run_all(*, now: datetime | None = None, fetch: bool = True) -> list[MarketAnalysis]:
-    """The 30-minute job: analyse every active instrument in each of its timeframes."""
-    slot = analysis_slot(now)
+    """Analyse every active instrument in each of its timeframes for the slot, here and now (the
+    ``analyze_market`` command; the scheduled job sends each row to a worker instead)."""
     done = []
-    for instrument in selectors.instrument_list(active=True):
-        for timeframe in instrument.timeframes or selectors.candle_timeframes(instrument=instrument):
-            analysis = analysis_run(instrument=instrument, timeframe=timeframe, slot=slot, fetch=fetch)
-            if analysis is not None:
-                done.append(analysis)
+    for row in analysis_requests(now=now):
+        analysis = analysis_run(analysis_id=row.pk, fetch=fetch)
+        if analysis is not None:
+            done.append(analysis)
     return done
-
-
-def analysis_run_now(*, instrument_id: int, timeframe: str) -> MarketAnalysis | None:
-    """Analyse one instrument for the current slot (the admin's 'analyse now')."""
-    instrument = Instrument.objects.get(pk=instrument_id)
-    return analysis_run(instrument=instrument, timeframe=timeframe, slot=analysis_slot())
 
 
 def candles_fetch_latest_for(*, instrument_id: int, timeframe: str) -> IngestReport:

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import selectors as market_selectors
 from apps.strategies import services
@@ -126,7 +127,7 @@ class StrategyAdmin(admin.ModelAdmin):
             except services.StrategyInputError as error:
                 self.message_user(request, f"{strategy.strategy_id}: {error}", messages.WARNING)
                 continue
-            backtest_run.delay_on_commit(backtest.pk)
+            job_dispatch_on_commit(backtest_run, backtest)
             enqueued += 1
         self.message_user(request, f"Enqueued {enqueued} backtest(s); see Backtests.", messages.SUCCESS)
 

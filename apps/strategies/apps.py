@@ -7,3 +7,25 @@ class StrategiesConfig(AppConfig):
     name = "apps.strategies"
     label = "strategies"
     verbose_name = "Strategies"
+
+    def ready(self) -> None:
+        from apps.core.sweeper import JobKind, job_kind_register
+        from apps.strategies import models
+
+        for kind in (
+            JobKind(model=models.Backtest, task="strategies.backtest_run"),
+            JobKind(
+                model=models.OptimizationChunk,
+                task="strategies.optimize_chunk",
+                args=lambda chunk: [chunk.run_id, chunk.index],
+            ),
+            JobKind(model=models.OptimizationRun, task="strategies.optimize_finish", children=("chunks",)),
+            JobKind(model=models.GenerationRun, task="strategies.generate_run"),
+            JobKind(model=models.StrategyUpdateItem, task="strategies.daily_update_strategy"),
+            JobKind(
+                model=models.StrategyUpdateRun,
+                task="strategies.daily_update_advance",
+                children=("items", "generation_runs"),
+            ),
+        ):
+            job_kind_register(kind)

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from apps.core.jobs import job_claim, job_complete, job_fail, job_progress
+from apps.core.jobs import Interrupted, job_claimed, job_complete, job_fail, job_progress
 from apps.llm.errors import LLMUnavailableError
 from apps.llm.services import LLMResult, llm_complete_json
 from apps.market import selectors as market
@@ -373,14 +373,16 @@ def generation_run(*, run_id: int) -> GenerationRun | None:
     Returns None, changing nothing, when the run was claimed or finished before. When no provider
     answers validly, or the market has too few candles, the run is FAILED with the reasons.
     """
-    run = job_claim(model=GenerationRun, pk=run_id, lease_seconds=services.JOB_LEASE_SECONDS)
-    if run is None:
-        return None
-    try:
-        return _generate(run)
-    except Exception as error:  # stored for the user; the row must not stay RUNNING
-        logger.exception("Generation run %s failed", run_id)
-        return job_fail(job=run, error=f"{type(error).__name__}: {error}")
+    with job_claimed(model=GenerationRun, pk=run_id) as run:
+        if run is None:
+            return None
+        try:
+            return _generate(run)
+        except Interrupted:
+            raise
+        except Exception as error:  # stored for the user; the row must not stay RUNNING
+            logger.exception("Generation run %s failed", run_id)
+            return job_fail(job=run, error=f"{type(error).__name__}: {error}")
 
 
 def _generate(run: GenerationRun) -> GenerationRun:
@@ -627,39 +629,3 @@ def _keep(
 
 
 # --- the daily update's hook ---------------------------------------------------------------------
-
-
-def generations_for_needs(
-    *, needs: Sequence[selectors.GenerationNeed], update_run: StrategyUpdateRun
-) -> list[dict[str, Any]]:
-    """Generate GENERATION_DAILY_COUNT candidates, synchronously, for each market that needs strategies
-    and has no generation run of this update yet (a resumed update does not ask twice). Returns a
-    line per market for the update's summary."""
-    done = set(update_run.generation_runs.values_list("instrument_id", "timeframe"))
-    lines = []
-    for need in needs:
-        if (need.instrument.pk, need.timeframe) in done:
-            continue
-        try:
-            run = generation_create(
-                instrument=need.instrument,
-                timeframe=need.timeframe,
-                count=settings.GENERATION_DAILY_COUNT,
-                trigger=JobTrigger.DAILY_UPDATE,
-                update_run=update_run,
-            )
-        except services.StrategyInputError as error:
-            lines.append({**need.to_dict(), "generation_run": None, "error": str(error)})
-            continue
-        run = generation_run(run_id=run.pk) or run
-        lines.append(
-            {
-                **need.to_dict(),
-                "generation_run": run.pk,
-                "status": run.status,
-                "provider": run.provider_used,
-                "kept": run.summary.get("kept", 0),
-                "error": run.error[:300],
-            }
-        )
-    return lines

@@ -177,10 +177,23 @@ class OptimizationChunk(Job):
         return f"Chunk {self.index} of optimisation {self.run_id}"
 
 
+class UpdatePhase(models.TextChoices):
+    STRATEGIES = "strategies", "Updating strategies"
+    GENERATION = "generation", "Generating candidates"
+    DONE = "done", "Done"
+
+
 class StrategyUpdateRun(Job):
-    """One run of the daily strategy update; unique per date, so a repeated message does nothing."""
+    """One run of the daily strategy update; unique per date, so a repeated message does nothing.
+
+    It fans out: one :class:`StrategyUpdateItem` job per active strategy (backtest, retirement
+    check, re-optimisation), then one generation run per market that needs strategies; the run
+    row aggregates them and completes when the last of them finishes.
+    """
 
     date = models.DateField(unique=True)
+    as_of = models.DateTimeField(null=True, blank=True, help_text="The moment the update evaluates at")
+    phase = models.CharField(max_length=12, choices=UpdatePhase.choices, default=UpdatePhase.STRATEGIES)
     summary = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -188,6 +201,25 @@ class StrategyUpdateRun(Job):
 
     def __str__(self) -> str:
         return f"Strategy update of {self.date}"
+
+
+class StrategyUpdateItem(Job):
+    """The daily update of one strategy: its own job, so a hundred strategies share the workers."""
+
+    run = models.ForeignKey(StrategyUpdateRun, on_delete=models.CASCADE, related_name="items")
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="update_items")
+    outcome = models.CharField(
+        max_length=16, blank=True, default="", help_text="The deciding decision's kind"
+    )
+
+    class Meta:
+        ordering = ("run", "id")
+        constraints = [
+            models.UniqueConstraint(fields=("run", "strategy"), name="update_item_once_per_strategy")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy.strategy_id} in the update of {self.run.date}"
 
 
 class DecisionKind(models.TextChoices):

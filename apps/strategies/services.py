@@ -10,9 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,11 +22,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.core.jobs import job_claim, job_complete, job_fail, job_progress
-from apps.core.models import JobStatus
+from apps.core.jobs import Interrupted, job_claimed, job_complete, job_fail, job_progress
+from apps.core.models import UNFINISHED, JobStatus
 from apps.market import selectors as market_selectors
 from apps.market.models import Instrument
-from apps.strategies import documents, generation, selectors
+from apps.strategies import documents, selectors
 from apps.strategies.engine import BacktestReport, EquityCurve, RiskSettings, backtest_signals, signals
 from apps.strategies.engine.optimize import (
     OBJECTIVES,
@@ -57,7 +55,6 @@ from apps.strategies.models import (
     StrategyDecision,
     StrategySource,
     StrategyStatus,
-    StrategyUpdateRun,
     StrategyVersion,
 )
 from apps.strategies.selectors import CandleWindow
@@ -93,7 +90,7 @@ def _first_problem(fields: Mapping[str, Any]) -> str:
     return f"{name}: {problem[0] if isinstance(problem, list) else problem}"
 
 
-def _raise_if(problems: dict[str, Any]) -> None:
+def raise_if_problems(problems: dict[str, Any]) -> None:
     if problems:
         raise StrategyInputError(problems)
 
@@ -127,7 +124,7 @@ def strategy_create(
     """
     if problem := selectors.series_problem(instrument=instrument, timeframe=timeframe):
         raise StrategyInputError({"timeframe": [problem]})
-    _raise_if(documents.document_problems(parameters=parameters, indicators=indicators, rules=rules))
+    raise_if_problems(documents.document_problems(parameters=parameters, indicators=indicators, rules=rules))
     with transaction.atomic():
         strategy = _insert_strategy(
             name=name, type=type, instrument=instrument, timeframe=timeframe, status=status, source=source
@@ -187,9 +184,9 @@ def strategy_update(
             "indicators": current.indicators,
             "rules": current.rules,
         }:
-            _raise_if(documents.document_problems(**edited))
-            version = _version_create(strategy, edited, StrategySource.USER, reason or "edited")
-            _decide(
+            raise_if_problems(documents.document_problems(**edited))
+            version = version_create(strategy, edited, StrategySource.USER, reason or "edited")
+            decision_record(
                 strategy,
                 DecisionKind.EDITED,
                 f"version {version.number} replaces version {current.number}"
@@ -199,7 +196,7 @@ def strategy_update(
         strategy.name = strategy.name if name is None else name
         strategy.type = strategy.type if type is None else type
         if status is not None and status != strategy.status:
-            _status_set(strategy, status, reason or f"set to {status} by a user")
+            strategy_status_set(strategy, status, reason or f"set to {status} by a user")
         strategy.save()
     return Strategy.objects.select_related("instrument", "current_version").get(pk=strategy.pk)
 
@@ -217,7 +214,7 @@ def strategy_delete(*, strategy: Strategy) -> bool:
     return False
 
 
-def _version_create(
+def version_create(
     strategy: Strategy, document: Mapping[str, Any], source: str, reason: str
 ) -> StrategyVersion:
     """A new current version; the caller holds the strategy row lock and saves the strategy."""
@@ -237,13 +234,13 @@ _STATUS_DECISIONS = {
 }
 
 
-def _status_set(
+def strategy_status_set(
     strategy: Strategy, status: str, reason: str, numbers: dict | None = None, **links: Any
 ) -> None:
     """Change the status (the caller saves the strategy) and record why."""
     previous = strategy.status
     strategy.status = status
-    _decide(
+    decision_record(
         strategy,
         _STATUS_DECISIONS[status],
         reason,
@@ -252,7 +249,7 @@ def _status_set(
     )
 
 
-def _decide(
+def decision_record(
     strategy: Strategy, kind: str, reason: str, numbers: dict | None = None, **links: Any
 ) -> StrategyDecision:
     return StrategyDecision.objects.create(
@@ -302,7 +299,7 @@ def backtest_create(
 ) -> Backtest:
     """Validate the window and costs and store a PENDING backtest of the strategy's current version.
     Does not run it. Raises StrategyInputError (a window without candles, end before start)."""
-    _raise_if(
+    raise_if_problems(
         {
             **_cost_problems(initial_capital, commission, slippage),
             **_window_problems(strategy, start, end),
@@ -327,34 +324,36 @@ def backtest_run(*, backtest_id: int, progress: Progress | None = None) -> Backt
     Returns None, changing nothing, when the backtest was claimed or finished before (a redelivered
     message). Any failure is stored on the row (FAILED, with the message).
     """
-    backtest = job_claim(model=Backtest, pk=backtest_id, lease_seconds=JOB_LEASE_SECONDS)
-    if backtest is None:
-        return None
-    step = _progress_steps(backtest, progress)
-    try:
-        strategy, version = backtest.strategy, backtest.version
-        window = selectors.candle_window(
-            instrument=strategy.instrument,
-            timeframe=strategy.timeframe,
-            warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
-            start=backtest.start,
-            end=backtest.end,
-        )
-        step(0.3)
-        report = strategy_report(
-            strategy=strategy,
-            version=version,
-            window=window,
-            initial_capital=float(backtest.initial_capital),
-            commission=backtest.commission,
-            slippage=backtest.slippage,
-        )
-        step(0.8)
-        fields = report_fields(report, window)
-    except Exception as error:  # stored for the user; the row must not stay RUNNING
-        logger.exception("Backtest %s failed", backtest_id)
-        return job_fail(job=backtest, error=f"{type(error).__name__}: {error}")
-    return job_complete(job=backtest, **fields)
+    with job_claimed(model=Backtest, pk=backtest_id) as backtest:
+        if backtest is None:
+            return None
+        step = _progress_steps(backtest, progress)
+        try:
+            strategy, version = backtest.strategy, backtest.version
+            window = selectors.candle_window(
+                instrument=strategy.instrument,
+                timeframe=strategy.timeframe,
+                warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
+                start=backtest.start,
+                end=backtest.end,
+            )
+            step(0.3)
+            report = strategy_report(
+                strategy=strategy,
+                version=version,
+                window=window,
+                initial_capital=float(backtest.initial_capital),
+                commission=backtest.commission,
+                slippage=backtest.slippage,
+            )
+            step(0.8)
+            fields = report_fields(report, window)
+        except Interrupted:
+            raise
+        except Exception as error:  # stored for the user; the row must not stay RUNNING
+            logger.exception("Backtest %s failed", backtest_id)
+            return job_fail(job=backtest, error=f"{type(error).__name__}: {error}")
+        return job_complete(job=backtest, **fields)
 
 
 def _progress_steps(job: Backtest, callback: Progress | None) -> Progress:
@@ -467,7 +466,7 @@ def optimization_create(
     else:
         start, end = start or span[0], end or span[1]
         problems.update(_window_problems(strategy, start, end))
-    _raise_if(problems)
+    raise_if_problems(problems)
     bars = market_selectors.candle_count(
         instrument=strategy.instrument, timeframe=strategy.timeframe, start=start, end=end
     )
@@ -508,8 +507,8 @@ def optimization_chunk_run(*, run_id: int, chunk_index: int) -> bool:
     """Claim one chunk of a run, evaluate its trials on every fold and store the results; the run
     counts the chunk once, however often its message is delivered.
 
-    Returns True when this call found every chunk done and the run still without its summary: the
-    caller then runs or enqueues :func:`optimization_finish` (which summarises once).
+    Returns True when this call found every chunk finished and the run still without its outcome:
+    the caller then runs or enqueues :func:`optimization_finish` (which summarises once).
     """
     chunk_pk = (
         OptimizationChunk.objects.filter(run_id=run_id, index=chunk_index)
@@ -518,27 +517,25 @@ def optimization_chunk_run(*, run_id: int, chunk_index: int) -> bool:
     )
     if chunk_pk is None:
         return False
-    claimed = job_claim(model=OptimizationChunk, pk=chunk_pk, lease_seconds=JOB_LEASE_SECONDS)
-    if claimed is None:
-        if OptimizationChunk.objects.filter(pk=chunk_pk, status=JobStatus.FAILED).exists():
-            _run_fail(run_id, f"chunk {chunk_index} failed")
-        return _needs_summary(run_id)
-    run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
-    if run.is_finished:
-        job_fail(job=claimed, error=f"the optimisation had already {run.status}")
-        return False
-    OptimizationRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()
-    )
-    try:
-        results = _evaluate_chunk(run, claimed.trials)
-    except Exception as error:  # stored for the user; neither row may stay RUNNING
-        logger.exception("Chunk %s of optimisation %s failed", chunk_index, run_id)
-        message = f"chunk {chunk_index}: {type(error).__name__}: {error}"
-        job_fail(job=claimed, error=message)
-        _run_fail(run_id, message)
-        return False
-    return _chunk_store(claimed, results)
+    with job_claimed(model=OptimizationChunk, pk=chunk_pk) as claimed:
+        if claimed is None:
+            return _needs_outcome(run_id)
+        run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
+        if run.is_finished:
+            job_fail(job=claimed, error=f"the optimisation had already {run.status}")
+            return False
+        OptimizationRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
+            status=JobStatus.RUNNING, started_at=timezone.now()
+        )
+        try:
+            results = _evaluate_chunk(run, claimed.trials)
+        except Interrupted:
+            raise
+        except Exception as error:  # stored for the user; the run fails with it when it is summarised
+            logger.exception("Chunk %s of optimisation %s failed", chunk_index, run_id)
+            job_fail(job=claimed, error=f"chunk {chunk_index}: {type(error).__name__}: {error}")
+            return _needs_outcome(run_id)
+        return _chunk_store(claimed, results)
 
 
 def _evaluate_chunk(run: OptimizationRun, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -548,7 +545,7 @@ def _evaluate_chunk(run: OptimizationRun, trials: list[dict[str, Any]]) -> list[
         run.version.rules,
         run.version.parameters,
         trials,
-        _folds(run.fold_layout, window.first),
+        stored_folds(run.fold_layout, window.first),
         costs=Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe),
         external=external,
     )
@@ -571,7 +568,7 @@ def _run_inputs(run_id: int, created_at: datetime) -> tuple[CandleWindow, dict[s
     return window, external_series(strategy=run.strategy, rules=run.version.rules, frame=window.frame)
 
 
-def _folds(layout: list[dict[str, Any]], offset: int) -> list[Fold]:
+def stored_folds(layout: list[dict[str, Any]], offset: int) -> list[Fold]:
     """Stored folds (bars of the window) as folds of the frame, whose first ``offset`` bars are warm-up."""
 
     def shifted(window: dict[str, int] | None) -> Window | None:
@@ -587,38 +584,53 @@ def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]]) -> boo
         stored = OptimizationChunk.objects.filter(
             pk=chunk.pk, status=JobStatus.RUNNING, attempts=chunk.attempts
         ).update(
-            status=JobStatus.COMPLETED, results=results, progress=1.0, error="", finished_at=timezone.now()
+            status=JobStatus.COMPLETED,
+            results=results,
+            progress=1.0,
+            error="",
+            finished_at=timezone.now(),
+            lease_expires_at=None,
         )
         if not stored:  # a later claim of this chunk took it over; that one counts it
             return False
+        chunk.status = JobStatus.COMPLETED
         done = run.chunks_done + 1
         OptimizationRun.objects.filter(pk=run.pk).update(chunks_done=done, progress=done / run.chunks_total)
-    return done == run.chunks_total and run.status == JobStatus.RUNNING
+    return _needs_outcome(run.pk)
 
 
-def _needs_summary(run_id: int) -> bool:
-    return OptimizationRun.objects.filter(
-        pk=run_id, status=JobStatus.RUNNING, chunks_done=F("chunks_total")
-    ).exists()
-
-
-def _run_fail(run_id: int, error: str) -> None:
-    OptimizationRun.objects.filter(pk=run_id, status__in=(JobStatus.PENDING, JobStatus.RUNNING)).update(
-        status=JobStatus.FAILED, error=error[:4000], finished_at=timezone.now()
+def _needs_outcome(run_id: int) -> bool:
+    """Whether the run is unfinished while none of its chunks is: its summary (or failure) is due."""
+    unfinished = OptimizationChunk.objects.filter(run_id=run_id, status__in=UNFINISHED)
+    return (
+        OptimizationRun.objects.filter(pk=run_id, status__in=UNFINISHED).exists() and not unfinished.exists()
     )
 
 
 def optimization_finish(*, run_id: int) -> OptimizationRun | None:
-    """Summarise a run whose chunks are all done: every trial, the best parameters, in- and
-    out-of-sample metrics per fold and the overfitting warning.
+    """Conclude a run none of whose chunks is unfinished: FAILED naming the chunks that failed, or
+    summarised (every trial, the best parameters, in- and out-of-sample metrics per fold and the
+    overfitting warning).
 
-    The step claims the run with a conditional UPDATE, so it summarises once; None when there is
-    nothing to do (chunks outstanding, already summarised or being summarised).
+    The step claims the run with a conditional UPDATE, so it concludes once; None when there is
+    nothing to do (chunks outstanding, already concluded or being concluded).
     """
     now = timezone.now()
+    if OptimizationChunk.objects.filter(run_id=run_id, status__in=UNFINISHED).exists():
+        return None
+    failed = list(
+        OptimizationChunk.objects.filter(run_id=run_id, status=JobStatus.FAILED).values_list(
+            "error", flat=True
+        )
+    )
+    if failed:
+        OptimizationRun.objects.filter(pk=run_id, status__in=UNFINISHED).update(
+            status=JobStatus.FAILED, error="; ".join(failed)[:4000], finished_at=now
+        )
+        return OptimizationRun.objects.get(pk=run_id)
     claimed = OptimizationRun.objects.filter(
         Q(finish_claimed_at__isnull=True)
-        | Q(finish_claimed_at__lt=now - timedelta(seconds=JOB_LEASE_SECONDS)),
+        | Q(finish_claimed_at__lt=now - timedelta(seconds=settings.JOB_LEASE_SECONDS)),
         pk=run_id,
         status=JobStatus.RUNNING,
         chunks_done=F("chunks_total"),
@@ -627,7 +639,11 @@ def optimization_finish(*, run_id: int) -> OptimizationRun | None:
         return None
     run = OptimizationRun.objects.get(pk=run_id)
     results = [result for chunk in run.chunks.order_by("index") for result in chunk.results]
-    return job_complete(job=run, **summary_fields(results, summarise(results, run.objective)))
+    fields = summary_fields(results, summarise(results, run.objective))
+    OptimizationRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(
+        status=JobStatus.COMPLETED, progress=1.0, error="", finished_at=timezone.now(), **fields
+    )
+    return OptimizationRun.objects.get(pk=run_id)
 
 
 def summary_fields(results: Sequence[Mapping[str, Any]], summary: Summary) -> dict[str, Any]:
@@ -667,9 +683,7 @@ def summary_fields(results: Sequence[Mapping[str, Any]], summary: Summary) -> di
     }
 
 
-# --- the daily strategy update -------------------------------------------------------------------
-
-MIN_UPDATE_BARS = 100
+# Metrics a strategy's evaluation (the daily update, generation's holdout) records and compares.
 EVALUATION_METRICS = (
     "total_return_pct",
     "buy_and_hold_return_pct",
@@ -681,289 +695,3 @@ EVALUATION_METRICS = (
     "end",
     "bars",
 )
-
-
-@dataclass(frozen=True)
-class RetireLimits:
-    """A strategy whose recent backtest breaks any of these is retired (settings STRATEGY_RETIRE_*)."""
-
-    max_drawdown_pct: float
-    min_sharpe: float
-    max_underperformance_pct: float
-
-    @classmethod
-    def from_settings(cls) -> RetireLimits:
-        return cls(
-            settings.STRATEGY_RETIRE_MAX_DRAWDOWN_PCT,
-            settings.STRATEGY_RETIRE_MIN_SHARPE,
-            settings.STRATEGY_RETIRE_MAX_UNDERPERFORMANCE_PCT,
-        )
-
-    def breaches(self, metrics: Mapping[str, Any]) -> list[str]:
-        """Each limit the metrics break, in words with the numbers. No Sharpe (no trades) breaks nothing."""
-        found = []
-        drawdown = metrics["max_drawdown_pct"]
-        if drawdown > self.max_drawdown_pct:
-            found.append(f"max drawdown {drawdown:.1f}% exceeds the {self.max_drawdown_pct:g}% limit")
-        sharpe = metrics["sharpe_ratio"]
-        if sharpe is not None and sharpe < self.min_sharpe:
-            found.append(f"Sharpe ratio {sharpe:.2f} is below the minimum of {self.min_sharpe:g}")
-        total, hold = metrics["total_return_pct"], metrics["buy_and_hold_return_pct"]
-        if hold - total > self.max_underperformance_pct:
-            found.append(
-                f"return {total:+.1f}% trails buy-and-hold ({hold:+.1f}%) by {hold - total:.1f} points, "
-                f"more than the {self.max_underperformance_pct:g}-point limit"
-            )
-        return found
-
-
-def strategies_daily_update(*, now: datetime | None = None) -> StrategyUpdateRun | None:
-    """The 02:00 UTC job: for each active strategy, backtest the newest STRATEGY_UPDATE_WINDOW_BARS
-    candles, retire it when the results break the RetireLimits, else re-optimise its parameters
-    walk-forward on a small grid around the current values and adopt the best in-sample ones (a new
-    version from the optimizer) only when they beat the current ones out of sample by
-    STRATEGY_REOPTIMIZE_MARGIN. Every step is a decision with its numbers and reason. Then, for each
-    market with too few active strategies or some retired today, generate GENERATION_DAILY_COUNT
-    candidates (``generation.generations_for_needs``; a kept one gets a ``generated`` decision).
-
-    One run per UTC date: a second call that day returns None and changes nothing. A run resumed
-    after a crash skips the strategies it already decided about.
-    """
-    now = now or timezone.now()
-    row = _update_run_row(now)
-    run = job_claim(model=StrategyUpdateRun, pk=row.pk, lease_seconds=JOB_LEASE_SECONDS)
-    if run is None:
-        return None
-    limits = RetireLimits.from_settings()
-    decided = run.decisions.values_list("strategy_id", flat=True)
-    outcomes: Counter[str] = Counter()
-    for strategy in selectors.strategy_list().filter(status=StrategyStatus.ACTIVE).exclude(pk__in=decided):
-        try:
-            outcomes[_update_strategy(strategy, run, limits, now)] += 1
-        except Exception as error:  # one broken strategy must not stop the others' update
-            logger.exception("Daily update of %s failed", strategy.strategy_id)
-            _decide(
-                strategy,
-                DecisionKind.SKIPPED,
-                f"the update failed: {type(error).__name__}: {error}",
-                update_run=run,
-                created_at=now,
-            )
-            outcomes[DecisionKind.SKIPPED] += 1
-    needs = selectors.strategies_needing_generation(day=run.date)
-    return job_complete(
-        job=run,
-        summary={
-            "strategies": sum(outcomes.values()),
-            "outcomes": dict(outcomes),
-            "needing_generation": [need.to_dict() for need in needs],
-            "generation": generation.generations_for_needs(needs=needs, update_run=run),
-        },
-    )
-
-
-def _update_run_row(now: datetime) -> StrategyUpdateRun:
-    day = now.astimezone(UTC).date()
-    try:
-        with transaction.atomic():
-            return StrategyUpdateRun.objects.get_or_create(date=day)[0]
-    except IntegrityError:  # created by a concurrent run between our read and insert
-        return StrategyUpdateRun.objects.get(date=day)
-
-
-def _update_strategy(strategy: Strategy, run: StrategyUpdateRun, limits: RetireLimits, now: datetime) -> str:
-    """Evaluate, then retire or re-optimise one strategy; returns the deciding decision's kind.
-
-    The computing happens outside any transaction; each outcome is written in one.
-    """
-    version = strategy.current_version
-    window = selectors.candle_window(
-        instrument=strategy.instrument,
-        timeframe=strategy.timeframe,
-        warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
-        newest=settings.STRATEGY_UPDATE_WINDOW_BARS,
-    )
-    links = {"update_run": run, "created_at": now}
-    if window.bars < MIN_UPDATE_BARS:
-        reason = f"the window has {window.bars} {strategy.timeframe} candles; {MIN_UPDATE_BARS} are needed"
-        _decide(strategy, DecisionKind.SKIPPED, reason, {"bars": window.bars}, **links)
-        return DecisionKind.SKIPPED
-    costs = Costs(float(DEFAULT_CAPITAL), DEFAULT_COMMISSION, 0.0, strategy.timeframe)
-    report = strategy_report(
-        strategy=strategy,
-        version=version,
-        window=window,
-        initial_capital=costs.initial_capital,
-        commission=costs.commission,
-        slippage=costs.slippage,
-    )
-    metrics = report.metrics()
-    numbers = {key: metrics[key] for key in EVALUATION_METRICS}
-    breaches = limits.breaches(metrics)
-    search = None if breaches else _reoptimise(strategy, version, window, costs)
-    with transaction.atomic():
-        backtest = Backtest.objects.create(
-            strategy=strategy,
-            version=version,
-            trigger=JobTrigger.DAILY_UPDATE,
-            start=window.window.index[0],
-            end=window.window.index[-1],
-            initial_capital=DEFAULT_CAPITAL,
-            commission=costs.commission,
-            status=JobStatus.COMPLETED,
-            progress=1.0,
-            started_at=now,
-            finished_at=now,
-            **report_fields(report, window),
-        )
-        _decide(
-            strategy, DecisionKind.EVALUATED, _evaluation_reason(metrics), numbers, backtest=backtest, **links
-        )
-        strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
-        if strategy.status != StrategyStatus.ACTIVE or strategy.current_version_id != version.pk:
-            reason = "the strategy was paused, retired or edited during the update; nothing was changed"
-            _decide(strategy, DecisionKind.SKIPPED, reason, numbers, backtest=backtest, **links)
-            return DecisionKind.SKIPPED
-        if breaches:
-            numbers = {**numbers, "limits": asdict(limits)}
-            _status_set(
-                strategy, StrategyStatus.RETIRED, "; ".join(breaches), numbers, backtest=backtest, **links
-            )
-            strategy.save()
-            return DecisionKind.RETIRED
-        return _adopt_or_reject(strategy, version, window, search, links)
-
-
-def _evaluation_reason(metrics: Mapping[str, Any]) -> str:
-    sharpe = "n/a" if metrics["sharpe_ratio"] is None else f"{metrics['sharpe_ratio']:.2f}"
-    return (
-        f"last {metrics['bars']} bars ({metrics['start'][:10]} .. {metrics['end'][:10]}): return "
-        f"{metrics['total_return_pct']:+.1f}% vs buy-and-hold {metrics['buy_and_hold_return_pct']:+.1f}%, "
-        f"Sharpe {sharpe}, max drawdown {metrics['max_drawdown_pct']:.1f}%, {metrics['num_trades']} trades"
-    )
-
-
-@dataclass(frozen=True)
-class _Search:
-    """A finished re-optimisation: its grid, folds and summary, or why it could not run."""
-
-    space: dict[str, list[Any]]
-    layout: list[Fold]
-    results: list[dict[str, Any]]
-    summary: Summary | None
-    problem: str | None = None
-
-
-def _reoptimise(strategy: Strategy, version: StrategyVersion, window: CandleWindow, costs: Costs) -> _Search:
-    space = documents.neighbourhood(
-        version.rules, version.parameters, settings.STRATEGY_REOPTIMIZE_MULTIPLIERS
-    )
-    if not any(len(values) > 1 for values in space.values()):
-        return _Search(space, [], [], None, "no numeric parameter of the rules to re-optimise")
-    try:
-        trials = grid(space)
-        layout = walk_forward_folds(window.bars, settings.STRATEGY_REOPTIMIZE_FOLDS)
-    except OptimizeError as error:
-        return _Search(space, [], [], None, f"re-optimisation is not possible: {error}")
-    shifted = _folds([fold.to_dict() for fold in layout], window.first)
-    external = external_series(strategy=strategy, rules=version.rules, frame=window.frame)
-    results = evaluate_chunk(
-        window.frame,
-        version.rules,
-        version.parameters,
-        chunk(trials, len(trials))[0],
-        shifted,
-        costs=costs,
-        external=external,
-    )
-    return _Search(space, layout, results, summarise(results, settings.STRATEGY_REOPTIMIZE_OBJECTIVE))
-
-
-def _adopt_or_reject(
-    strategy: Strategy, version: StrategyVersion, window: CandleWindow, search: _Search, links: dict[str, Any]
-) -> str:
-    """Store the re-optimisation and adopt its best parameters only when they beat the current ones
-    out of sample by the margin. The caller holds the strategy's row lock."""
-    if search.summary is None:
-        _decide(strategy, DecisionKind.SKIPPED, search.problem, {"space": search.space}, **links)
-        return DecisionKind.SKIPPED
-    summary, now = search.summary, links["created_at"]
-    optimization = OptimizationRun.objects.create(
-        strategy=strategy,
-        version=version,
-        trigger=JobTrigger.DAILY_UPDATE,
-        start=window.window.index[0],
-        end=window.window.index[-1],
-        bars=window.bars,
-        warmup_bars=window.first,
-        initial_capital=DEFAULT_CAPITAL,
-        commission=DEFAULT_COMMISSION,
-        space=search.space,
-        method=OptimizationMethod.GRID,
-        n_trials=len(search.results),
-        objective=summary.objective,
-        folds=len(search.layout),
-        fold_layout=[fold.to_dict() for fold in search.layout],
-        chunks_total=1,
-        chunks_done=1,
-        status=JobStatus.COMPLETED,
-        progress=1.0,
-        started_at=now,
-        finished_at=now,
-        **summary_fields(search.results, summary),
-    )
-    current = {name: version.parameters[name] for name in search.space}
-    by_index = {trial["index"]: trial for trial in summary.trials}
-    mine = next((t for t in summary.trials if t["params"] == current), None)
-    best = by_index.get(summary.best_index)
-    margin = settings.STRATEGY_REOPTIMIZE_MARGIN
-    numbers = {
-        "objective": summary.objective,
-        "margin": margin,
-        "trials": len(search.results),
-        "current_params": current,
-        "current_out_of_sample": mine and mine["out_of_sample_objective"],
-        "candidate_params": best and best["params"],
-        "candidate_in_sample": best and best["in_sample_objective"],
-        "candidate_out_of_sample": best and best["out_of_sample_objective"],
-        "walk_forward_efficiency": summary.walk_forward_efficiency,
-        "warning": summary.warning,
-    }
-    links = {**links, "optimization": optimization}
-    verdict = _verdict(numbers, best, mine)
-    if verdict is not None:
-        _decide(strategy, DecisionKind.PARAMS_REJECTED, verdict, numbers, **links)
-        return DecisionKind.PARAMS_REJECTED
-    document = {
-        "parameters": {**version.parameters, **best["params"]},
-        "indicators": version.indicators,
-        "rules": version.rules,
-    }
-    _raise_if(documents.document_problems(**document))
-    objective = summary.objective
-    reason = (
-        f"out-of-sample {objective} {numbers['candidate_out_of_sample']:.3g} beats the current "
-        f"{numbers['current_out_of_sample']:.3g} by at least {margin:g}"
-    )
-    new = _version_create(strategy, document, StrategySource.OPTIMIZER, f"daily update: {reason}")
-    strategy.save()
-    _decide(strategy, DecisionKind.PARAMS_ADOPTED, f"version {new.number}: {reason}", numbers, **links)
-    return DecisionKind.PARAMS_ADOPTED
-
-
-def _verdict(numbers: Mapping[str, Any], best: Mapping | None, mine: Mapping | None) -> str | None:
-    """Why the candidate is rejected, or None to adopt it."""
-    objective = numbers["objective"]
-    if best is None or mine is None:
-        return "the current or candidate parameters could not be evaluated"
-    if best["params"] == mine["params"]:
-        return f"the current parameters are the best in-sample of {numbers['trials']} trials"
-    candidate, current = numbers["candidate_out_of_sample"], numbers["current_out_of_sample"]
-    if candidate is None or current is None:
-        return f"out-of-sample {objective} is undefined (no trades) for the current or candidate parameters"
-    if candidate - current < numbers["margin"]:
-        return (
-            f"out-of-sample {objective} {candidate:.3g} vs the current {current:.3g}: "
-            f"not better by the margin of {numbers['margin']:g}"
-        )
-    return None

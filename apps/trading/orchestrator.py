@@ -28,7 +28,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.jobs import job_claim, job_complete
+from apps.core.jobs import Interrupted, job_claimed, job_complete
 from apps.market.domain.candles import parse_timeframe
 from apps.strategies import documents
 from apps.strategies import selectors as strategy_selectors
@@ -51,7 +51,6 @@ from apps.trading.models import (
 )
 
 logger = logging.getLogger(__name__)
-CYCLE_LEASE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -72,32 +71,39 @@ def allocations_to_run() -> list[StrategyAllocation]:
 def orchestrator_run(*, trigger: str = "beat", now: datetime | None = None) -> CycleResult:
     """One cycle over every allocation; a failing strategy is recorded and the others still act."""
     now = now or timezone.now()
-    cycle = OrchestratorCycle.objects.create(trigger=trigger)
-    cycle = job_claim(model=OrchestratorCycle, pk=cycle.pk, lease_seconds=CYCLE_LEASE_SECONDS)
-    assert cycle is not None  # just created
-    summary, live_orders = [], []
-    placed = refused = acted = 0
-    for allocation in allocations_to_run():
-        try:
-            action = strategy_act(allocation=allocation, cycle=cycle, now=now)
-        except Exception as error:  # one broken strategy must not stop the others
-            logger.exception("orchestrator: %s failed", allocation)
-            summary.append({"allocation": allocation.pk, "error": f"{type(error).__name__}: {error}"[:300]})
-            continue
-        if action is None:
-            continue
-        acted += 1
-        order = action.order
-        if order is not None:
-            refused += order.status == OrderStatus.REJECTED
-            placed += order.status != OrderStatus.REJECTED
-            if order.account.is_live and order.status == OrderStatus.NEW:
-                live_orders.append(order.pk)
-        summary.append({"allocation": allocation.pk, "signal": action.signal, "decision": action.decision})
-    cycle = job_complete(
-        job=cycle, acted=acted, orders_placed=placed, orders_refused=refused, summary=summary
-    )
-    return CycleResult(cycle=cycle, live_orders=live_orders)
+    created = OrchestratorCycle.objects.create(trigger=trigger)
+    with job_claimed(model=OrchestratorCycle, pk=created.pk) as cycle:
+        if cycle is None:  # only if the sweeper failed it between our insert and claim
+            return CycleResult(cycle=created, live_orders=[])
+        summary, live_orders = [], []
+        placed = refused = acted = 0
+        for allocation in allocations_to_run():
+            try:
+                action = strategy_act(allocation=allocation, cycle=cycle, now=now)
+            except Interrupted:
+                raise
+            except Exception as error:  # one broken strategy must not stop the others
+                logger.exception("orchestrator: %s failed", allocation)
+                summary.append(
+                    {"allocation": allocation.pk, "error": f"{type(error).__name__}: {error}"[:300]}
+                )
+                continue
+            if action is None:
+                continue
+            acted += 1
+            order = action.order
+            if order is not None:
+                refused += order.status == OrderStatus.REJECTED
+                placed += order.status != OrderStatus.REJECTED
+                if order.account.is_live and order.status == OrderStatus.NEW:
+                    live_orders.append(order.pk)
+            summary.append(
+                {"allocation": allocation.pk, "signal": action.signal, "decision": action.decision}
+            )
+        cycle = job_complete(
+            job=cycle, acted=acted, orders_placed=placed, orders_refused=refused, summary=summary
+        )
+        return CycleResult(cycle=cycle, live_orders=live_orders)
 
 
 def strategy_act(

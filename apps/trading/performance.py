@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core.jobs import Interrupted
 from apps.strategies import documents
 from apps.strategies import selectors as strategy_selectors
 from apps.strategies import services as strategy_services
@@ -121,6 +122,8 @@ def performance_record_all(*, now: datetime | None = None) -> int:
     ):
         try:
             performance_record(allocation=allocation, now=now)
+        except Interrupted:
+            raise
         except Exception:  # one broken strategy must not stop the monitor
             logger.exception("performance monitor: %s failed", allocation)
             continue

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from apps.core.jobs import job_claim, job_complete, job_fail
+from apps.core.jobs import job_claimed, job_complete
 from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
@@ -62,7 +62,6 @@ CLIENT_ORDER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS
 PRICED_TYPES = (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT)
 TRIGGERED_TYPES = (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT)
 SNAPSHOT_SLOT_MINUTES = 5
-RECONCILIATION_LEASE_SECONDS = 120
 
 
 class IdempotencyConflict(TradingError):
@@ -475,43 +474,39 @@ def account_reconcile(*, account: Account, now: datetime | None = None) -> Recon
     with transaction.atomic():
         lock_account(account.pk)  # one reconciliation of an account at a time
         busy = Reconciliation.objects.filter(
-            account=account,
-            status=JobStatus.RUNNING,
-            started_at__gte=timezone.now() - timedelta(seconds=RECONCILIATION_LEASE_SECONDS),
+            account=account, status=JobStatus.RUNNING, lease_expires_at__gte=timezone.now()
         )
         if busy.exists():
             return None
-        run = Reconciliation.objects.create(account=account)
-        run = job_claim(model=Reconciliation, pk=run.pk, lease_seconds=RECONCILIATION_LEASE_SECONDS)
+        created = Reconciliation.objects.create(account=account)
     counts: dict[str, int] = {}
     repaired: set[int] = set()
+    with job_claimed(model=Reconciliation, pk=created.pk) as run:
+        if run is None:
+            return None
 
-    def record(changes: list[live.Change]) -> None:
-        Repair.objects.bulk_create(
-            Repair(
-                reconciliation=run,
-                account=account,
-                kind=change.kind,
-                order=change.order,
-                before=change.before,
-                after=change.after,
-                message=change.message[:500],
+        def record(changes: list[live.Change]) -> None:
+            Repair.objects.bulk_create(
+                Repair(
+                    reconciliation=run,
+                    account=account,
+                    kind=change.kind,
+                    order=change.order,
+                    before=change.before,
+                    after=change.after,
+                    message=change.message[:500],
+                )
+                for change in changes
             )
-            for change in changes
-        )
-        for change in changes:
-            counts[change.kind] = counts.get(change.kind, 0) + 1
-            if change.order is not None:
-                repaired.add(change.order.pk)
+            for change in changes:
+                counts[change.kind] = counts.get(change.kind, 0) + 1
+                if change.order is not None:
+                    repaired.add(change.order.pk)
 
-    try:
         live.reconcile(account, live.exchange_client_for(account), record=record, now=now)
-    except Exception as error:
-        job_fail(job=run, error=f"{type(error).__name__}: {error}")
-        raise
-    for order in Order.objects.filter(pk__in=repaired).select_related("account", "instrument"):
-        protection_attach(order=order)
-    return job_complete(job=run, summary={"repairs": sum(counts.values()), "by_kind": counts})
+        for order in Order.objects.filter(pk__in=repaired).select_related("account", "instrument"):
+            protection_attach(order=order)
+        return job_complete(job=run, summary={"repairs": sum(counts.values()), "by_kind": counts})
 
 
 # -- paper matching --------------------------------------------------------------------------------

@@ -7,3 +7,10 @@ class TrainingConfig(AppConfig):
     name = "apps.training"
     label = "training"
     verbose_name = "Training"
+
+    def ready(self) -> None:
+        from apps.core.sweeper import JobKind, job_kind_register
+        from apps.training.models import MLModel, TrainingRun
+
+        job_kind_register(JobKind(model=MLModel, task="training.model_train"))
+        job_kind_register(JobKind(model=TrainingRun, task="training.run"))

@@ -58,6 +58,9 @@ class MLModel(Job):
     artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
     promoted_at = models.DateTimeField(null=True, blank=True)
 
+    # A failed training job (however it failed: an error, a lost worker, out of attempts) fails the model.
+    failed_fields = {"stage": Stage.FAILED}
+
     class Meta:
         ordering = ("-created_at", "-id")
         verbose_name = "ML model"

@@ -15,8 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from xgboost.core import XGBoostError
 
-from apps.core.jobs import job_claim, job_complete, job_fail, job_progress
-from apps.core.models import JobStatus
+from apps.core.jobs import job_claimed, job_complete, job_fail, job_progress
 from apps.market import selectors as market
 from apps.market import services as market_services
 from apps.market.domain.candles import TIMEFRAMES
@@ -36,9 +35,6 @@ logger = logging.getLogger(__name__)
 # Fewer bars cannot give each of the train, validation and test splits a meaningful size.
 MIN_LOOKBACK_BARS = 500
 MAX_HORIZON_BARS = 500
-# Training a model takes seconds to minutes; a RUNNING row older than the training queue's hard
-# limit has lost its worker.
-TRAIN_LEASE_SECONDS = settings.CELERY_QUEUE_TIME_LIMITS["training"][1]
 RUN_SLOT_HOURS = 6
 
 Progress = Callable[[float, str], None]
@@ -157,67 +153,60 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
     nothing, when the job is not ours to run (already taken or finished: a redelivered message).
     ``progress(fraction, message)`` hears about each step.
     """
-    model = job_claim(model=MLModel, pk=model_pk, lease_seconds=TRAIN_LEASE_SECONDS)
-    if model is None:
-        # Out of attempts: the job is failed, so is the model.
-        MLModel.objects.filter(pk=model_pk, status=JobStatus.FAILED, stage=Stage.TRAINING).update(
-            stage=Stage.FAILED
-        )
-        return None
+    with job_claimed(model=MLModel, pk=model_pk) as model:
+        if model is None:
+            return None
 
-    def step(fraction: float, message: str) -> None:
-        job_progress(job=model, progress=fraction)
-        if progress is not None:
-            progress(fraction, message)
+        def step(fraction: float, message: str) -> None:
+            job_progress(job=model, progress=fraction)
+            if progress is not None:
+                progress(fraction, message)
 
-    try:
-        feature_set = FeatureSet.from_dict(model.feature_set)
-        frame = market.candles_frame(
-            instrument=model.instrument,
-            timeframe=model.timeframe,
-            limit=model.lookback_period + feature_set.warmup,
+        try:
+            feature_set = FeatureSet.from_dict(model.feature_set)
+            frame = market.candles_frame(
+                instrument=model.instrument,
+                timeframe=model.timeframe,
+                limit=model.lookback_period + feature_set.warmup,
+            )
+            if frame.empty:
+                raise ValueError(f"no {model.timeframe} candles of {model.symbol} are stored")
+            step(0.1, f"loaded {len(frame)} candles, {frame.index[0]} .. {frame.index[-1]}")
+            result = train(
+                frame,
+                model.model_type,
+                model.horizon,
+                feature_set,
+                model.hyperparameters,
+                model.lookback_period,
+                nthread=settings.TRAINING_NTHREAD,
+            )
+            step(0.9, f"fitted {result.best_iteration + 1} trees; saving the model")
+            name = model.artifact.storage.save(
+                f"ml_models/{model.symbol}/{model.model_id}.ubj", ContentFile(result.model_bytes)
+            )
+        except (ValueError, XGBoostError) as error:  # a FeatureError or SplitError is a ValueError
+            return model_fail(model=model, error=f"{type(error).__name__}: {error}")
+        return job_complete(
+            job=model,
+            stage=Stage.CANDIDATE,
+            artifact=name,
+            artifact_sha256=result.sha256,
+            metrics=selectors.json_safe(result.metrics),
+            threshold=result.threshold,
+            feature_importances=selectors.json_safe(result.feature_importances),
+            best_iteration=result.best_iteration,
+            windows=_windows(result),
+            train_start=result.windows["train"].start.to_pydatetime(),
+            train_end=result.windows["test"].end.to_pydatetime(),
+            seen_until=result.seen_until.to_pydatetime(),
         )
-        if frame.empty:
-            raise ValueError(f"no {model.timeframe} candles of {model.symbol} are stored")
-        step(0.1, f"loaded {len(frame)} candles, {frame.index[0]} .. {frame.index[-1]}")
-        result = train(
-            frame,
-            model.model_type,
-            model.horizon,
-            feature_set,
-            model.hyperparameters,
-            model.lookback_period,
-            nthread=settings.TRAINING_NTHREAD,
-        )
-        step(0.9, f"fitted {result.best_iteration + 1} trees; saving the model")
-        name = model.artifact.storage.save(
-            f"ml_models/{model.symbol}/{model.model_id}.ubj", ContentFile(result.model_bytes)
-        )
-    except (ValueError, XGBoostError) as error:  # a FeatureError or SplitError is a ValueError
-        return model_fail(model=model, error=f"{type(error).__name__}: {error}")
-    return job_complete(
-        job=model,
-        stage=Stage.CANDIDATE,
-        artifact=name,
-        artifact_sha256=result.sha256,
-        metrics=selectors.json_safe(result.metrics),
-        threshold=result.threshold,
-        feature_importances=selectors.json_safe(result.feature_importances),
-        best_iteration=result.best_iteration,
-        windows=_windows(result),
-        train_start=result.windows["train"].start.to_pydatetime(),
-        train_end=result.windows["test"].end.to_pydatetime(),
-        seen_until=result.seen_until.to_pydatetime(),
-    )
 
 
 def model_fail(*, model: MLModel, error: str) -> MLModel:
-    """Fail a claimed training job and its model, recording why."""
+    """Fail a claimed training job and its model (its ``failed_fields``), recording why."""
     logger.warning("Training %s failed: %s", model.model_id, error)
-    failed = job_fail(job=model, error=error)
-    MLModel.objects.filter(pk=model.pk, status=JobStatus.FAILED).update(stage=Stage.FAILED)
-    failed.refresh_from_db()
-    return failed
+    return job_fail(job=model, error=error)
 
 
 def promotion_rule(model_type: str) -> tuple[str, float]:
@@ -446,32 +435,39 @@ def _series(instrument: Instrument) -> list[str]:
 
 
 def training_run_for_slot(*, now: datetime | None = None, fetch: bool = True) -> TrainingRun | None:
-    """The 6-hourly job: for each active instrument and training timeframe, fetch new candles, train
-    a candidate of each ``TRAINING_MODEL_TYPES``, and promote it if it beats the champion.
+    """The 6-hourly job: the slot's run row, created if missing, run now (see :func:`training_run`).
 
-    One run per slot: a second call for the same slot returns None and changes nothing. A failed
-    fetch (offline, exchange down) is recorded and the stored candles are trained on anyway; a
-    failed training is recorded and the run moves on. The run's ``report`` says what was trained,
+    One run per slot: a second call for the same slot returns None and changes nothing.
+    """
+    return training_run(run_id=_run_row(run_slot(now)).pk, fetch=fetch)
+
+
+def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
+    """For each active instrument and training timeframe, fetch new candles, train a candidate of
+    each ``TRAINING_MODEL_TYPES``, and promote it if it beats the champion.
+
+    Claims the run first: None, changing nothing, when it is taken or finished. A failed fetch
+    (offline, exchange down) is recorded and the stored candles are trained on anyway; a failed
+    training is recorded and the run moves on. The run's ``report`` says what was trained,
     decided and why, with the ml_signal parameter changes of each new champion.
     """
-    row = _run_row(run_slot(now))
-    run = job_claim(model=TrainingRun, pk=row.pk, lease_seconds=TRAIN_LEASE_SECONDS)
-    if run is None:
-        return None
-    pairs = [(i, tf) for i in market.instrument_list(active=True) for tf in _series(i)]
-    entries = []
-    for done, (instrument, timeframe) in enumerate(pairs):
-        entries.append(_run_series(instrument, timeframe, fetch))
-        job_progress(job=run, progress=(done + 1) / len(pairs))
-    summary = {
-        "series": len(entries),
-        "models_trained": sum(
-            1 for e in entries for m in e["models"] if m["stage"] in (Stage.CANDIDATE, Stage.CHAMPION)
-        ),
-        "promoted": sum(1 for e in entries for m in e["models"] if m["promoted"]),
-        "fetch_failures": sum(1 for e in entries if e["fetch"]["status"] == "failed"),
-    }
-    return job_complete(job=run, report={"summary": summary, "series": entries})
+    with job_claimed(model=TrainingRun, pk=run_id) as run:
+        if run is None:
+            return None
+        pairs = [(i, tf) for i in market.instrument_list(active=True) for tf in _series(i)]
+        entries = []
+        for done, (instrument, timeframe) in enumerate(pairs):
+            entries.append(_run_series(instrument, timeframe, fetch))
+            job_progress(job=run, progress=(done + 1) / len(pairs))
+        summary = {
+            "series": len(entries),
+            "models_trained": sum(
+                1 for e in entries for m in e["models"] if m["stage"] in (Stage.CANDIDATE, Stage.CHAMPION)
+            ),
+            "promoted": sum(1 for e in entries for m in e["models"] if m["promoted"]),
+            "fetch_failures": sum(1 for e in entries if e["fetch"]["status"] == "failed"),
+        }
+        return job_complete(job=run, report={"summary": summary, "series": entries})
 
 
 def _run_series(instrument: Instrument, timeframe: str, fetch: bool) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.dispatch import job_dispatch_on_commit
 from apps.strategies import generation, selectors, services
 from apps.strategies.api.serializers import (
     AcceptedSerializer,
@@ -178,7 +179,7 @@ class BacktestCreateView(APIView):
                 slippage=data["slippage"],
                 trigger=JobTrigger.API,
             )
-        backtest_run.delay_on_commit(backtest.pk)
+        job_dispatch_on_commit(backtest_run, backtest)
         return _accepted(backtest, "strategies-backtest-detail", backtest_id=backtest.pk)
 
 
@@ -206,7 +207,7 @@ class OptimizeView(APIView):
                 trigger=JobTrigger.API,
                 **data,
             )
-        optimization_enqueue(run.pk, run.chunks_total)
+        optimization_enqueue(run)
         return _accepted(run, "strategies-optimization-detail", run_id=run.pk)
 
 
@@ -230,7 +231,7 @@ class GenerateView(APIView):
         data = _valid(GenerationRequestSerializer, request.data)
         with _bad_request():
             run = generation.generation_create(**data, trigger=JobTrigger.API)
-        generate_run.delay_on_commit(run.pk)
+        job_dispatch_on_commit(generate_run, run)
         body = {
             "id": run.pk,
             "status": run.status,

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import error_body
+from apps.core.dispatch import send_on_commit
 from apps.trading import selectors, services
 from apps.trading.api.serializers import (
     AccountQuerySerializer,
@@ -119,7 +120,7 @@ class TradesView(generics.ListAPIView):
             return _error(status.HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused", str(error))
         order = placement.order
         if placement.created and account.kind == AccountKind.LIVE and order.status == OrderStatus.NEW:
-            order_submit.delay_on_commit(order.pk)
+            send_on_commit(order_submit, [order.pk])
         return _placement_response(placement)
 
 

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.dispatch import job_dispatch_on_commit
 from apps.training import selectors, services
 from apps.training.api.serializers import (
     EvaluateRequestSerializer,
@@ -48,7 +49,7 @@ class TrainView(APIView):
         serializer = TrainRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         model = services.model_train_request(spec=serializer.validated_data["spec"])
-        model_train.delay_on_commit(model.pk)
+        job_dispatch_on_commit(model_train, model)
         body = {"model_id": model.model_id, "status": model.stage, "url": model_url(model)}
         return Response(TrainAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 

@@ -31,11 +31,12 @@ def test_syncing_twice_gives_the_same_rows():
     assert len(rows) == len(SCHEDULES)
 
 
-def test_every_declared_task_name_is_a_registered_task_with_an_expiry():
-    registered = set(celery_app.tasks)
+def test_every_declared_task_name_is_a_registered_task_with_an_expiry_that_runs_once_per_slot():
+    celery_app.loader.import_default_modules()  # what a worker imports at start
     for schedule in SCHEDULES:
-        assert schedule.task in registered, schedule.task
+        task = celery_app.tasks[schedule.task]
         assert schedule.expires_seconds > 0
+        assert getattr(task.run, "once_per_slot", False), f"{schedule.task} is not wrapped in once_per_slot"
 
 
 def test_an_admin_edit_survives_a_resync_and_reset_restores_the_declaration():

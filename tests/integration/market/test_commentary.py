@@ -16,7 +16,8 @@ SLOT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _analyse(instrument):
-    return services.analysis_run(instrument=instrument, timeframe="1h", slot=SLOT, fetch=False)
+    row = services.analysis_request(instrument=instrument, timeframe="1h", slot=SLOT)
+    return services.analysis_run(analysis_id=row.pk, fetch=False)
 
 
 def test_without_an_llm_provider_no_commentary_is_stored_and_the_reason_is(btc_hourly):

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from apps.market import services
 from apps.market.domain.candles import read_candles
-from apps.market.models import Candle, Instrument
+from apps.market.models import Candle, Instrument, MarketAnalysis
+from tests.integration.enqueued import enqueued
 from tests.integration.market_admin.conftest import BTC_1H
 
 pytestmark = pytest.mark.django_db
@@ -33,11 +34,6 @@ def _post_action(client, action: str, instruments: list[Instrument]):
 
 def _messages(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
-
-
-def _enqueued(callbacks) -> list[tuple[str, tuple]]:
-    """(task name, args) of each ``delay_on_commit`` waiting for the commit; none of them ran."""
-    return sorted((callback.func.__self__.name, callback.args) for callback in callbacks)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -127,7 +123,7 @@ def test_fetch_now_enqueues_one_candle_fetch_per_timeframe(admin_client, django_
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = _post_action(admin_client, "fetch_candles_now", [btc, eth])
 
-    assert _enqueued(callbacks) == sorted(
+    assert enqueued(callbacks) == sorted(
         [
             ("market.candles_fetch_latest", (btc.pk, "1h")),
             ("market.candles_fetch_latest", (btc.pk, "1d")),
@@ -143,11 +139,26 @@ def test_analyse_now_enqueues_one_analysis_per_timeframe(admin_client, django_ca
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = _post_action(admin_client, "analyse_now", [btc])
 
-    assert _enqueued(callbacks) == [
-        ("market.analysis_run", (btc.pk, "1h")),
-        ("market.analysis_run", (btc.pk, "4h")),
-    ]
+    rows = MarketAnalysis.objects.filter(instrument=btc).order_by("timeframe")
+    assert [(row.timeframe, row.status) for row in rows] == [("1h", "pending"), ("4h", "pending")]
+    assert enqueued(callbacks) == [("market.analysis_run", (row.pk,)) for row in rows]
     assert _messages(response) == ["Enqueued 2 analysis task(s)."]
+
+
+def test_analyse_now_does_not_repeat_an_analysis_made_for_the_slot(
+    admin_client, django_capture_on_commit_callbacks
+):
+    btc = _instrument_with_candles("BTCUSD", 30, timeframes=["1h"])
+    with django_capture_on_commit_callbacks(execute=False):
+        _post_action(admin_client, "analyse_now", [btc])
+    MarketAnalysis.objects.filter(instrument=btc).update(status="completed")  # a worker ran it
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = _post_action(admin_client, "analyse_now", [btc])
+
+    assert enqueued(callbacks) == []
+    assert MarketAnalysis.objects.filter(instrument=btc).count() == 1
+    assert _messages(response)[-1].startswith("Enqueued 0 analysis task(s). 1 already analysed (or running)")
 
 
 def test_an_instrument_without_timeframes_uses_those_of_its_stored_candles(
@@ -158,7 +169,9 @@ def test_an_instrument_without_timeframes_uses_those_of_its_stored_candles(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         _post_action(admin_client, "analyse_now", [instrument])
 
-    assert _enqueued(callbacks) == [("market.analysis_run", (instrument.pk, "1h"))]
+    row = MarketAnalysis.objects.get(instrument=instrument)
+    assert row.timeframe == "1h"
+    assert enqueued(callbacks) == [("market.analysis_run", (row.pk,))]
 
 
 def test_it_warns_about_an_instrument_with_nothing_to_fetch(admin_client, django_capture_on_commit_callbacks):

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from apps.strategies import services
+from apps.strategies import daily_update, services
 from apps.strategies.models import Backtest, DecisionKind, StrategyStatus
+from tests.integration.enqueued import enqueued
 from tests.integration.strategies.conftest import make_strategy
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def finished_backtest(rsi_strategy) -> Backtest:
 @pytest.mark.parametrize("model", MODELS)
 def test_every_strategies_list_loads(admin_client, finished_backtest, model):
     services.optimization_create(strategy=finished_backtest.strategy, space={"rsi_period": [10, 14]})
-    services.strategies_daily_update(now=datetime(2019, 10, 18, 2, tzinfo=UTC))
+    daily_update.strategies_daily_update(now=datetime(2019, 10, 18, 2, tzinfo=UTC))
 
     response = admin_client.get(reverse(f"admin:strategies_{model}_changelist"))
 
@@ -111,9 +112,7 @@ def test_the_backtest_action_enqueues_a_backtest_over_the_stored_history(
         "2017-07-01 11",
         "2019-10-17 09",
     )
-    assert [(c.func.__self__.name, c.args) for c in callbacks] == [
-        ("strategies.backtest_run", (backtest.pk,))
-    ]
+    assert enqueued(callbacks) == [("strategies.backtest_run", (backtest.pk,))]
 
 
 def test_strategies_are_not_added_by_hand_in_the_admin(admin_client, btc_hourly):

@@ -14,6 +14,7 @@ from apps.market.domain.candles import read_candles
 from apps.strategies import services
 from apps.strategies.engine import RiskSettings, backtest_signals, signals
 from apps.strategies.models import Backtest
+from tests.integration.enqueued import enqueued
 from tests.integration.strategies.conftest import BTC_HOURLY
 from tests.integration.worker import running_worker
 from workers.strategies import backtest_run
@@ -103,7 +104,7 @@ def test_a_pending_backtest_shows_no_results_yet(
     body = api_client.get(accepted.json()["url"]).json()
     assert (body["status"], body["progress"], body["initial_capital"]) == ("pending", 0.0, "10000.00")
     assert "metrics" not in body and "trades" not in body
-    assert [(c.func.__self__.name, c.args) for c in callbacks] == [("strategies.backtest_run", (body["id"],))]
+    assert enqueued(callbacks) == [("strategies.backtest_run", (body["id"],))]
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.strategies import selectors, services
+from apps.strategies import daily_update, selectors
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
@@ -65,7 +65,7 @@ def _decisions(strategy) -> list[StrategyDecision]:
 
 
 def test_a_losing_strategy_is_retired_with_its_numbers_and_the_limits_it_broke(churn):
-    run = services.strategies_daily_update(now=NOW)
+    run = daily_update.strategies_daily_update(now=NOW)
 
     churn.refresh_from_db()
     assert churn.status == StrategyStatus.RETIRED
@@ -89,7 +89,7 @@ def test_a_losing_strategy_is_retired_with_its_numbers_and_the_limits_it_broke(c
 
 
 def test_retirements_today_are_listed_for_strategy_generation(churn, sma):
-    services.strategies_daily_update(now=NOW)
+    daily_update.strategies_daily_update(now=NOW)
 
     needs = [need.to_dict() for need in selectors.strategies_needing_generation(day=NOW.date())]
 
@@ -100,22 +100,22 @@ def test_retirements_today_are_listed_for_strategy_generation(churn, sma):
 
 
 def test_the_update_runs_once_per_day(churn, sma):
-    first = services.strategies_daily_update(now=NOW)
+    first = daily_update.strategies_daily_update(now=NOW)
     decisions = StrategyDecision.objects.count()
 
-    again = services.strategies_daily_update(now=NOW.replace(hour=14))
+    again = daily_update.strategies_daily_update(now=NOW.replace(hour=14))
 
     assert first is not None and again is None
     assert StrategyDecision.objects.count() == decisions
     assert StrategyUpdateRun.objects.get().date == NOW.date()
-    tomorrow = services.strategies_daily_update(now=datetime(2019, 10, 19, 2, 0, tzinfo=UTC))
+    tomorrow = daily_update.strategies_daily_update(now=datetime(2019, 10, 19, 2, 0, tzinfo=UTC))
     assert tomorrow.summary["strategies"] == 1  # the retired one is no longer active
 
 
 def test_better_parameters_are_rejected_when_they_are_not_better_out_of_sample(sma, limits):
     limits.STRATEGY_REOPTIMIZE_MARGIN = 1e9
 
-    services.strategies_daily_update(now=NOW)
+    daily_update.strategies_daily_update(now=NOW)
 
     evaluated, verdict = _decisions(sma)
     numbers = verdict.numbers
@@ -138,7 +138,7 @@ def test_better_parameters_are_rejected_when_they_are_not_better_out_of_sample(s
 def test_candidate_parameters_that_beat_the_margin_out_of_sample_become_a_new_version(sma, limits):
     limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9  # any candidate other than the current values wins
 
-    services.strategies_daily_update(now=NOW)
+    daily_update.strategies_daily_update(now=NOW)
 
     verdict = _decisions(sma)[-1]
     assert verdict.kind == DecisionKind.PARAMS_ADOPTED
@@ -160,7 +160,7 @@ def test_with_the_shipped_margin_parameters_are_adopted_exactly_when_they_win_ou
                         rules=[{"condition": "RSI < rsi_oversold", "action": "buy"},
                                {"condition": "RSI > rsi_overbought", "action": "sell"}])  # fmt: skip
 
-    services.strategies_daily_update(now=NOW)
+    daily_update.strategies_daily_update(now=NOW)
 
     for strategy in (sma, rsi):
         verdict = _decisions(strategy)[-1]
@@ -179,7 +179,7 @@ def test_with_the_shipped_margin_parameters_are_adopted_exactly_when_they_win_ou
 
 
 def test_every_evaluation_stores_its_backtest(churn, sma):
-    services.strategies_daily_update(now=NOW)
+    daily_update.strategies_daily_update(now=NOW)
 
     backtests = Backtest.objects.filter(trigger="daily_update")
     assert backtests.count() == 2
@@ -194,7 +194,7 @@ def test_every_evaluation_stores_its_backtest(churn, sma):
 def test_a_strategy_with_too_few_candles_is_skipped_with_a_reason(churn, limits):
     limits.STRATEGY_UPDATE_WINDOW_BARS = 50
 
-    services.strategies_daily_update(now=NOW)
+    daily_update.strategies_daily_update(now=NOW)
 
     decision = _decisions(churn)[0]
     assert decision.kind == DecisionKind.SKIPPED

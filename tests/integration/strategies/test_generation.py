@@ -13,7 +13,7 @@ import pytest
 
 from apps.core.models import JobStatus
 from apps.llm.models import LLMCall, LLMCallStatus
-from apps.strategies import generation, services
+from apps.strategies import daily_update, generation
 from apps.strategies.models import (
     CandidateOutcome,
     DecisionKind,
@@ -308,7 +308,7 @@ def test_an_unknown_generation_is_a_404(api_client):
 def test_the_daily_update_generates_for_a_market_with_too_few_active_strategies(settings, btc_hourly):
     settings.STRATEGY_MIN_ACTIVE = 2
 
-    update = services.strategies_daily_update(now=NOW)
+    update = daily_update.strategies_daily_update(now=NOW)
 
     run = GenerationRun.objects.get()
     assert (run.update_run, run.trigger, run.count, run.provider_used) == (
@@ -334,7 +334,7 @@ def test_the_daily_update_generates_for_a_market_with_too_few_active_strategies(
 def test_the_daily_update_does_not_generate_when_no_market_needs_strategies(settings, btc_hourly):
     settings.STRATEGY_MIN_ACTIVE = 0
 
-    update = services.strategies_daily_update(now=NOW)
+    update = daily_update.strategies_daily_update(now=NOW)
 
     assert not GenerationRun.objects.exists()
     assert update.summary["generation"] == []

@@ -152,10 +152,10 @@ def test_a_chunk_whose_worker_died_is_taken_over_and_the_late_result_is_not_coun
 ):
     run = services.optimization_create(strategy=sma_strategy, space=SPACE, folds=2)
     chunk_row = OptimizationChunk.objects.get(run=run, index=0)
-    dead = job_claim(model=OptimizationChunk, pk=chunk_row.pk, lease_seconds=services.JOB_LEASE_SECONDS)
+    dead = job_claim(model=OptimizationChunk, pk=chunk_row.pk)
     OptimizationRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING)
     OptimizationChunk.objects.filter(pk=chunk_row.pk).update(
-        started_at=datetime.now(UTC) - timedelta(seconds=services.JOB_LEASE_SECONDS + 1)
+        lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)
     )
 
     services.optimization_chunk_run(run_id=run.pk, chunk_index=0)

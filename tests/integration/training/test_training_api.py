@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from apps.core.sweeper import jobs_sweep
 from apps.market import selectors as market
 from apps.market import services as market_services
 from apps.training import selectors, services
@@ -268,3 +270,23 @@ def test_a_training_that_cannot_succeed_fails_the_model_with_its_reason(api_clie
         in _error_fields(api_client.get(f"/api/training/models/{failed.model_id}/predict"))["model_id"][0]
     )
     assert services.model_train(model_pk=requested.pk) is None  # a redelivered message changes nothing
+
+
+def test_a_model_whose_training_keeps_losing_its_worker_fails_with_the_reason(
+    api_client, btc_hourly, settings
+):
+    settings.CELERY_TASK_MAX_ATTEMPTS = 1
+    spec = services.training_spec_build(
+        symbol="BTCUSD", timeframe="1h", model_type="price_prediction", lookback_period=1000
+    )
+    requested = services.model_train_request(spec=spec)
+    # Its one attempt was claimed, then the worker died: the lease ran out without a renewal.
+    MLModel.objects.filter(pk=requested.pk).update(
+        status="running", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    jobs_sweep(send=lambda task, args: None)
+
+    body = api_client.get(f"/api/training/models/{requested.model_id}").json()
+    assert (body["status"], body["job_status"]) == ("failed", "failed")
+    assert "stopped renewing the lease" in body["error"]

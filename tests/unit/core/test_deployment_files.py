@@ -28,6 +28,21 @@ def test_compose_runs_postgres_redis_web_worker_and_beat_with_health_checks():
     assert services["beat"]["command"].startswith("celery -A workers beat")
 
 
+def test_compose_redis_keeps_its_queues_across_restarts_and_never_evicts_them():
+    command = _compose()["services"]["redis"]["command"]
+
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_the_image_runs_in_production_mode_with_only_the_runtime_requirements():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+
+    assert "ENVIRONMENT=production" in dockerfile
+    assert "pip install -r requirements.txt" in dockerfile
+    assert "requirements-dev" not in dockerfile
+
+
 def _compose_command() -> list[str] | None:
     if shutil.which("docker"):
         plugin = subprocess.run(["docker", "compose", "version"], capture_output=True)

@@ -43,9 +43,8 @@ class Command(BaseCommand):
                     f"no {timeframe} candles for {instrument.symbol}; stored: {', '.join(stored) or 'none'}"
                 )
             for tf in [timeframe] if timeframe else instrument.timeframes or stored:
-                analysis = services.analysis_run(
-                    instrument=instrument, timeframe=tf, slot=slot, fetch=not no_fetch
-                )
+                row = services.analysis_request(instrument=instrument, timeframe=tf, slot=slot)
+                analysis = services.analysis_run(analysis_id=row.pk, fetch=not no_fetch)
                 if analysis is None:
                     self.stdout.write(
                         f"{instrument.symbol} {tf}: already analysed for the slot {slot:%Y-%m-%d %H:%M}"
