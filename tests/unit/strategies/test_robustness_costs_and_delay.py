@@ -141,6 +141,17 @@ def test_the_analytic_delay_equals_re_running_the_shifted_signals(seed, risk, ba
         assert result.delayed_sharpe == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("risk", [RiskSettings(), RiskSettings(allow_short=True)])
+def test_the_analytic_delay_streams_a_long_curve_exactly(risk):
+    # Long enough for several slices of the streamed curve, with trades straddling their borders.
+    frame = random_walk(200_000, seed=17, volatility=0.002)
+    codes = random_codes(200_000, seed=18, density=0.01)
+    report = backtest_signals(frame, codes, risk, **COSTS)
+    shifted = np.concatenate(([Action.NONE], codes[:-1])).astype(np.int8)
+    expected = backtest_signals(frame, shifted, risk, **COSTS).sharpe_ratio
+    assert delay_test(frame, codes, risk, report).delayed_sharpe == pytest.approx(expected, rel=1e-9)
+
+
 @pytest.mark.parametrize(
     "risk",
     [

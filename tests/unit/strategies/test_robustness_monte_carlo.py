@@ -143,6 +143,18 @@ def test_reshuffled_trades_end_where_the_backtest_ended_in_every_order():
     assert result.duration_unit == "trades"
 
 
+def test_trade_returns_stay_exact_when_the_equity_shrinks_by_orders_of_magnitude():
+    # 1% commission on thousands of random trades leaves about 4e-12 of the capital: a running sum of
+    # pnl would have cancelled down to noise long before.
+    frame = random_walk(20_000, seed=23)
+    codes = random_codes(20_000, seed=24, density=0.5)
+    report = backtest_signals(frame, codes, RiskSettings(), commission=0.01)
+    returns = trade_returns(report)
+    assert report.final_equity < 1e-10 * report.initial_capital
+    assert np.isfinite(returns).all() and (returns > -1).all()
+    assert np.prod(1.0 + returns) == pytest.approx(report.final_equity / report.initial_capital, rel=1e-9)
+
+
 def test_two_trades_in_either_order():
     # Up 10% then down 50%: a 50% drawdown, under water for the last trade. Down then up: 50%, and the
     # path never recovers, under water for both trades. Either way it ends at 1.1 * 0.5 - 1 = -45%.

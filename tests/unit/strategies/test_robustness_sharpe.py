@@ -16,8 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from apps.strategies.engine.metrics import bar_returns
 from apps.strategies.engine.robustness.sharpe import (
+    ReturnMoments,
     deflated_sharpe,
+    equity_moments,
     expected_max_sharpe,
     min_track_record_length,
     probabilistic_sharpe,
@@ -99,6 +102,22 @@ def test_the_psr_is_the_normal_cdf_of_the_paper_statistic_computed_with_scipy():
         moments.sharpe, 800, skewness=moments.skewness, kurtosis=moments.kurtosis, benchmark=0.01
     )
     assert psr == pytest.approx(stats.norm.cdf(statistic), rel=1e-12)
+
+
+@pytest.mark.parametrize("bars", [3, 1000, 200_000])  # 200,000: several slices of the streamed passes
+def test_the_moments_of_an_equity_curve_are_those_of_its_bar_returns(bars):
+    rng = np.random.default_rng(bars)
+    equity = 100.0 * np.cumprod(1.0 + rng.normal(0.0002, 0.01, bars))
+    equity[bars // 2 :] = np.where(rng.random(bars - bars // 2) < 0.5, equity[bars // 2 :], 0.0)  # ruin
+    streamed, direct = equity_moments(equity), return_moments(bar_returns(equity))
+    assert streamed.observations == direct.observations == bars - 1
+    for name in ("sharpe", "skewness", "kurtosis"):
+        assert getattr(streamed, name) == pytest.approx(getattr(direct, name), rel=1e-9)
+
+
+def test_a_flat_equity_curve_has_no_moments():
+    assert equity_moments(np.full(10, 100.0)) == ReturnMoments(9, None, None, None)
+    assert equity_moments(np.array([100.0])) == ReturnMoments(0, None, None, None)
 
 
 def test_a_track_record_of_the_minimum_length_has_exactly_the_confidence():

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from ..backtest import RiskSettings, backtest_signals
-from ..metrics import OPEN_EXITS, BacktestReport, bar_returns, bars_per_year, finite_or_none
+from ..metrics import OPEN_EXITS, BacktestReport, bars_per_year, finite_or_none
 from ..rules import Action
 
+_SLICE = 1 << 16
 FRAGILE_RULE = (
     "fragile when the Sharpe ratio is positive and one bar of delay leaves less than half of it "
     "(or none); undefined when it is not positive, as there is no edge to lose"
@@ -108,21 +109,68 @@ def _delayed_sharpe(frame: pd.DataFrame, report: BacktestReport, risk: RiskSetti
     # As in the backtester, nothing trades after a trade that leaves no equity.
     count = len(scale) if (scale > 0).all() else int(np.argmax(scale <= 0))
     entry, exit_bar = entry[:count], exit_bar[:count]
-    # Cash and position after each fill, in time order (entry 0, exit 0, entry 1, ...; 0 before any
-    # fill), and for each bar the last fill so far.
+    # Cash and position after each fill, in time order: state 0 before any fill, then entry k at
+    # 2k + 1 and exit k at 2k + 2.
     cash_after = np.empty(2 * count + 1)
     held = np.zeros(2 * count + 1)
     cash_after[0] = report.initial_capital
     cash_after[1::2], cash_after[2::2] = (scale * cash)[:count], (scale * growth)[:count]
     held[1::2] = (scale * side * quantity)[:count]
-    latest = np.zeros(bars, dtype=np.int64)
-    latest[entry] = np.arange(1, 2 * count, 2)
-    latest[exit_bar] = np.arange(2, 2 * count + 1, 2)  # after the entry when both share the last bar
-    latest = np.maximum.accumulate(latest)
-    returns = bar_returns(cash_after[latest] + held[latest] * close)
-    if len(returns) < 2:
+    fill_bar = np.empty(2 * count, dtype=np.int64)
+    fill_bar[0::2], fill_bar[1::2] = entry, exit_bar
+    sharpe = _curve_sharpe(close, fill_bar, cash_after, held)
+    return None if sharpe is None else sharpe * math.sqrt(bars_per_year(report.timeframe))
+
+
+def _curve_sharpe(
+    close: np.ndarray, fill_bar: np.ndarray, cash_after: np.ndarray, held: np.ndarray
+) -> float | None:
+    """The per-bar Sharpe ratio (as :mod:`..metrics` computes it) of the equity ``cash_after[s] +
+    held[s] * close[t]`` at each bar ``t``, ``s`` being the state after the fills up to ``t``.
+
+    Streamed a slice of bars at a time through small reused buffers, with the slices' means and sums
+    of squared deviations merged exactly (Chan, Golub & LeVeque 1979): a million-bar curve and its
+    returns are never materialised, which would cost more than everything else here."""
+    bars = len(close)
+    if bars < 3:
         return None
-    deviation = float(np.std(returns, ddof=1))
-    if deviation == 0.0:
+    size = min(bars, _SLICE)
+    state = np.empty(size, dtype=np.int64)
+    equity = np.empty(size + 1)  # equity[0]: the previous slice's last equity
+    returns, scratch = np.empty(size), np.empty(size)
+    count, mean, squares, carried = 0, 0.0, 0.0, 0
+    for start in range(0, bars, _SLICE):
+        length = min(_SLICE, bars - start)
+        here = state[:length]
+        here[:] = 0
+        first, last = np.searchsorted(fill_bar, (start, start + length))
+        # np.maximum.at, not assignment: when an entry and its exit share the last bar, the exit wins.
+        np.maximum.at(here, fill_bar[first:last] - start, np.arange(first + 1, last + 1))
+        here[0] = max(here[0], carried)
+        np.maximum.accumulate(here, out=here)
+        carried = int(here[-1])
+        curve = equity[1 : length + 1]
+        np.take(held, here, out=curve)
+        curve *= close[start : start + length]
+        curve += np.take(cash_after, here, out=scratch[:length])
+        # The first slice has no previous equity, so one return fewer.
+        window = equity[: length + 1] if start else curve
+        r = returns[: len(window) - 1]
+        np.subtract(window[1:], window[:-1], out=r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(r, window[:-1], out=r)
+        # As metrics.bar_returns: returns past a wiped-out account count as flat.
+        if not np.isfinite(r).all():
+            r[~np.isfinite(r)] = 0.0
+        slice_mean = float(r.mean())
+        r -= slice_mean
+        slice_squares = float(np.multiply(r, r, out=scratch[: len(r)]).sum())
+        total = count + len(r)
+        delta = slice_mean - mean
+        mean += delta * len(r) / total
+        squares += slice_squares + delta * delta * count * len(r) / total
+        count = total
+        equity[0] = curve[-1]
+    if squares <= 0.0:
         return None
-    return float(np.mean(returns)) / deviation * math.sqrt(bars_per_year(report.timeframe))
+    return mean / math.sqrt(squares / (count - 1))

@@ -4,11 +4,11 @@ Both give, over ``paths`` seeded paths, the 5th/25th/50th/75th/95th percentiles 
 the maximum drawdown and the longest drawdown, and the probability of ruin: the share of paths whose
 maximum drawdown reaches ``ruin_drawdown`` (a fraction, 0.5 = a 50% fall from a high).
 
-* :func:`reshuffle_trades`: each trade's return on the equity it started with (its pnl after fees over
-  the equity before it: trades never overlap, so this is exactly how the backtest compounded them)
-  applied in a random order. Compounding is commutative, so every path ends at the backtest's own
-  final return: what the order changes is the path, i.e. the drawdowns. Equity is seen only between
-  trades, so drawdowns inside a trade are missed and durations count trades, not bars.
+* :func:`reshuffle_trades`: each trade's return on the equity it started with (after fees; trades
+  never overlap, so this is exactly how the backtest compounded them) applied in a random order.
+  Compounding is commutative, so every path ends at the backtest's own final return: what the order
+  changes is the path, i.e. the drawdowns. Equity is seen only between trades, so drawdowns inside a
+  trade are missed and durations count trades, not bars.
 * :func:`bootstrap_returns`: the stationary block bootstrap of the equity curve's bar returns
   (Politis & Romano 1994; see :mod:`.block_bootstrap`), which keeps serial dependence up to about the
   mean block length and changes the final return as well; durations are in bars.
@@ -80,10 +80,12 @@ class MonteCarlo:
 
 
 def trade_returns(report: BacktestReport) -> np.ndarray:
-    """Each trade's pnl over the equity before it: the factor the backtest compounded it by, minus 1."""
-    pnl = report.trades.pnl
-    equity_before = report.initial_capital + np.concatenate(([0.0], np.cumsum(pnl)[:-1]))
-    return pnl / equity_before
+    """Each trade's growth factor minus 1: the equity at its exit bar's close over the equity at the
+    close before its entry bar. The account is flat at both (the next entry fills after this exit's
+    bar), so this is exactly the factor the backtest compounded, with no precision lost to equity
+    that has shrunk or grown by orders of magnitude (as a running sum of pnl would)."""
+    equity, trades = report.equity_curve.equity, report.trades
+    return equity[trades.exit_bar] / equity[trades.entry_bar - 1] - 1.0
 
 
 def reshuffle_trades(
@@ -100,10 +102,15 @@ def reshuffle_trades(
     rng = np.random.default_rng(seed)
     step = max(1, _RESHUFFLE_VALUES // len(growth))
     finals, drawdowns, durations = [], [], []
+    shuffled = np.empty((min(step, paths), len(growth)))
+    levels = np.zeros((min(step, paths), len(growth) + 1))
     for first in range(0, paths, step):
-        shuffled = rng.permuted(np.broadcast_to(growth, (min(step, paths - first), len(growth))), axis=1)
-        levels = np.concatenate((np.zeros((len(shuffled), 1)), np.cumsum(shuffled, axis=1)), axis=1)
-        final, drawdown, duration = _path_statistics(levels)
+        rows = min(step, paths - first)
+        # Shuffled in place in reused buffers: fresh arrays this size would mostly cost page faults.
+        shuffled[:rows] = growth
+        rng.permuted(shuffled[:rows], axis=1, out=shuffled[:rows])
+        np.cumsum(shuffled[:rows], axis=1, out=levels[:rows, 1:])
+        final, drawdown, duration = _path_statistics(levels[:rows])
         finals.append(final)
         drawdowns.append(drawdown)
         durations.append(duration)
@@ -145,13 +152,17 @@ def _path_statistics(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     of log-equity ``levels`` (first column the start, 0); a stretch runs from the last step at a high to
     the first step back at or above it, or to the last step."""
     running = np.maximum.accumulate(levels, axis=1)
-    steps = np.arange(levels.shape[1])
-    at_high = levels >= running
-    last_high = np.maximum.accumulate(np.where(at_high, steps, -1), axis=1)
-    gaps = np.where(at_high[:, 1:], steps[1:] - last_high[:, :-1], 0)
-    closed = np.where(gaps >= 2, gaps, 0).max(axis=1, initial=0)
-    open_end = levels.shape[1] - 1 - last_high[:, -1]
-    return levels[:, -1], (running - levels).max(axis=1), np.maximum(closed, open_end)
+    # Steps at a high, row by row: the stretches under water are the gaps between them.
+    rows, steps = np.nonzero(levels >= running)
+    running -= levels
+    drawdown = running.max(axis=1)
+    gaps = np.diff(steps)
+    same_row = rows[1:] == rows[:-1]
+    closed = np.zeros(len(levels), dtype=np.int64)
+    np.maximum.at(closed, rows[1:][same_row], np.where(gaps[same_row] >= 2, gaps[same_row], 0))
+    last = np.flatnonzero(np.append(~same_row, True))  # the last high of each row (every row has step 0)
+    open_end = levels.shape[1] - 1 - steps[last]
+    return levels[:, -1], drawdown, np.maximum(closed, open_end)
 
 
 def _log_growth(returns: np.ndarray, paths: int, ruin_drawdown: float) -> np.ndarray:

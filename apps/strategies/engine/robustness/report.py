@@ -24,6 +24,7 @@ from ..backtest import RiskSettings
 from ..metrics import BacktestReport, bar_returns, finite_or_none
 from ..optimize import Costs, Fold, Summary
 from ..rules import Rule
+from .block_bootstrap import BootstrapError
 from .cost_stress import BreakEvenCosts, break_even_costs
 from .delay import DelayTest, delay_test
 from .monte_carlo import (
@@ -36,7 +37,9 @@ from .monte_carlo import (
 )
 from .overfitting import DEFAULT_PARTITIONS, Overfitting, OverfittingError, probability_of_overfitting
 from .sharpe import (
+    ReturnMoments,
     deflated_sharpe,
+    equity_moments,
     expected_max_sharpe,
     min_track_record_length,
     probabilistic_sharpe,
@@ -119,10 +122,10 @@ class OptimisationBlock:
 
 
 def sharpe_tests(
-    returns: np.ndarray, *, trials: int = 1, sharpe_variance: float | None = None
+    moments: ReturnMoments, *, trials: int = 1, sharpe_variance: float | None = None
 ) -> SharpeTests:
-    """PSR, DSR and MinTRL of per-bar ``returns``; with ``trials > 1`` the DSR needs ``sharpe_variance``."""
-    moments = return_moments(returns)
+    """PSR, DSR and MinTRL of a return series' ``moments``; with ``trials > 1`` the DSR needs
+    ``sharpe_variance``."""
     deflatable = trials == 1 or sharpe_variance is not None
     benchmark = expected_max_sharpe(trials, sharpe_variance or 0.0) if deflatable else None
     return SharpeTests(
@@ -173,20 +176,26 @@ def robustness_block(
 
     ``trials`` and ``sharpe_variance`` (of the trials' per-bar Sharpe ratios; annualised variance
     divided by bars per year) come from the trial ledger. ``paths = 0`` skips the Monte Carlo."""
-    returns = bar_returns(report.equity_curve.equity)
-    monte_carlo = paths > 0
-    return RobustnessBlock(
-        sharpe=sharpe_tests(returns, trials=trials, sharpe_variance=sharpe_variance),
-        trade_reshuffle=reshuffle_trades(
+    if isinstance(paths, bool) or not isinstance(paths, int) or paths < 0:
+        raise BootstrapError(f"paths must be a whole number >= 0, got {paths!r}")
+    equity = report.equity_curve.equity
+    reshuffled = bootstrapped = None
+    if paths and len(report.trades):
+        reshuffled = reshuffle_trades(
             trade_returns(report), paths=paths, seed=seed, ruin_drawdown=ruin_drawdown
         )
-        if monte_carlo and len(report.trades)
-        else None,
-        block_bootstrap=bootstrap_returns(
-            returns, paths=paths, mean_block_length=mean_block_length, seed=seed, ruin_drawdown=ruin_drawdown
+    if paths and len(equity) > 1:
+        bootstrapped = bootstrap_returns(
+            bar_returns(equity),
+            paths=paths,
+            mean_block_length=mean_block_length,
+            seed=seed,
+            ruin_drawdown=ruin_drawdown,
         )
-        if monte_carlo and len(returns)
-        else None,
+    return RobustnessBlock(
+        sharpe=sharpe_tests(equity_moments(equity), trials=trials, sharpe_variance=sharpe_variance),
+        trade_reshuffle=reshuffled,
+        block_bootstrap=bootstrapped,
         break_even=break_even_costs(frame, codes, risk, report),
         delay=delay_test(frame, codes, risk, report),
     )
@@ -223,7 +232,9 @@ def optimisation_block(
         best_index=summary.best_index,
         best=None
         if best is None
-        else sharpe_tests(best, trials=trials or max(len(sharpes), 1), sharpe_variance=sharpe_variance),
+        else sharpe_tests(
+            return_moments(best), trials=trials or max(len(sharpes), 1), sharpe_variance=sharpe_variance
+        ),
         overfitting=overfitting,
         overfitting_error=error,
         walk_forward=stitched_out_of_sample(

@@ -23,12 +23,14 @@ moments of ``r`` (population form, kurtosis *not* in excess: 3 for normal return
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm
 
 NORMAL_KURTOSIS = 3.0
+_SLICE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,77 @@ class ReturnMoments:
 def return_moments(returns: np.ndarray) -> ReturnMoments:
     """Observations, per-bar Sharpe ratio (ddof=1), skewness and kurtosis (population) of ``returns``."""
     r = np.asarray(returns, dtype=np.float64)
-    if r.ndim != 1 or not np.isfinite(r).all():
+    if r.ndim != 1:
+        raise ValueError("returns must be a one-dimensional array of finite numbers")
+    return _moments((r[start : start + _SLICE] for start in range(0, len(r), _SLICE)), len(r))
+
+
+def equity_moments(equity: np.ndarray) -> ReturnMoments:
+    """:func:`return_moments` of an equity curve's bar returns (:func:`..metrics.bar_returns`: a return
+    that is not finite, past a wiped-out account, counts as 0), without materialising them."""
+    curve = np.asarray(equity, dtype=np.float64)
+    buffer = np.empty(max(min(len(curve) - 1, _SLICE), 0))
+
+    def slices() -> Iterator[np.ndarray]:
+        for start in range(0, len(curve) - 1, _SLICE):
+            window = curve[start : start + _SLICE + 1]
+            returns = buffer[: len(window) - 1]
+            np.subtract(window[1:], window[:-1], out=returns)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(returns, window[:-1], out=returns)
+            returns[~np.isfinite(returns)] = 0.0
+            yield returns
+
+    return _moments(slices(), max(len(curve) - 1, 0))
+
+
+def _moments(slices: Iterator[np.ndarray], count: int) -> ReturnMoments:
+    """Moments of a series given as consecutive ``slices``, in one pass through reused buffers: a
+    million-bar series would otherwise allocate (and page in) several arrays its size, which costs
+    more than the arithmetic. Each slice's central sums are merged exactly (Pébay 2008, "Formulas for
+    robust, one-pass parallel computation of covariances and arbitrary-order statistical moments")."""
+    seen, mean, m2, m3, m4 = 0, 0.0, 0.0, 0.0, 0.0
+    low, high = math.inf, -math.inf
+    buffers = np.empty((3, min(count, _SLICE)))
+    for piece in slices:
+        size = len(piece)
+        d, d2, power = buffers[:, :size]
+        piece_mean = float(piece.mean())
+        low, high = min(low, float(piece.min())), max(high, float(piece.max()))
+        np.subtract(piece, piece_mean, out=d)
+        np.multiply(d, d, out=d2)
+        # Plain products, not BLAS dots, whose threads cost more than they save at this size.
+        b2, b3, b4 = (
+            float(d2.sum()),
+            float(np.multiply(d2, d, out=power).sum()),
+            float(np.multiply(d2, d2, out=power).sum()),
+        )
+        total, delta = seen + size, piece_mean - mean
+        m4 += (
+            b4
+            + delta**4 * seen * size * (seen * seen - seen * size + size * size) / total**3
+            + 6.0 * delta**2 * (seen * seen * b2 + size * size * m2) / total**2
+            + 4.0 * delta * (seen * b3 - size * m3) / total
+        )
+        m3 += (
+            b3
+            + delta**3 * seen * size * (seen - size) / total**2
+            + 3.0 * delta * (seen * b2 - size * m2) / total
+        )
+        m2 += b2 + delta**2 * seen * size / total
+        mean += delta * size / total
+        seen = total
+    if not math.isfinite(mean + m2):  # any NaN or infinity reaches these
         raise ValueError("returns must be a one-dimensional array of finite numbers")
     # Compare values, not the variance: a constant series can leave a rounding-sized variance.
-    if len(r) < 2 or r.min() == r.max():
-        return ReturnMoments(len(r), None, None, None)
-    deviations = r - r.mean()
-    variance = float(np.mean(deviations**2))
+    if count < 2 or low == high:
+        return ReturnMoments(count, None, None, None)
+    variance = m2 / count
     return ReturnMoments(
-        observations=len(r),
-        sharpe=float(r.mean() / r.std(ddof=1)),
-        skewness=float(np.mean(deviations**3) / variance**1.5),
-        kurtosis=float(np.mean(deviations**4) / variance**2),
+        observations=count,
+        sharpe=mean / math.sqrt(m2 / (count - 1)),
+        skewness=m3 / count / variance**1.5,
+        kurtosis=m4 / count / variance**2,
     )
 
 
