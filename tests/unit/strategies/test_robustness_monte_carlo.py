@@ -115,6 +115,12 @@ def test_the_same_seed_gives_the_same_paths_and_another_seed_others():
     assert bootstrap_returns(returns, paths=50, mean_block_length=10.0, seed=8) != first
 
 
+def test_a_path_does_not_depend_on_how_many_paths_are_drawn():
+    few = stationary_bootstrap_indices(5000, paths=3, mean_block_length=50.0, seed=4)
+    many = stationary_bootstrap_indices(5000, paths=300, mean_block_length=50.0, seed=4)
+    np.testing.assert_array_equal(few, many[:3])
+
+
 def test_the_default_block_length_is_the_square_root_of_the_bars():
     assert default_mean_block_length(1_000_000) == 1000.0
     assert default_mean_block_length(1) == 1.0
