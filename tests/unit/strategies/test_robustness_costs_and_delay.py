@@ -106,6 +106,22 @@ def test_adds_to_a_position_are_detected_and_re_run():
     assert result.commission_for_buy_and_hold.method == "backtest"
 
 
+def test_a_wiped_out_account_is_re_run_not_rebuilt():
+    # A short at 100 that the price squeezes to 300 loses twice the account; the long entries after it
+    # never happen in the report, but might at other costs or one bar later.
+    rows = [(100.0, 100.0, 100.0, 100.0)] * 5 + [(300.0, 300.0, 300.0, 300.0)] * 5
+    rows += [(300.0 + i, 301.0 + i, 299.0 + i, 300.5 + i) for i in range(30)]
+    frame = bars(rows)
+    codes = np.zeros(len(rows), dtype=np.int8)
+    codes[0], codes[7] = Action.SHORT, Action.COVER
+    codes[12::6], codes[14::6] = Action.BUY, Action.SELL
+    risk = RiskSettings(allow_short=True)
+    report = backtest_signals(frame, codes, risk, **COSTS)
+    assert report.final_equity < 0 and len(report.trades) == 1
+    assert break_even_costs(frame, codes, risk, report).commission_for_zero_return.method == "backtest"
+    assert delay_test(frame, codes, risk, report).method == "backtest"
+
+
 def test_no_break_even_is_invented():
     frame = random_walk(600, seed=4)
     risk = RiskSettings()

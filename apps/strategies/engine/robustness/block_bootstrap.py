@@ -37,7 +37,7 @@ import numpy as np
 
 _GROUP_BLOCKS = 2**16  # blocks drawn and summarised together: enough for numpy, few for memory
 _SEARCH_POINTS = 2**22  # bar levels gathered per step of the duration search
-_RUIN_FLOOR = 1e-12
+RUIN_FLOOR = 1e-12  # what a loss of everything keeps of the equity: log(0) has no value
 # Record columns: highest level, lowest level, deepest drawdown, last position of the highest level.
 _MAX, _MIN, _DD, _AT = range(4)
 
@@ -85,7 +85,7 @@ def _log_equity(returns: np.ndarray) -> np.ndarray:
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1 or len(r) == 0 or not np.isfinite(r).all():
         raise BootstrapError("returns must be a non-empty one-dimensional array of finite numbers")
-    return np.concatenate(([0.0], np.cumsum(np.log(np.maximum(1.0 + r, _RUIN_FLOOR)))))
+    return np.concatenate(([0.0], np.cumsum(np.log(np.maximum(1.0 + r, RUIN_FLOOR)))))
 
 
 def _blocks(
@@ -294,7 +294,7 @@ class _RangeStats:
         self.prefix = np.stack(_prefix_scan(grouped), axis=-1).reshape(-1, 4)
         self.suffix = np.stack(_suffix_scan(grouped), axis=-1).reshape(-1, 4)
         self.whole = self.suffix[::chunk]
-        self.depth = max(1, math.ceil(math.log2(chunks))) if chunks > 1 else 1
+        self.depth = max(1, math.ceil(math.log2(chunks)))
         size = 1 << self.depth
         base = np.concatenate((self.whole, np.repeat(self.whole[-1:], size - chunks, axis=0)))
         self.table = np.empty((self.depth, size, 4))

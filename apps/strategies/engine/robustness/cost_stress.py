@@ -20,9 +20,12 @@ between them; after a trade whose growth is not positive nothing trades). Each g
 and rises for a short), so the final return is monotone and its root unique. Where the trades exit
 does not depend on commission; it does not depend on slippage either unless stops, targets or trailing
 stops are on (their levels follow the slipped entry price). So the commission is solved from the trade
-list whenever the growths rebuilt at the report's own costs match the report's trades, and the slippage
-too when no stop is on. Otherwise every evaluation re-runs :func:`..backtest.backtest_signals` (a few
-dozen backtests per root); the method is reported, and a root found that way may not be the only one.
+list whenever the growths rebuilt at the report's own costs match the report's trades and the account
+was never wiped out (its trades stop at the ruin, which lower costs might have avoided), and the
+slippage too when no stop is on. Otherwise every evaluation re-runs :func:`..backtest.backtest_signals` (a few
+dozen backtests per root) and the method says so. That return need not be monotone (a stop that starts
+or stops triggering makes it jump), so the cost found is a point where it crosses or jumps across the
+target, not necessarily the only one.
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ def break_even_costs(
         none = BreakEven(None, "analytic", "no trades: costs change nothing")
         return BreakEvenCosts(none, none, none, none)
     trades = _TradeCosts(frame, report, risk)
-    commission_analytic = trades.matches_report()
+    # A wiped-out account records no trades after its ruin, which cheaper fills might have avoided.
+    commission_analytic = report.final_equity > 0.0 and trades.matches_report()
     slippage_analytic = commission_analytic and not _has_stops(risk)
 
     def rerun(commission: float, slippage: float) -> float:
@@ -96,10 +100,11 @@ def break_even_costs(
             slippage=slippage,
             timeframe=report.timeframe,
         )
-        return again.final_equity / report.initial_capital
+        growth = again.final_equity / report.initial_capital
+        return math.log(growth) if growth > 0.0 else -math.inf
 
-    by_commission = trades.final_growth if commission_analytic else rerun
-    by_slippage = trades.final_growth if slippage_analytic else rerun
+    by_commission = trades.log_growth if commission_analytic else rerun
+    by_slippage = trades.log_growth if slippage_analytic else rerun
     buy_and_hold = 1.0 + report.buy_and_hold_return_pct / 100.0
     c0, s0 = report.commission, report.slippage
     return BreakEvenCosts(
@@ -129,11 +134,12 @@ class _TradeCosts:
         )
         return 1.0 + self.size / (1.0 + commission) * (self.side * (ratio - 1.0) - commission * (1.0 + ratio))
 
-    def final_growth(self, commission: float, slippage: float) -> float:
+    def log_growth(self, commission: float, slippage: float) -> float:
+        """The log of final over initial equity; -inf when a trade leaves no equity (the backtester
+        stops trading there, at or below zero)."""
         growth = self.growth(commission, slippage)
-        ruined = np.flatnonzero(growth <= 0.0)
-        # The backtester stops trading after a trade that leaves no equity.
-        return float(np.prod(growth if len(ruined) == 0 else growth[: ruined[0] + 1]))
+        # A sum of logs, not a product: thousands of trades would under- or overflow.
+        return float(np.log(growth).sum()) if (growth > 0.0).all() else -math.inf
 
     def matches_report(self) -> bool:
         """True when the formula rebuilds every trade of the report at its own costs (no adds)."""
@@ -147,17 +153,17 @@ def _has_stops(risk: RiskSettings) -> bool:
 
 
 def _solve(
-    final_growth: Callable[[float], float], target: float, target_name: str, cost_name: str, analytic: bool
+    log_growth: Callable[[float], float], target: float, target_name: str, cost_name: str, analytic: bool
 ) -> BreakEven:
-    """The cost in [0, 0.5] at which ``final_growth`` (final over initial equity) equals ``target`` (> 0:
-    even buy-and-hold keeps some of its value, prices being positive)."""
+    """The cost in [0, 0.5] at which ``log_growth`` (of final over initial equity) reaches the log of
+    ``target`` (> 0: even buy-and-hold keeps some of its value, prices being positive)."""
     method = "analytic" if analytic else "backtest"
 
     def gap(cost: float) -> float:
-        # Log ratios: products of thousands of trades stay in range; a ruined run (or one whose numbers
-        # broke down) is far below any target.
-        growth = final_growth(cost)
-        return math.log(growth if growth > 0.0 else 1e-300) - math.log(target)
+        # A ruined run (or one whose numbers broke down: NaN) is far below any target; kept finite,
+        # as an overflowing one is, for the root finder.
+        value = log_growth(cost)
+        return min(value if value > -1e300 else -1e300, 1e300) - math.log(target)
 
     at_zero = gap(0.0)
     if at_zero < 0.0:

@@ -8,8 +8,9 @@ backtest used. :data:`FRAGILE_RULE` states the verdict.
 simulator's trade chain (an entry is the first entry signal at or after the previous exit) is the same
 chain shifted, except at the end of the data, where an entry whose fill would fall past the last bar
 is dropped and an exit whose fill would is replaced by the close of the last bar. With no stops,
-targets or trailing stops (their fills depend on prices, not on the chain) and no adds
-(``position_size_pct = 1``), the delayed trades therefore follow from the report's: entry and open-price
+targets or trailing stops (their fills depend on prices, not on the chain), no adds
+(``position_size_pct = 1``) and an account that was never wiped out (which ends the report's trades
+early), the delayed trades therefore follow from the report's: entry and open-price
 exits one bar later, re-priced at those bars' opens. Their equity curve is rebuilt with the
 backtester's accounting (one unit of equity per trade, compounded; ``equity = cash + position *
 close``), an O(bars) pass instead of a backtest. Otherwise the backtester runs on the shifted signals.
@@ -57,7 +58,8 @@ def delay_test(
     frame: pd.DataFrame, codes: np.ndarray, risk: RiskSettings, report: BacktestReport
 ) -> DelayTest:
     """The delay test of the backtest ``report`` of ``codes`` on ``frame`` with ``risk``."""
-    if _shifts_cleanly(risk):
+    # A wiped-out account records no trades after its ruin, which one bar later might not happen.
+    if _shifts_cleanly(risk) and report.final_equity > 0.0:
         delayed, method = _delayed_sharpe(frame, report, risk), "analytic"
     else:
         shifted = np.concatenate(([Action.NONE], codes[:-1])).astype(codes.dtype)

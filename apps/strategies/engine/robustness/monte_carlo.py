@@ -22,13 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics import BacktestReport, finite_or_none
-from .block_bootstrap import BootstrapError, bootstrap_statistics, default_mean_block_length
+from .block_bootstrap import RUIN_FLOOR, BootstrapError, bootstrap_statistics, default_mean_block_length
 
 PERCENTILES = (5, 25, 50, 75, 95)
 DEFAULT_PATHS = 1000
 DEFAULT_RUIN_DRAWDOWN = 0.5
 _RESHUFFLE_VALUES = 2**22  # trades x paths shuffled per step, to bound memory
-_RUIN_FLOOR = 1e-12
 
 
 @dataclass(frozen=True)
@@ -173,8 +172,8 @@ def _log_growth(returns: np.ndarray, paths: int, ruin_drawdown: float) -> np.nda
         raise BootstrapError(f"paths must be a whole number >= 1, got {paths!r}")
     if not 0.0 < ruin_drawdown < 1.0:
         raise BootstrapError(f"ruin_drawdown must be a fraction between 0 and 1, got {ruin_drawdown!r}")
-    # A loss of everything (or more, after a short squeeze) keeps 1e-12 of the equity: log(0) has no value.
-    return np.log(np.maximum(1.0 + r, _RUIN_FLOOR))
+    # A loss of everything (or more, after a short squeeze) keeps RUIN_FLOOR of the equity.
+    return np.log(np.maximum(1.0 + r, RUIN_FLOOR))
 
 
 def _summary(

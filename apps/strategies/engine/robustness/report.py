@@ -126,36 +126,29 @@ def sharpe_tests(
 ) -> SharpeTests:
     """PSR, DSR and MinTRL of a return series' ``moments``; with ``trials > 1`` the DSR needs
     ``sharpe_variance``."""
+    sharpe, observations = moments.sharpe, moments.observations
     deflatable = trials == 1 or sharpe_variance is not None
     benchmark = expected_max_sharpe(trials, sharpe_variance or 0.0) if deflatable else None
+    psr = deflated = min_bars = None
+    if sharpe is not None:
+        shape = {"skewness": moments.skewness, "kurtosis": moments.kurtosis}
+        psr = probabilistic_sharpe(sharpe, observations, **shape)
+        if deflatable:
+            deflated = deflated_sharpe(
+                sharpe, observations, trials=trials, sharpe_variance=sharpe_variance or 0.0, **shape
+            )
+        min_bars = min_track_record_length(sharpe, confidence=CONFIDENCE, **shape)
     return SharpeTests(
-        observations=moments.observations,
-        sharpe=moments.sharpe,
+        observations=observations,
+        sharpe=sharpe,
         skewness=moments.skewness,
         kurtosis=moments.kurtosis,
-        psr=None
-        if moments.sharpe is None
-        else probabilistic_sharpe(
-            moments.sharpe, moments.observations, skewness=moments.skewness, kurtosis=moments.kurtosis
-        ),
+        psr=psr,
         trials=trials,
         sharpe_variance=sharpe_variance,
         expected_max_sharpe=benchmark,
-        deflated_sharpe=None
-        if benchmark is None or moments.sharpe is None
-        else deflated_sharpe(
-            moments.sharpe,
-            moments.observations,
-            trials=trials,
-            sharpe_variance=sharpe_variance or 0.0,
-            skewness=moments.skewness,
-            kurtosis=moments.kurtosis,
-        ),
-        min_track_record_bars=None
-        if moments.sharpe is None
-        else min_track_record_length(
-            moments.sharpe, skewness=moments.skewness, kurtosis=moments.kurtosis, confidence=CONFIDENCE
-        ),
+        deflated_sharpe=deflated,
+        min_track_record_bars=min_bars,
     )
 
 
