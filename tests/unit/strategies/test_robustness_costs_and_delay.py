@@ -61,6 +61,40 @@ def test_analytic_break_even_costs_equal_a_backtest_re_run_at_that_cost(seed, ri
         assert again == pytest.approx(target_of(report, kind), abs=1e-8)
 
 
+def alternating(bars_count, seed, *, short_every=0):
+    """Entries and exits that alternate (so nothing is ever added to), long or, every
+    ``short_every``-th trade, short; each trade knows whether its holding period will rise."""
+    frame = random_walk(bars_count, seed=seed)
+    opens = frame["open"].to_numpy()
+    codes = np.zeros(bars_count, dtype=np.int8)
+    for number, bar in enumerate(range(5, bars_count - 12, 12)):
+        short = short_every and number % short_every == 0
+        wins = (opens[bar + 7] < opens[bar + 1]) if short else (opens[bar + 7] > opens[bar + 1])
+        if wins or number % 3 == 0:
+            codes[bar], codes[bar + 6] = (Action.SHORT, Action.COVER) if short else (Action.BUY, Action.SELL)
+    return frame, codes
+
+
+@pytest.mark.parametrize(
+    ("risk", "short_every"),
+    [
+        (RiskSettings(position_size_pct=0.5), 0),  # every trade through the per-trade formula
+        (RiskSettings(allow_short=True), 3),  # longs folded into one sum, shorts per trade
+    ],
+)
+def test_partial_sizes_and_mixed_sides_are_solved_analytically_too(risk, short_every):
+    frame, codes = alternating(3000, seed=7, short_every=short_every)
+    report = backtest_signals(frame, codes, risk, **COSTS)
+    result = break_even_costs(frame, codes, risk, report)
+    for field, (cost_name, kind) in TARGETS.items():
+        answer = getattr(result, field)
+        assert answer.method == "analytic"
+        if answer.cost is not None:
+            again = rerun(frame, codes, risk, report, cost_name, answer.cost)
+            assert again == pytest.approx(target_of(report, kind), abs=1e-8)
+    assert result.commission_for_zero_return.cost is not None
+
+
 def test_the_return_falls_as_costs_rise_so_the_break_even_is_the_crossing():
     frame = random_walk(2000, seed=3)
     codes = foresight(frame, 3)

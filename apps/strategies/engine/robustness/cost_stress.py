@@ -118,28 +118,41 @@ def break_even_costs(
 
 
 class _TradeCosts:
-    """The report's trades re-costed at any commission and slippage (the formula of the module docstring)."""
+    """The report's trades re-costed at any commission and slippage (the formula of the module docstring).
+
+    At full size (``f = 1``) a long's growth is ``rho_raw (1 - s) / (1 + s) * (1 - c) / (1 + c)``, so the
+    longs' sum of log growths needs only their count and the sum of their raw log price ratios: the
+    root finder's evaluations cost O(shorts), not O(trades)."""
 
     def __init__(self, frame: pd.DataFrame, report: BacktestReport, risk: RiskSettings) -> None:
         trades = report.trades
+        self.report, self.size = report, risk.position_size_pct
         self.side = trades.side.astype(np.float64)
-        self.size = risk.position_size_pct
         self.raw_entry = frame["open"].to_numpy(dtype=np.float64)[trades.entry_bar]
         self.raw_exit = trades.exit_price / (1.0 - self.side * report.slippage)
-        self.report = report
+        folded = (self.side > 0.0) if self.size == 1.0 else np.zeros(len(self.side), dtype=bool)
+        self.folded_count = int(folded.sum())
+        self.folded_log_ratio = float(np.log(self.raw_exit[folded] / self.raw_entry[folded]).sum())
+        self.rest = np.flatnonzero(~folded)
 
-    def growth(self, commission: float, slippage: float) -> np.ndarray:
-        ratio = (self.raw_exit * (1.0 - self.side * slippage)) / (
-            self.raw_entry * (1.0 + self.side * slippage)
-        )
-        return 1.0 + self.size / (1.0 + commission) * (self.side * (ratio - 1.0) - commission * (1.0 + ratio))
+    def growth(
+        self, commission: float, slippage: float, trades: np.ndarray | slice = slice(None)
+    ) -> np.ndarray:
+        side, entry, exit_ = self.side[trades], self.raw_entry[trades], self.raw_exit[trades]
+        ratio = (exit_ * (1.0 - side * slippage)) / (entry * (1.0 + side * slippage))
+        return 1.0 + self.size / (1.0 + commission) * (side * (ratio - 1.0) - commission * (1.0 + ratio))
 
     def log_growth(self, commission: float, slippage: float) -> float:
         """The log of final over initial equity; -inf when a trade leaves no equity (the backtester
         stops trading there, at or below zero)."""
-        growth = self.growth(commission, slippage)
+        costs = (
+            math.log1p(-slippage) - math.log1p(slippage) + math.log1p(-commission) - math.log1p(commission)
+        )
+        rest = self.growth(commission, slippage, self.rest)
+        if not (rest > 0.0).all():
+            return -math.inf
         # A sum of logs, not a product: thousands of trades would under- or overflow.
-        return float(np.log(growth).sum()) if (growth > 0.0).all() else -math.inf
+        return self.folded_log_ratio + self.folded_count * costs + float(np.log(rest).sum())
 
     def matches_report(self) -> bool:
         """True when the formula rebuilds every trade of the report at its own costs (no adds)."""

@@ -128,45 +128,42 @@ def _curve_sharpe(
     close: np.ndarray, fill_bar: np.ndarray, cash_after: np.ndarray, held: np.ndarray
 ) -> float | None:
     """The per-bar Sharpe ratio (as :mod:`..metrics` computes it) of the equity ``cash_after[s] +
-    held[s] * close[t]`` at each bar ``t``, ``s`` being the state after the fills up to ``t``.
+    held[s] * close[t]`` at each bar ``t``, ``s`` being the state after the fills up to ``t`` (state
+    ``s >= 1`` starts at ``fill_bar[s - 1]``).
 
-    Streamed a slice of bars at a time through small reused buffers, with the slices' means and sums
-    of squared deviations merged exactly (Chan, Golub & LeVeque 1979): a million-bar curve and its
+    Streamed a slice of bars at a time through small buffers, with the slices' means and sums of
+    squared deviations merged exactly (Chan, Golub & LeVeque 1979): a million-bar curve and its
     returns are never materialised, which would cost more than everything else here."""
     bars = len(close)
     if bars < 3:
         return None
-    size = min(bars, _SLICE)
-    state = np.empty(size, dtype=np.int64)
-    equity = np.empty(size + 1)  # equity[0]: the previous slice's last equity
-    returns, scratch = np.empty(size), np.empty(size)
-    count, mean, squares, carried = 0, 0.0, 0.0, 0
+    run_start = np.concatenate(([0], fill_bar))
+    equity = np.empty(min(bars, _SLICE) + 1)  # equity[0]: the previous slice's last equity
+    returns = np.empty(min(bars, _SLICE))
+    count, mean, squares = 0, 0.0, 0.0
     for start in range(0, bars, _SLICE):
-        length = min(_SLICE, bars - start)
-        here = state[:length]
-        here[:] = 0
-        first, last = np.searchsorted(fill_bar, (start, start + length))
-        # np.maximum.at, not assignment: when an entry and its exit share the last bar, the exit wins.
-        np.maximum.at(here, fill_bar[first:last] - start, np.arange(first + 1, last + 1))
-        here[0] = max(here[0], carried)
-        np.maximum.accumulate(here, out=here)
-        carried = int(here[-1])
-        curve = equity[1 : length + 1]
-        np.take(held, here, out=curve)
-        curve *= close[start : start + length]
-        curve += np.take(cash_after, here, out=scratch[:length])
+        stop = min(start + _SLICE, bars)
+        # The states whose runs meet [start, stop); "right" makes the later of two fills on one bar
+        # (an entry and its exit on the last bar) the one in force, and the earlier's run empty.
+        first, last = np.searchsorted(run_start, (start, stop - 1), side="right") - 1
+        edges = np.append(np.maximum(run_start[first : last + 1], start), stop)
+        lengths = np.diff(edges)
+        curve = equity[1 : stop - start + 1]
+        np.multiply(np.repeat(held[first : last + 1], lengths), close[start:stop], out=curve)
+        curve += np.repeat(cash_after[first : last + 1], lengths)
         # The first slice has no previous equity, so one return fewer.
-        window = equity[: length + 1] if start else curve
+        window = equity[: stop - start + 1] if start else curve
         r = returns[: len(window) - 1]
         np.subtract(window[1:], window[:-1], out=r)
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(r, window[:-1], out=r)
-        # As metrics.bar_returns: returns past a wiped-out account count as flat.
-        if not np.isfinite(r).all():
-            r[~np.isfinite(r)] = 0.0
         slice_mean = float(r.mean())
+        if not math.isfinite(slice_mean):
+            # As metrics.bar_returns: returns past a wiped-out account count as flat.
+            r[~np.isfinite(r)] = 0.0
+            slice_mean = float(r.mean())
         r -= slice_mean
-        slice_squares = float(np.multiply(r, r, out=scratch[: len(r)]).sum())
+        slice_squares = float(np.einsum("i,i->", r, r))
         total = count + len(r)
         delta = slice_mean - mean
         mean += delta * len(r) / total

@@ -48,7 +48,7 @@ def return_moments(returns: np.ndarray) -> ReturnMoments:
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1:
         raise ValueError("returns must be a one-dimensional array of finite numbers")
-    return _moments((r[start : start + _SLICE] for start in range(0, len(r), _SLICE)), len(r))
+    return _moments((r[start : start + _SLICE] for start in range(0, len(r), _SLICE)), len(r), repair=False)
 
 
 def equity_moments(equity: np.ndarray) -> ReturnMoments:
@@ -64,33 +64,34 @@ def equity_moments(equity: np.ndarray) -> ReturnMoments:
             np.subtract(window[1:], window[:-1], out=returns)
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.divide(returns, window[:-1], out=returns)
-            returns[~np.isfinite(returns)] = 0.0
             yield returns
 
-    return _moments(slices(), max(len(curve) - 1, 0))
+    return _moments(slices(), max(len(curve) - 1, 0), repair=True)
 
 
-def _moments(slices: Iterator[np.ndarray], count: int) -> ReturnMoments:
+def _moments(slices: Iterator[np.ndarray], count: int, *, repair: bool) -> ReturnMoments:
     """Moments of a series given as consecutive ``slices``, in one pass through reused buffers: a
     million-bar series would otherwise allocate (and page in) several arrays its size, which costs
     more than the arithmetic. Each slice's central sums are merged exactly (Pébay 2008, "Formulas for
-    robust, one-pass parallel computation of covariances and arbitrary-order statistical moments")."""
+    robust, one-pass parallel computation of covariances and arbitrary-order statistical moments").
+    A value that is not finite is an error, or with ``repair`` (a writable slice) counts as 0."""
     seen, mean, m2, m3, m4 = 0, 0.0, 0.0, 0.0, 0.0
     low, high = math.inf, -math.inf
-    buffers = np.empty((3, min(count, _SLICE)))
+    buffers = np.empty((2, min(count, _SLICE)))
     for piece in slices:
         size = len(piece)
-        d, d2, power = buffers[:, :size]
         piece_mean = float(piece.mean())
+        if not math.isfinite(piece_mean):  # any NaN or infinity reaches the mean
+            if not repair:
+                raise ValueError("returns must be a one-dimensional array of finite numbers")
+            piece[~np.isfinite(piece)] = 0.0
+            piece_mean = float(piece.mean())
         low, high = min(low, float(piece.min())), max(high, float(piece.max()))
+        d, d2 = buffers[:, :size]
         np.subtract(piece, piece_mean, out=d)
         np.multiply(d, d, out=d2)
-        # Plain products, not BLAS dots, whose threads cost more than they save at this size.
-        b2, b3, b4 = (
-            float(d2.sum()),
-            float(np.multiply(d2, d, out=power).sum()),
-            float(np.multiply(d2, d2, out=power).sum()),
-        )
+        # einsum, not BLAS dots (whose threads cost more than they save here) nor product arrays.
+        b2, b3, b4 = float(d2.sum()), float(np.einsum("i,i->", d2, d)), float(np.einsum("i,i->", d2, d2))
         total, delta = seen + size, piece_mean - mean
         m4 += (
             b4
@@ -106,8 +107,6 @@ def _moments(slices: Iterator[np.ndarray], count: int) -> ReturnMoments:
         m2 += b2 + delta**2 * seen * size / total
         mean += delta * size / total
         seen = total
-    if not math.isfinite(mean + m2):  # any NaN or infinity reaches these
-        raise ValueError("returns must be a one-dimensional array of finite numbers")
     # Compare values, not the variance: a constant series can leave a rounding-sized variance.
     if count < 2 or low == high:
         return ReturnMoments(count, None, None, None)
