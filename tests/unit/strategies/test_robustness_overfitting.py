@@ -91,19 +91,24 @@ def test_the_degradation_slope_is_the_least_squares_slope_of_the_pairs():
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), trials=st.integers(10, 60))
 def test_skill_less_trials_are_overfitted_half_the_time(seed, trials):
-    # One matrix's PBO varies a lot (sd ~0.17 over seeds), so average 24 independent ones (sd ~0.035).
+    # One matrix's PBO varies a lot (sd ~0.17-0.24 over seeds), so average 32 independent ones: the
+    # mean's sd was measured at 0.037-0.049 (for 60 and 10 trials) over 150 seeds, 0.042 at most with
+    # 32, which puts the bounds more than 4.5 standard deviations away.
     rng = np.random.default_rng(seed)
-    values = [probability_of_overfitting(rng.normal(0, 0.01, (400, trials)), 8).pbo for _ in range(24)]
-    assert 0.35 <= np.mean(values) <= 0.65
+    values = [probability_of_overfitting(rng.normal(0, 0.01, (400, trials)), 8).pbo for _ in range(32)]
+    assert 0.3 <= np.mean(values) <= 0.7
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), trials=st.integers(5, 100), edge=st.floats(0.2, 1.0))
+@given(seed=st.integers(0, 2**32 - 1), trials=st.integers(5, 100), edge=st.floats(0.4, 1.0))
 def test_a_planted_dominant_trial_is_not_overfitted(seed, trials, edge):
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0, 0.01, (800, trials))
     winner = int(rng.integers(trials))
-    matrix[:, winner] += edge * 0.01  # a Sharpe ratio of ``edge`` per bar: far beyond what noise reaches
+    # A Sharpe ratio of ``edge`` per bar. On a half (400 rows) noise's Sharpe ratio has a standard
+    # error of 0.05 and the best of 100 reaches about 0.13, so 0.4 dominates; at 0.2 a noise trial
+    # beat the planted one in-sample often enough to lift the PBO to 0.06.
+    matrix[:, winner] += edge * 0.01
     result = probability_of_overfitting(matrix, 8)
     assert result.pbo <= 0.05
     assert np.mean(result.chosen == winner) >= 0.95
