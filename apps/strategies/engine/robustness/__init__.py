@@ -24,6 +24,7 @@ from .report import (
 from .sharpe import (
     ReturnMoments,
     deflated_sharpe,
+    equity_moments,
     expected_max_sharpe,
     min_track_record_length,
     probabilistic_sharpe,
@@ -53,6 +54,7 @@ __all__ = [
     "default_mean_block_length",
     "deflated_sharpe",
     "delay_test",
+    "equity_moments",
     "expected_max_sharpe",
     "min_track_record_length",
     "optimisation_block",

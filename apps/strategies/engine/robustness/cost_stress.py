@@ -1,5 +1,6 @@
-"""Break-even costs: the commission and the slippage at which a backtest's return falls to zero and to
-buy-and-hold's.
+"""Break-even costs: the commission and slippage that bring a backtest down to zero or to buy-and-hold.
+
+The targets are a total return of zero and the report's buy-and-hold return (same span, no fees).
 
 Each is found with the other cost held at the report's value, by root-finding (Brent's method) over
 ``[0, 0.5]``: half of every fill's notional is past any cost a market charges, and nearer 100% a short's
