@@ -137,6 +137,17 @@ def test_flat_or_short_series_have_no_sharpe_ratio():
     assert probabilistic_sharpe(0.1, 1) is None
 
 
+def test_flatness_is_judged_on_values_across_slices():
+    # Longer than a slice of the streamed passes (65,536): constant, constant per slice, and constant
+    # until a single bar far into the series.
+    assert return_moments(np.full(150_000, 0.01)).sharpe is None
+    steps = np.repeat([0.01, 0.02, 0.01], 50_000)
+    assert return_moments(steps).sharpe == pytest.approx(steps.mean() / steps.std(ddof=1))
+    late = np.zeros(150_000)
+    late[140_000] = 0.05
+    assert return_moments(late).kurtosis == pytest.approx(stats.kurtosis(late, fisher=False))
+
+
 def test_moments_no_distribution_has_give_no_psr():
     # Every distribution has kurtosis >= 1 + skewness^2.
     assert probabilistic_sharpe(0.5, 100, skewness=3.0, kurtosis=1.0) is None

@@ -31,6 +31,7 @@ from scipy.stats import norm
 
 NORMAL_KURTOSIS = 3.0
 _SLICE = 1 << 16
+_EPSILON = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def _moments(slices: Iterator[np.ndarray], count: int, *, repair: bool) -> Retur
     robust, one-pass parallel computation of covariances and arbitrary-order statistical moments").
     A value that is not finite is an error, or with ``repair`` (a writable slice) counts as 0."""
     seen, mean, m2, m3, m4 = 0, 0.0, 0.0, 0.0, 0.0
-    low, high = math.inf, -math.inf
+    varies, low, high = False, math.inf, -math.inf
     buffers = np.empty((2, min(count, _SLICE)))
     for piece in slices:
         size = len(piece)
@@ -86,12 +87,16 @@ def _moments(slices: Iterator[np.ndarray], count: int, *, repair: bool) -> Retur
                 raise ValueError("returns must be a one-dimensional array of finite numbers")
             piece[~np.isfinite(piece)] = 0.0
             piece_mean = float(piece.mean())
-        low, high = min(low, float(piece.min())), max(high, float(piece.max()))
         d, d2 = buffers[:, :size]
         np.subtract(piece, piece_mean, out=d)
         np.multiply(d, d, out=d2)
         # einsum, not BLAS dots (whose threads cost more than they save here) nor product arrays.
         b2, b3, b4 = float(d2.sum()), float(np.einsum("i,i->", d2, d)), float(np.einsum("i,i->", d2, d2))
+        # Rounding the mean of a constant slice leaves deviations of a few ulps of it at most, so more
+        # than 64 ulps proves the series varies; until one slice proves it, compare values instead.
+        varies = varies or b2 > size * (64.0 * _EPSILON * piece_mean) ** 2
+        if not varies:
+            low, high = min(low, float(piece.min())), max(high, float(piece.max()))
         total, delta = seen + size, piece_mean - mean
         m4 += (
             b4
@@ -108,7 +113,7 @@ def _moments(slices: Iterator[np.ndarray], count: int, *, repair: bool) -> Retur
         mean += delta * size / total
         seen = total
     # Compare values, not the variance: a constant series can leave a rounding-sized variance.
-    if count < 2 or low == high:
+    if count < 2 or (not varies and low == high):
         return ReturnMoments(count, None, None, None)
     variance = m2 / count
     return ReturnMoments(
