@@ -2,7 +2,8 @@
 
 numpy and pandas only: candles (a DataFrame) and plain dicts in, dataclasses out. The modules'
 docstrings are the manual: ``rules`` (grammar and evaluation), ``backtest`` (execution
-conventions), ``metrics`` (definitions) and ``optimize`` (spaces, walk-forward, overfitting).
+conventions), ``metrics`` (definitions), ``optimize`` (spaces, walk-forward, overfitting) and
+``robustness`` (deflated Sharpe ratios, PBO, Monte Carlo and stress tests; it also uses scipy).
 """
 
 from .backtest import RISK_PARAMETERS, BacktestError, RiskSettings, backtest_signals, run_backtest

@@ -205,7 +205,7 @@ def build_report(
     per_year = bars_per_year(timeframe)
     equity = curve.equity
     years = (len(equity) - 1) / per_year
-    returns = _bar_returns(equity)
+    returns = bar_returns(equity)
     total = equity[-1] / initial_capital - 1.0
     cagr = _annual_rate(total, years)
     max_drawdown = _max_drawdown(equity)
@@ -244,7 +244,8 @@ def _pct(rate: float | None) -> float | None:
     return None if rate is None else 100.0 * rate
 
 
-def _bar_returns(equity: np.ndarray) -> np.ndarray:
+def bar_returns(equity: np.ndarray) -> np.ndarray:
+    """The per-bar returns ``r`` of an equity curve, the series every ratio above is computed from."""
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.diff(equity) / equity[:-1]
     # After a short squeeze wipes the account out, returns stop meaning anything: count them as flat.

@@ -1,0 +1,203 @@
+"""Monte Carlo stress of a backtest: its trades in shuffled order, and its bar returns block-bootstrapped.
+
+Both give, over ``paths`` seeded paths, the 5th/25th/50th/75th/95th percentiles of the final return,
+the maximum drawdown and the longest drawdown, and the probability of ruin: the share of paths whose
+maximum drawdown reaches ``ruin_drawdown`` (a fraction, 0.5 = a 50% fall from a high).
+
+* :func:`reshuffle_trades`: each trade's return on the equity it started with (after fees; trades
+  never overlap, so this is exactly how the backtest compounded them) applied in a random order.
+  Compounding is commutative, so every path ends at the backtest's own final return: what the order
+  changes is the path, i.e. the drawdowns. Equity is seen only between trades, so drawdowns inside a
+  trade are missed and durations count trades, not bars.
+* :func:`bootstrap_returns`: the stationary block bootstrap of the equity curve's bar returns
+  (Politis & Romano 1994; see :mod:`.block_bootstrap`), which keeps serial dependence up to about the
+  mean block length and changes the final return as well; durations are in bars.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..metrics import BacktestReport, finite_or_none
+from .block_bootstrap import RUIN_FLOOR, BootstrapError, bootstrap_statistics, default_mean_block_length
+
+PERCENTILES = (5, 25, 50, 75, 95)
+DEFAULT_PATHS = 1000
+DEFAULT_RUIN_DRAWDOWN = 0.5
+_RESHUFFLE_VALUES = 2**22  # trades x paths shuffled per step, to bound memory
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """The 5th, 25th, 50th, 75th and 95th percentiles of a figure over the paths."""
+
+    p5: float
+    p25: float
+    p50: float
+    p75: float
+    p95: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Percentiles:
+        return cls(*(float(v) for v in np.percentile(values, PERCENTILES)))
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {f"p{q}": finite_or_none(getattr(self, f"p{q}")) for q in PERCENTILES}
+
+
+@dataclass(frozen=True)
+class MonteCarlo:
+    """Percentiles over the paths; returns and drawdowns in percent like the report's."""
+
+    method: str  # "trade_reshuffle" or "block_bootstrap"
+    paths: int
+    seed: int
+    final_return_pct: Percentiles
+    max_drawdown_pct: Percentiles
+    max_drawdown_duration: Percentiles
+    duration_unit: str  # "trades" or "bars"
+    ruin_drawdown_pct: float
+    probability_of_ruin: float
+    mean_block_length: float | None  # the bootstrap's, in bars
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "paths": self.paths,
+            "seed": self.seed,
+            "final_return_pct": self.final_return_pct.to_dict(),
+            "max_drawdown_pct": self.max_drawdown_pct.to_dict(),
+            "max_drawdown_duration": self.max_drawdown_duration.to_dict(),
+            "duration_unit": self.duration_unit,
+            "ruin_drawdown_pct": self.ruin_drawdown_pct,
+            "probability_of_ruin": self.probability_of_ruin,
+            "mean_block_length": finite_or_none(self.mean_block_length),
+        }
+
+
+def trade_returns(report: BacktestReport) -> np.ndarray:
+    """Each trade's growth factor minus 1: the equity at its exit bar's close over the equity at the
+    close before its entry bar. The account is flat at both (the next entry fills after this exit's
+    bar), so this is exactly the factor the backtest compounded, with no precision lost to equity
+    that has shrunk or grown by orders of magnitude (as a running sum of pnl would)."""
+    equity, trades = report.equity_curve.equity, report.trades
+    return equity[trades.exit_bar] / equity[trades.entry_bar - 1] - 1.0
+
+
+def reshuffle_trades(
+    returns: np.ndarray,
+    *,
+    paths: int = DEFAULT_PATHS,
+    seed: int = 0,
+    ruin_drawdown: float = DEFAULT_RUIN_DRAWDOWN,
+) -> MonteCarlo:
+    """Percentiles over ``paths`` random orders of the trade ``returns`` (see the module docstring)."""
+    growth = _log_growth(returns, paths, ruin_drawdown)
+    if len(growth) == 0:
+        raise BootstrapError("there are no trades to reshuffle")
+    rng = np.random.default_rng(seed)
+    step = max(1, _RESHUFFLE_VALUES // len(growth))
+    finals, drawdowns, durations = [], [], []
+    shuffled = np.empty((min(step, paths), len(growth)))
+    levels = np.zeros((min(step, paths), len(growth) + 1))
+    for first in range(0, paths, step):
+        rows = min(step, paths - first)
+        # Shuffled in place in reused buffers: fresh arrays this size would mostly cost page faults.
+        shuffled[:rows] = growth
+        rng.permuted(shuffled[:rows], axis=1, out=shuffled[:rows])
+        np.cumsum(shuffled[:rows], axis=1, out=levels[:rows, 1:])
+        final, drawdown, duration = _path_statistics(levels[:rows])
+        finals.append(final)
+        drawdowns.append(drawdown)
+        durations.append(duration)
+    return _summary(
+        "trade_reshuffle",
+        paths,
+        seed,
+        np.concatenate(finals),
+        np.concatenate(drawdowns),
+        np.concatenate(durations),
+        "trades",
+        ruin_drawdown,
+        None,
+    )
+
+
+def bootstrap_returns(
+    returns: np.ndarray,
+    *,
+    paths: int = DEFAULT_PATHS,
+    mean_block_length: float | None = None,
+    seed: int = 0,
+    ruin_drawdown: float = DEFAULT_RUIN_DRAWDOWN,
+) -> MonteCarlo:
+    """Percentiles over ``paths`` stationary block bootstraps of the bar ``returns``; the mean block
+    length defaults to :func:`~.block_bootstrap.default_mean_block_length`."""
+    _log_growth(returns, paths, ruin_drawdown)
+    length = (
+        default_mean_block_length(len(returns)) if mean_block_length is None else float(mean_block_length)
+    )
+    final, drawdown, duration = bootstrap_statistics(
+        returns, paths=paths, mean_block_length=length, seed=seed
+    )
+    return _summary("block_bootstrap", paths, seed, final, drawdown, duration, "bars", ruin_drawdown, length)
+
+
+def _path_statistics(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Final log return, maximum drawdown (log) and longest stretch under water (in steps) of each row
+    of log-equity ``levels`` (first column the start, 0); a stretch runs from the last step at a high to
+    the first step back at or above it, or to the last step."""
+    running = np.maximum.accumulate(levels, axis=1)
+    # Steps at a high, row by row: the stretches under water are the gaps between them.
+    rows, steps = np.nonzero(levels >= running)
+    running -= levels
+    drawdown = running.max(axis=1)
+    gaps = np.diff(steps)
+    same_row = rows[1:] == rows[:-1]
+    closed = np.zeros(len(levels), dtype=np.int64)
+    np.maximum.at(closed, rows[1:][same_row], np.where(gaps[same_row] >= 2, gaps[same_row], 0))
+    last = np.flatnonzero(np.append(~same_row, True))  # the last high of each row (every row has step 0)
+    open_end = levels.shape[1] - 1 - steps[last]
+    return levels[:, -1], drawdown, np.maximum(closed, open_end)
+
+
+def _log_growth(returns: np.ndarray, paths: int, ruin_drawdown: float) -> np.ndarray:
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim != 1 or not np.isfinite(r).all():
+        raise BootstrapError("returns must be a one-dimensional array of finite numbers")
+    if isinstance(paths, bool) or not isinstance(paths, int) or paths < 1:
+        raise BootstrapError(f"paths must be a whole number >= 1, got {paths!r}")
+    if not 0.0 < ruin_drawdown < 1.0:
+        raise BootstrapError(f"ruin_drawdown must be a fraction between 0 and 1, got {ruin_drawdown!r}")
+    # A loss of everything (or more, after a short squeeze) keeps RUIN_FLOOR of the equity.
+    return np.log(np.maximum(1.0 + r, RUIN_FLOOR))
+
+
+def _summary(
+    method: str,
+    paths: int,
+    seed: int,
+    final: np.ndarray,
+    drawdown: np.ndarray,
+    duration: np.ndarray,
+    unit: str,
+    ruin_drawdown: float,
+    mean_block_length: float | None,
+) -> MonteCarlo:
+    drawdown_fraction = -np.expm1(-drawdown)
+    return MonteCarlo(
+        method=method,
+        paths=paths,
+        seed=seed,
+        final_return_pct=Percentiles.of(100.0 * np.expm1(final)),
+        max_drawdown_pct=Percentiles.of(100.0 * drawdown_fraction),
+        max_drawdown_duration=Percentiles.of(duration),
+        duration_unit=unit,
+        ruin_drawdown_pct=100.0 * ruin_drawdown,
+        # Compared in log terms, where the drawdowns were measured, so a path exactly at the level counts.
+        probability_of_ruin=float(np.mean(drawdown >= -math.log1p(-ruin_drawdown))),
+        mean_block_length=mean_block_length,
+    )

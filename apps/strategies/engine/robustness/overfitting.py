@@ -1,0 +1,165 @@
+"""Probability of backtest overfitting (PBO) by combinatorially symmetric cross-validation (CSCV).
+
+Bailey, Borwein, López de Prado & Zhu (2015), "The Probability of Backtest Overfitting", Journal of
+Computational Finance 20(4). Input: a matrix of ``T`` observations (rows, oldest first) by ``N`` trials
+(columns), each column one trial's per-bar returns (or per-period performance).
+
+1. Drop the oldest ``T mod S`` rows and cut the rest into ``S`` (even) consecutive blocks of equal size.
+2. For each of the ``C(S, S/2)`` ways to choose half the blocks as the training set ``J`` (the other half,
+   ``J'``, is the test set; both keep time order): score every trial by its Sharpe ratio on ``J`` and
+   on ``J'``; take the trial ``n*`` that is best on ``J``; find its relative rank on ``J'``,
+   ``w = rank / (N + 1)`` (rank 1 the worst, ties share their average rank), and its logit
+   ``lambda = ln(w / (1 - w))``.
+3. PBO is the share of combinations with ``lambda <= 0``: how often the in-sample winner is no better
+   than the median trial out of sample. Skill-less trials give about 0.5; a real, stable edge near 0.
+
+The *performance degradation* pairs are the in-sample and out-of-sample Sharpe ratios of ``n*`` per
+combination; ``probability_of_loss`` is the share where ``n*`` loses out of sample, and the slope of
+the least-squares line through the pairs is the paper's degradation slope. A trial whose returns do
+not vary over a half (it never trades there) scores a Sharpe ratio of 0 on it.
+
+Vectorised: per block and trial the sums of returns and of squared returns (about a per-trial centre,
+which keeps the variance accurate) are computed once; each combination's training sums are then a
+matrix product of a 0/1 block selector with them, and the test sums are the totals minus those.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..metrics import finite_or_none
+
+DEFAULT_PARTITIONS = 16
+_COMBINATIONS_PER_STEP = 1024
+# (sum of squared deviations) / (sum of squares about the centre) below this: the half does not vary.
+_FLAT = 1e-9
+
+
+class OverfittingError(ValueError):
+    """A performance matrix or partition count CSCV cannot work with."""
+
+
+@dataclass(frozen=True)
+class Overfitting:
+    """The outcome of CSCV; per-combination arrays are in :func:`itertools.combinations` order."""
+
+    pbo: float
+    logits: np.ndarray
+    in_sample: np.ndarray  # the chosen trial's in-sample Sharpe ratio, per combination
+    out_of_sample: np.ndarray  # its out-of-sample Sharpe ratio
+    chosen: np.ndarray  # the chosen trial's column
+    probability_of_loss: float
+    degradation_slope: float | None
+    partitions: int
+    observations: int  # rows used, after dropping the oldest T mod S
+    trials: int
+
+    @property
+    def combinations(self) -> int:
+        return len(self.logits)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the figures, the logits (for a histogram) and the degradation pairs."""
+        return {
+            "pbo": self.pbo,
+            "probability_of_loss": self.probability_of_loss,
+            "degradation_slope": finite_or_none(self.degradation_slope),
+            "partitions": self.partitions,
+            "combinations": self.combinations,
+            "observations": self.observations,
+            "trials": self.trials,
+            "logits": self.logits.tolist(),
+            "degradation": {
+                "in_sample": self.in_sample.tolist(),
+                "out_of_sample": self.out_of_sample.tolist(),
+            },
+        }
+
+
+def probability_of_overfitting(performance: np.ndarray, partitions: int = DEFAULT_PARTITIONS) -> Overfitting:
+    """CSCV over a (T observations x N trials) matrix with ``partitions`` blocks; see the module docstring."""
+    matrix = _checked(performance, partitions)
+    observations, trials = matrix.shape
+    block = observations // partitions
+    matrix = matrix[observations - block * partitions :]
+    centre = matrix.mean(axis=0)
+    deviations = (matrix - centre).reshape(partitions, block, trials)
+    sums = deviations.sum(axis=1)
+    squares = np.einsum("sbn,sbn->sn", deviations, deviations)
+    selectors = _half_selectors(partitions)
+    half = block * partitions // 2
+    logits, in_sample, out_of_sample, chosen = [], [], [], []
+    for start in range(0, len(selectors), _COMBINATIONS_PER_STEP):
+        train = selectors[start : start + _COMBINATIONS_PER_STEP]
+        train_sums, train_squares = train @ sums, train @ squares
+        sharpe_in = _sharpe(train_sums, train_squares, half, centre)
+        sharpe_out = _sharpe(sums.sum(axis=0) - train_sums, squares.sum(axis=0) - train_squares, half, centre)
+        best = np.argmax(sharpe_in, axis=1)
+        rows = np.arange(len(best))
+        best_out = sharpe_out[rows, best]
+        below = (sharpe_out < best_out[:, None]).sum(axis=1)
+        ties = (sharpe_out == best_out[:, None]).sum(axis=1)
+        relative_rank = (below + (ties + 1) / 2.0) / (trials + 1)
+        logits.append(np.log(relative_rank / (1.0 - relative_rank)))
+        in_sample.append(sharpe_in[rows, best])
+        out_of_sample.append(best_out)
+        chosen.append(best)
+    logit = np.concatenate(logits)
+    pairs_in, pairs_out = np.concatenate(in_sample), np.concatenate(out_of_sample)
+    return Overfitting(
+        pbo=float(np.mean(logit <= 0.0)),
+        logits=logit,
+        in_sample=pairs_in,
+        out_of_sample=pairs_out,
+        chosen=np.concatenate(chosen),
+        probability_of_loss=float(np.mean(pairs_out < 0.0)),
+        degradation_slope=_slope(pairs_in, pairs_out),
+        partitions=partitions,
+        observations=block * partitions,
+        trials=trials,
+    )
+
+
+def _checked(performance: np.ndarray, partitions: int) -> np.ndarray:
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 2 or partitions % 2:
+        raise OverfittingError(f"partitions must be an even whole number >= 2, got {partitions!r}")
+    matrix = np.asarray(performance, dtype=np.float64)
+    if matrix.ndim != 2 or not np.isfinite(matrix).all():
+        raise OverfittingError("performance must be a two-dimensional matrix of finite numbers")
+    observations, trials = matrix.shape
+    if trials < 2:
+        raise OverfittingError(f"CSCV compares trials: it needs at least 2 columns, got {trials}")
+    if observations // partitions < 2:
+        raise OverfittingError(
+            f"{observations} observations are too few for {partitions} partitions: "
+            "each partition needs at least 2"
+        )
+    return matrix
+
+
+def _half_selectors(partitions: int) -> np.ndarray:
+    """One row per choice of half the blocks, 1.0 on the chosen blocks."""
+    chosen = np.array(list(itertools.combinations(range(partitions), partitions // 2)))
+    selectors = np.zeros((len(chosen), partitions))
+    np.put_along_axis(selectors, chosen, 1.0, axis=1)
+    return selectors
+
+
+def _sharpe(sums: np.ndarray, squares: np.ndarray, count: int, centre: np.ndarray) -> np.ndarray:
+    """Sharpe ratios (ddof=1) from sums of deviations from ``centre`` and of their squares."""
+    spread = squares - sums**2 / count
+    flat = spread <= _FLAT * squares
+    deviation = np.sqrt(np.where(flat, 1.0, spread) / (count - 1))
+    return np.where(flat, 0.0, (sums / count + centre) / deviation)
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float | None:
+    spread = x - x.mean()
+    denominator = float(spread @ spread)
+    if denominator == 0.0 or not math.isfinite(denominator):
+        return None
+    return float(spread @ (y - y.mean())) / denominator
