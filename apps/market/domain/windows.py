@@ -215,3 +215,48 @@ def _window_mean_abs_deviation(x: np.ndarray, n: int, out: np.ndarray) -> np.nda
             spread += abs(x[i] - centre)
         out[t] = spread / n
     return out
+
+
+@kernel
+def window_moments_into(x: np.ndarray, n: int, mean: np.ndarray, std: np.ndarray) -> None:
+    """Mean and population standard deviation (ddof=0) of the last ``n`` values, into ``mean`` and
+    ``std``, in O(len(x)) time and memory, where a window view's ``.std(axis=1)`` takes a
+    len(x) x n temporary.
+
+    Blocks again, each piece carrying Welford's mean and sum of squared deviations, joined with
+    Chan's formula: as accurate as a two-pass std of each window (no ``mean(x**2) - mean(x)**2``
+    cancellation), and a window of equal values has exactly that value as its mean and 0 as its
+    deviation. Block edges count from ``x[0]``: to get bit-identical values for windows computed
+    from a later start, slice ``x`` at a multiple of ``n``.
+    """
+    # window_sum_into's blocks, each piece summarised by Welford's running mean and sum of squared
+    # deviations (std parks the suffix's), then a suffix and a prefix joined by Chan's formula.
+    size = len(x)
+    last_start = size - n
+    inverse = 1.0 / np.arange(1, n + 1)
+    for first in range(0, last_start + 1, n):
+        centre = squares = 0.0
+        for i in range(min(first + n, size) - 1, first - 1, -1):
+            count = min(first + n, size) - i
+            delta = x[i] - centre
+            centre += delta * inverse[count - 1]
+            squares += delta * (x[i] - centre)
+            if i <= last_start:
+                mean[i + n - 1], std[i + n - 1] = centre, squares
+    for first in range(0, size, n):
+        centre = squares = 0.0
+        for t in range(first, min(first + n, size)):
+            count = t - first + 1
+            delta = x[t] - centre
+            centre += delta * inverse[count - 1]
+            squares += delta * (x[t] - centre)
+            if t < n - 1:
+                mean[t] = std[t] = np.nan
+                continue
+            if count == n:
+                joined_centre, joined_squares = centre, squares
+            else:
+                gap = centre - mean[t]
+                joined_centre = mean[t] + gap * count / n
+                joined_squares = std[t] + squares + gap * gap * (n - count) * count / n
+            mean[t], std[t] = joined_centre, np.sqrt(max(joined_squares / n, 0.0))
