@@ -367,9 +367,10 @@ def _ichimoku(frame: pd.DataFrame, p: Params) -> Outputs:
     back, which would need future data."""
     high, low = _col(frame, "high"), _col(frame, "low")
 
+    scratch = _new(frame)
+
     def midpoint(n: int) -> np.ndarray:
-        highest = window_extreme_into(high, n, True, _new(frame))
-        return kernels.midpoint_into(highest, window_extreme_into(low, n, False, _new(frame)), highest)
+        return kernels.midprice_into(high, low, n, _new(frame), scratch)
 
     conversion, base = midpoint(int(p["conversion"])), midpoint(int(p["base"]))
     span_a, span_b = kernels.midpoint_into(conversion, base, _new(frame)), midpoint(int(p["span_b"]))

@@ -260,6 +260,32 @@ def donchian_middle_into(upper: np.ndarray, lower: np.ndarray, out: np.ndarray) 
 
 
 @kernel
+def midprice_into(
+    high: np.ndarray, low: np.ndarray, n: int, out: np.ndarray, scratch: np.ndarray
+) -> np.ndarray:
+    """``(highest high + lowest low) / 2`` of the last ``n`` bars, NaN for the first n - 1:
+    ``window_extreme_into``'s blocks for both extremes in the same passes."""
+    size = len(high)
+    last_start = size - n
+    for first in range(0, last_start + 1, n):
+        top, bottom = -np.inf, np.inf
+        for i in range(min(first + n, size) - 1, first - 1, -1):
+            top, bottom = max(top, high[i]), min(bottom, low[i])
+            if i <= last_start:
+                out[i + n - 1], scratch[i + n - 1] = top, bottom
+    for first in range(0, size, n):
+        top, bottom = -np.inf, np.inf
+        for t in range(first, min(first + n, size)):
+            top, bottom = max(top, high[t]), min(bottom, low[t])
+            if t == first + n - 1:
+                out[t] = 0.5 * (top + bottom)
+            elif t >= n - 1:
+                out[t] = 0.5 * (max(out[t], top) + min(scratch[t], bottom))
+    out[: min(n - 1, size)] = NAN
+    return out
+
+
+@kernel
 def midpoint_into(upper: np.ndarray, lower: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``(upper + lower) / 2``."""
     for t in range(len(upper)):

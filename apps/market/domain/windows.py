@@ -100,8 +100,8 @@ def exponential_smoothing(
 def window_sum_into(x: np.ndarray, n: int, mean: bool, out: np.ndarray) -> np.ndarray:
     """``out[t]`` = the sum (the mean if ``mean``) of ``x[t - n + 1 : t + 1]``, NaN for t < n - 1.
 
-    Where the last n values are all equal the mean is that value exactly (the sum n times it), as
-    in pandas: a Bollinger %B or a CCI on a frozen market is then 0/0, not rounding noise."""
+    Where the last n values are all equal the mean is exactly that value, as in pandas: a
+    Bollinger %B or a CCI on a frozen market is then 0/0, not a ratio of rounding errors."""
     size = len(x)
     scale = 1.0 / n if mean else 1.0
     last_start = size - n  # the last bar a full window starts on
@@ -113,21 +113,28 @@ def window_sum_into(x: np.ndarray, n: int, mean: bool, out: np.ndarray) -> np.nd
         for i in range(min(first + n - 1, last_start), first - 1, -1):
             total += x[i]
             out[i + n - 1] = total
-    # Forward: a window ending at t is its block's prefix up to t plus the parked suffix.
-    same = 0  # how many values up to t are equal to x[t]
-    for first in range(0, size, n):
+    # Forward: a window ending at t is its block's prefix up to t plus the parked suffix (the
+    # window ending a block is that block alone).
+    total = 0.0
+    for t in range(min(n, size)):
+        total += x[t]
+    if size >= n:
+        out[n - 1] = total * scale
+    for first in range(n, size, n):
         total = 0.0
-        for t in range(first, min(first + n, size)):
+        last = min(first + n - 1, size)
+        for t in range(first, last):
             total += x[t]
-            same = same + 1 if t and x[t] == x[t - 1] else 1
-            if t < n - 1:
-                continue
+            out[t] = (out[t] + total) * scale
+        if last < size:
+            total += x[last]
+            out[last] = total * scale
+    if mean:
+        same = 1  # how many values up to t equal x[t]
+        for t in range(1, size):
+            same = same + 1 if x[t] == x[t - 1] else 1
             if same >= n:
-                out[t] = x[t] if mean else x[t] * n
-            elif t == first + n - 1:
-                out[t] = total * scale
-            else:
-                out[t] = (out[t] + total) * scale
+                out[t] = x[t]
     out[: min(n - 1, size)] = np.nan
     return out
 

@@ -185,17 +185,32 @@ def _cluster(price: np.ndarray, tolerance: np.ndarray) -> tuple[np.ndarray, ...]
     first = np.empty(count, dtype=np.int64)
     last = np.empty(count, dtype=np.int64)
     next_touch = np.full(count, -1, dtype=np.int64)
-    prices = np.empty(count)  # each level's price now
     sizes = np.empty(count, dtype=np.int64)
     scratch = np.empty(count)
+    # The levels' prices kept sorted (with each level's place), so the nearest is a binary search
+    # away and a touch moves its level only past the levels it overtakes.
+    keys = np.empty(count)
+    ids = np.empty(count, dtype=np.int64)
+    place = np.empty(count, dtype=np.int64)
     levels = 0
     for s in range(count):
-        nearest = -1
+        p = price[s]
+        right = np.searchsorted(keys[:levels], p)
         distance = np.inf
-        for k in range(levels):  # argmin: the first of equally near levels
-            gap = abs(prices[k] - price[s])
-            if gap < distance:
-                nearest, distance = k, gap
+        if right < levels:
+            distance = abs(keys[right] - p)
+        if right > 0:
+            distance = min(distance, abs(keys[right - 1] - p))
+        # argmin over all levels: of the equally near ones (adjacent here), the oldest.
+        nearest = -1
+        k = right - 1
+        while k >= 0 and abs(keys[k] - p) == distance:
+            nearest = ids[k] if nearest < 0 else min(nearest, ids[k])
+            k -= 1
+        k = right
+        while k < levels and abs(keys[k] - p) == distance:
+            nearest = ids[k] if nearest < 0 else min(nearest, ids[k])
+            k += 1
         if nearest >= 0 and distance <= tolerance[s]:
             next_touch[last[nearest]] = s
             last[nearest] = s
@@ -204,13 +219,24 @@ def _cluster(price: np.ndarray, tolerance: np.ndarray) -> tuple[np.ndarray, ...]
             while touch >= 0:
                 scratch[n] = price[touch]
                 touch, n = next_touch[touch], n + 1
-            prices[nearest] = _pairwise_sum(scratch, 0, n) / n  # what np.mean gives, to the bit
+            moved = _pairwise_sum(scratch, 0, n) / n  # what np.mean gives, to the bit
+            k = place[nearest]
+            while k + 1 < levels and keys[k + 1] < moved:
+                keys[k], ids[k], place[ids[k + 1]] = keys[k + 1], ids[k + 1], k
+                k += 1
+            while k > 0 and keys[k - 1] > moved:
+                keys[k], ids[k], place[ids[k - 1]] = keys[k - 1], ids[k - 1], k
+                k -= 1
+            keys[k], ids[k], place[nearest] = moved, nearest, k
             level[s] = nearest
         else:
-            prices[levels], sizes[levels], first[levels], last[levels] = price[s], 1, s, s
+            for k in range(levels, right, -1):
+                keys[k], ids[k], place[ids[k - 1]] = keys[k - 1], ids[k - 1], k
+            keys[right], ids[right], place[levels] = p, levels, right
+            sizes[levels], first[levels], last[levels] = 1, s, s
             level[s] = levels
             levels += 1
-        after[s], touches[s] = prices[level[s]], sizes[level[s]]
+        after[s], touches[s] = keys[place[level[s]]], sizes[level[s]]
     return level, after, touches, first[:levels], next_touch
 
 
