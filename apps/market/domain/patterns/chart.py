@@ -195,7 +195,13 @@ def _cluster(price: np.ndarray, tolerance: np.ndarray) -> tuple[np.ndarray, ...]
     levels = 0
     for s in range(count):
         p = price[s]
-        right = np.searchsorted(keys[:levels], p)
+        low, right = 0, levels  # binary search: right = the first level priced at or above p
+        while low < right:
+            middle = (low + right) // 2
+            if keys[middle] < p:
+                low = middle + 1
+            else:
+                right = middle
         distance = np.inf
         if right < levels:
             distance = abs(keys[right] - p)
@@ -396,9 +402,14 @@ def _breakouts(
     atr: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
     bars = len(close)
-    start, end = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    direction, touches = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    confidence, level, closed = np.empty(0), np.empty(0), np.empty(0)
+    room = 0  # at most one breakout per level and bar scanned
+    for touch in range(len(index)):
+        after = next_touch[touch]
+        until = confirmed[after] if after >= 0 else bars - 1
+        room += max(0, min(until, confirmed[touch] + LEVEL_MEMORY) - confirmed[touch])
+    start, end = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+    direction, touches = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+    confidence, level, closed = np.empty(room), np.empty(room), np.empty(room)
     n = 0
     for first in first_touch:
         last_direction = NEUTRAL  # none yet
@@ -422,15 +433,6 @@ def _breakouts(
                 if way == last_direction:
                     continue
                 last_direction = way
-                if n == len(start):  # grow the outputs by doubling
-                    size = max(16, 2 * n)
-                    start, end = _grown(start, size), _grown(end, size)
-                    direction, touches = _grown(direction, size), _grown(touches, size)
-                    confidence, level, closed = (
-                        _grown(confidence, size),
-                        _grown(level, size),
-                        _grown(closed, size),
-                    )
                 count = highs if way == BULLISH else lows
                 strength = 1.0 - 0.5 ** (count - 1)
                 distance = abs(close[t] - price) / (2 * atr[t])
@@ -439,13 +441,6 @@ def _breakouts(
                 level[n], closed[n] = price, close[t]
                 n += 1
     return start[:n], end[:n], direction[:n], confidence[:n], level[:n], closed[:n], touches[:n]
-
-
-@kernel
-def _grown(a: np.ndarray, size: int) -> np.ndarray:
-    out = np.empty(size, dtype=a.dtype)
-    out[: len(a)] = a
-    return out
 
 
 # --- double tops and bottoms, head and shoulders -----------------------------------------------------
@@ -521,8 +516,7 @@ def _doubles(
     second_of, end = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
     confidence, target = np.empty(rows), np.empty(rows)
     sign = 1.0 if bearish else -1.0
-    seen = set()
-    seen.add(-1)
+    seen = np.zeros(len(close), dtype=np.bool_)  # bars that began a reported pattern
     n = 0
     for row in range(rows):
         first, middle, second = tails[row, TAIL - 3], tails[row, TAIL - 2], tails[row, TAIL - 1]
@@ -532,7 +526,7 @@ def _doubles(
         difference = abs(price[first] - price[second])
         extreme = sign * max(sign * price[first], sign * price[second])
         depth = min(sign * price[first], sign * price[second]) - sign * price[middle]
-        if index[first] in seen or difference > PEAK_TOLERANCE * a or depth < MIN_DEPTH * a:
+        if seen[index[first]] or difference > PEAK_TOLERANCE * a or depth < MIN_DEPTH * a:
             continue
         width = index[second] - index[first]
         stop = index[second] + width + 1
@@ -540,7 +534,7 @@ def _doubles(
         t = _first_break(close, far, confirmed[second], stop, price[middle], 0.0, 0, bearish, invalid)
         if t < 0:
             continue
-        seen.add(index[first])
+        seen[index[first]] = True
         tops = (price[first] + price[second]) / 2.0
         deep = depth / (6 * a)
         confidence[n] = 0.5 * (1.0 - difference / (PEAK_TOLERANCE * a)) + 0.5 * (deep if deep < 1.0 else 1.0)
@@ -594,8 +588,7 @@ def _heads_and_shoulders(
     right_of, end = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
     confidence, neckline, target = np.empty(rows), np.empty(rows), np.empty(rows)
     sign = 1.0 if bearish else -1.0
-    seen = set()
-    seen.add(-1)
+    seen = np.zeros(len(close), dtype=np.bool_)  # bars that began a reported pattern
     n = 0
     for row in range(rows):
         left, low1, head, low2, right = (
@@ -610,7 +603,7 @@ def _heads_and_shoulders(
         a = atr[confirmed[right]]
         shoulders = abs(price[left] - price[right])
         prominence = sign * price[head] - max(sign * price[left], sign * price[right])
-        if index[left] in seen or shoulders > PEAK_TOLERANCE * a or prominence < a:
+        if seen[index[left]] or shoulders > PEAK_TOLERANCE * a or prominence < a:
             continue
         slope = (price[low2] - price[low1]) / (index[low2] - index[low1])
         width = index[right] - index[left]
@@ -620,7 +613,7 @@ def _heads_and_shoulders(
         )
         if t < 0:
             continue
-        seen.add(index[left])
+        seen[index[left]] = True
         neck_at_break = price[low1] + slope * (t - index[low1])
         height = price[head] - (price[low1] + slope * (index[head] - index[low1]))
         prominent = prominence / (3 * a)
