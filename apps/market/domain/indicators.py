@@ -17,8 +17,10 @@ during the warm-up (ATR, ADX) these return NaN. Recursive indicators (EMA, MACD,
 PSAR, KC) start their recursion at the first bar of the frame, as ``ta`` does, so their early values
 depend on where the data starts; they settle within a few multiples of their period. The
 implementations are single passes compiled with numba (:mod:`apps.market.domain.windows` and
-:mod:`apps.market.domain.kernels`), as fast as TA-Lib's C on a million bars except Bollinger
-bands, whose standard deviation is pandas' own (see :func:`~apps.market.domain.windows.window_std`).
+:mod:`apps.market.domain.kernels`): on a million bars the recursive ones run as fast as TA-Lib's C
+and the windowed ones within about twice its time (``tests/bench/bench_indicators.py``), except
+Bollinger bands, whose standard deviation is pandas' own (see
+:func:`~apps.market.domain.windows.window_std`).
 """
 
 from __future__ import annotations
