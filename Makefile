@@ -30,6 +30,7 @@ setup: install
 	$(MANAGE) load_demo_strategies
 	$(MANAGE) sync_schedules
 	$(MANAGE) bootstrap_admin
+	$(BIN)/python -m apps.market.domain.compiled  # numba kernels compiled now, not on first requests
 
 run: setup
 	@echo "Starting web (http://$(WEB_BIND)), worker and beat. Ctrl-C stops all three."

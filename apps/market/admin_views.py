@@ -17,7 +17,7 @@ from apps.core.api import error_body
 from apps.market import selectors
 from apps.market.domain.candles import parse_timeframe
 from apps.market.domain.indicators import IndicatorError
-from apps.market.domain.patterns import PATTERNS, detect, pattern_names
+from apps.market.domain.patterns import PATTERNS, find, pattern_names
 from apps.market.models import Instrument
 from apps.market.queries import IndicatorRequest, parse_indicator_list
 
@@ -150,7 +150,7 @@ def chart_data(request: HttpRequest, instrument: Instrument) -> JsonResponse:
         return JsonResponse(error_body("invalid", f"{first_field}: {problems[0]}", fields), status=400)
     query = form.cleaned_data
     frame = selectors.candles_frame(instrument=instrument, timeframe=query["timeframe"], limit=query["bars"])
-    detections = detect(frame, query["patterns"]) if query["patterns"] and len(frame) else []
+    detections = find(frame, query["patterns"]).to_dicts() if query["patterns"] and len(frame) else []
     return JsonResponse(
         {
             "instrument": {"id": instrument.pk, "symbol": instrument.symbol, "exchange": instrument.exchange},
@@ -159,7 +159,7 @@ def chart_data(request: HttpRequest, instrument: Instrument) -> JsonResponse:
             "times": frame.index.as_unit("s").asi8.tolist(),
             "candles": {name: _floats(frame[name].to_numpy()) for name in frame.columns},
             "indicators": _indicators(instrument, query["timeframe"], query["indicators"], frame.index),
-            "patterns": [detection.to_dict() for detection in detections],
+            "patterns": detections,
         }
     )
 

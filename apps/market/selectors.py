@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Max, Min, QuerySet
 
 from apps.market.domain.candles import COLUMNS, INDEX_NAME, parse_timeframe
-from apps.market.domain.patterns import detect
+from apps.market.domain.patterns import find
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.queries import IndicatorRequest
 
@@ -174,15 +174,15 @@ RECENT_PATTERN_BARS = 10
 
 def detect_patterns(frame: pd.DataFrame, names: list[str] | None = None) -> list[dict]:
     """Every detection on ``frame`` as JSON-ready dicts, in the order they became known."""
-    return [detection.to_dict() for detection in detect(frame, names)]
+    return find(frame, names).to_dicts()
 
 
 def recent_patterns(frame: pd.DataFrame) -> list[dict]:
-    """Detections confirmed on the newest RECENT_PATTERN_BARS bars: what an analysis reports."""
+    """Detections confirmed on the newest RECENT_PATTERN_BARS bars (of a frame in time order):
+    what an analysis reports. Only those rows become dicts."""
     if frame.empty:
         return []
-    since = frame.index[-min(RECENT_PATTERN_BARS, len(frame))]
-    return [d.to_dict() for d in detect(frame) if d.confirmed_time >= since]
+    return find(frame).since(len(frame) - min(RECENT_PATTERN_BARS, len(frame))).to_dicts()
 
 
 def pattern_detections(

@@ -16,8 +16,11 @@ prove each one equal to ``ta`` within 1e-9 after the warm-up. Where ``ta`` retur
 during the warm-up (ATR, ADX) these return NaN. Recursive indicators (EMA, MACD, RSI, ATR, ADX,
 PSAR, KC) start their recursion at the first bar of the frame, as ``ta`` does, so their early values
 depend on where the data starts; they settle within a few multiples of their period. The
-implementations are vectorised numpy (see :mod:`apps.market.domain.windows`), many times faster
-than ``ta`` where it loops in Python.
+implementations are single passes compiled with numba (:mod:`apps.market.domain.windows` and
+:mod:`apps.market.domain.kernels`): on a million bars the recursive ones run as fast as TA-Lib's C
+and the windowed ones within about twice its time (``tests/bench/bench_indicators.py``), except
+Bollinger bands, whose standard deviation is pandas' own (see
+:func:`~apps.market.domain.windows.window_std`).
 """
 
 from __future__ import annotations
@@ -31,16 +34,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from apps.market.domain import kernels
 from apps.market.domain.windows import (
     exponential_smoothing,
-    lag,
+    window_extreme_into,
     window_linear_weighted_mean,
-    window_max,
     window_mean,
     window_mean_abs_deviation,
-    window_min,
     window_std,
-    window_sum,
+    window_sum_into,
 )
 
 Outputs = dict[str, np.ndarray]
@@ -191,51 +193,27 @@ def compute(frame: pd.DataFrame, name: str, params: Arguments = None) -> Outputs
 
 
 def _col(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return frame[column].to_numpy(dtype=np.float64, copy=False)
+    return np.ascontiguousarray(frame[column].to_numpy(dtype=np.float64, copy=False))
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """Element-wise division where x/0 is +-inf and 0/0 is NaN, as pandas (and so ``ta``) gives."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return numerator / denominator
+def _hlc(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _col(frame, "high"), _col(frame, "low"), _col(frame, "close")
+
+
+def _new(frame: pd.DataFrame) -> np.ndarray:
+    return np.empty(len(frame))
 
 
 def _ema(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
     """EMA with alpha = 2 / (period + 1) seeded with ``x[start]``; NaN for its first period - 1 bars."""
-    if start >= len(x):
-        return np.full(len(x), np.nan)
-    out = exponential_smoothing(x, 2.0 / (period + 1), x[start], start)
+    seed = x[start] if start < len(x) else math.nan
+    out = exponential_smoothing(x, 2.0 / (period + 1), seed, start)
     out[: start + period - 1] = np.nan
     return out
 
 
-def _wilder(x: np.ndarray, period: int, start: int) -> np.ndarray:
-    """Wilder's smoothing of ``x`` from bar ``start``: the mean of ``x[start : start + period]``
-    on bar ``start + period - 1``, then ``avg = (avg * (period - 1) + x) / period``; NaN before.
-    Overwrites ``x``, which callers pass as a scratch array, and returns it."""
-    first = start + period - 1
-    if first >= len(x):
-        x[:] = np.nan
-        return x
-    seed = x[start : first + 1].mean()
-    exponential_smoothing(x, 1.0 / period, seed, first + 1, out=x)
-    x[first] = seed
-    return x
-
-
-def _true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """max(high, previous close) - min(low, previous close); high - low on the first bar."""
-    tr = np.empty(len(high))
-    tr[:1] = high[:1] - low[:1]
-    if len(tr) > 1:
-        prev = close[:-1]
-        np.maximum(high[1:], prev, out=tr[1:])
-        tr[1:] -= np.minimum(low[1:], prev)
-    return tr
-
-
 def _typical_price(frame: pd.DataFrame) -> np.ndarray:
-    return (_col(frame, "high") + _col(frame, "low") + _col(frame, "close")) / 3.0
+    return kernels.typical_price(*_hlc(frame), _new(frame))
 
 
 def _period(default: int, minimum: int = 1) -> tuple[Param, ...]:
@@ -274,34 +252,17 @@ def _rsi(frame: pd.DataFrame, p: Params) -> Outputs:
     the positive and negative close-to-close changes, each smoothed with alpha = 1 / period starting
     from 0 on the first bar (``ta``'s seeding; TA-Lib seeds with a simple mean instead). 100 when
     there were no losses. NaN for the first ``period - 1`` bars."""
-    close = _col(frame, "close")
-    n = int(p["period"])
-    change = np.zeros(len(close))
-    np.subtract(close[1:], close[:-1], out=change[1:])
-    gain = np.maximum(change, 0.0)
-    loss = np.negative(np.minimum(change, 0.0, out=change), out=change)  # reuses change's memory
-    exponential_smoothing(gain, 1.0 / n, 0.0, out=gain)
-    exponential_smoothing(loss, 1.0 / n, 0.0, out=loss)
-    rsi = gain + loss
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(gain, rsi, out=rsi)
-    rsi *= 100.0
-    rsi[loss == 0.0] = 100.0
-    rsi[: n - 1] = np.nan
-    return {"value": rsi}
+    return {"value": kernels.rsi_into(_col(frame, "close"), int(p["period"]), _new(frame))}
 
 
 def _macd(frame: pd.DataFrame, p: Params) -> Outputs:
     """Moving average convergence/divergence: ``macd = EMA(close, fast) - EMA(close, slow)``,
     ``signal = EMA(macd, signal)`` started on the first bar where macd exists, ``histogram =
     macd - signal``. macd is NaN for ``slow - 1`` bars, signal and histogram ``signal - 1`` more."""
-    close = _col(frame, "close")
-    fast, slow, span = int(p["fast"]), int(p["slow"]), int(p["signal"])
-    macd = _ema(close, fast)
-    histogram = _ema(close, slow)
-    macd -= histogram
-    signal = _ema(macd, span, start=slow - 1)
-    np.subtract(macd, signal, out=histogram)
+    macd, signal, histogram = _new(frame), _new(frame), _new(frame)
+    kernels.macd_into(
+        _col(frame, "close"), int(p["fast"]), int(p["slow"]), int(p["signal"]), macd, signal, histogram
+    )
     return {"macd": macd, "signal": signal, "histogram": histogram}
 
 
@@ -309,40 +270,34 @@ def _stoch(frame: pd.DataFrame, p: Params) -> Outputs:
     """Stochastic oscillator: ``k = 100 * (close - lowest low) / (highest high - lowest low)`` over the
     last ``period`` bars, ``d = SMA(k, smooth)``. NaN when the range is zero."""
     n, smooth = int(p["period"]), int(p["smooth"])
-    high, low, close = _col(frame, "high"), _col(frame, "low"), _col(frame, "close")
-    k = window_min(low, n)  # the lowest low, until it becomes k below
-    spread = window_max(high, n)
-    spread -= k
-    np.subtract(close, k, out=k)
-    k *= 100.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k /= spread
-    return {"k": k, "d": window_mean(k, smooth)}
+    high, low, close = _hlc(frame)
+    k = window_extreme_into(low, n, False, _new(frame))  # the lowest low, until it becomes k below
+    highest = window_extreme_into(high, n, True, _new(frame))
+    kernels.position_in_range_into(close, highest, k, 100.0, False, k)
+    return {"k": k, "d": window_sum_into(k, smooth, True, highest)}
 
 
 def _willr(frame: pd.DataFrame, p: Params) -> Outputs:
     """Williams %R: ``-100 * (highest high - close) / (highest high - lowest low)`` over the last
     ``period`` bars; from 0 (close at the high) to -100 (close at the low)."""
     n = int(p["period"])
-    highest = window_max(_col(frame, "high"), n)
-    below_high = highest - _col(frame, "close")
-    spread = highest - window_min(_col(frame, "low"), n)
-    return {"value": _ratio(-100.0 * below_high, spread)}
+    high, low, close = _hlc(frame)
+    highest = window_extreme_into(high, n, True, _new(frame))
+    lowest = window_extreme_into(low, n, False, _new(frame))
+    return {"value": kernels.position_in_range_into(close, highest, lowest, -100.0, True, highest)}
 
 
 def _roc(frame: pd.DataFrame, p: Params) -> Outputs:
     """Rate of change: ``100 * (close - close[period bars ago]) / close[period bars ago]``."""
-    close = _col(frame, "close")
-    before = lag(close, int(p["period"]))
-    return {"value": _ratio(100.0 * (close - before), before)}
+    return {"value": kernels.roc_into(_col(frame, "close"), int(p["period"]), _new(frame))}
 
 
 def _cci(frame: pd.DataFrame, p: Params) -> Outputs:
     """Commodity channel index: ``(tp - SMA(tp)) / (constant * mean absolute deviation of tp)`` over
     the last ``period`` bars, where tp = (high + low + close) / 3 and constant defaults to 0.015."""
-    n = int(p["period"])
-    tp = _typical_price(frame)
-    return {"value": _ratio(tp - window_mean(tp, n), p["constant"] * window_mean_abs_deviation(tp, n))}
+    n, tp = int(p["period"]), _typical_price(frame)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"value": (tp - window_mean(tp, n)) / (p["constant"] * window_mean_abs_deviation(tp, n))}
 
 
 # --- volatility and channels -----------------------------------------------------------------------
@@ -355,16 +310,8 @@ def _bb(frame: pd.DataFrame, p: Params) -> Outputs:
     close = _col(frame, "close")
     n = int(p["period"])
     middle = window_mean(close, n)
-    upper = window_std(close, n) * p["std"]
-    lower = middle - upper
-    upper += middle
-    width = upper - lower
-    with np.errstate(divide="ignore", invalid="ignore"):
-        percent_b = close - lower
-        percent_b /= width
-    percent_b[width == 0.0] = np.nan
-    width /= middle
-    width *= 100.0
+    upper, lower, width, percent_b = _new(frame), _new(frame), _new(frame), _new(frame)
+    kernels.bands_into(close, middle, window_std(close, n), p["std"], upper, lower, width, percent_b)
     return {"middle": middle, "upper": upper, "lower": lower, "width": width, "percent_b": percent_b}
 
 
@@ -372,25 +319,27 @@ def _atr(frame: pd.DataFrame, p: Params) -> Outputs:
     """Average true range: Wilder's smoothing (alpha = 1 / period) of the true range
     ``max(high, prev close) - min(low, prev close)`` (high - low on the first bar), seeded with the mean
     of the first ``period`` true ranges on bar ``period - 1`` (``ta`` shows 0 before it, this NaN)."""
-    tr = _true_range(_col(frame, "high"), _col(frame, "low"), _col(frame, "close"))
-    return {"value": _wilder(tr, int(p["period"]), start=0)}
+    return {"value": kernels.atr_into(*_hlc(frame), int(p["period"]), _new(frame))}
 
 
 def _kc(frame: pd.DataFrame, p: Params) -> Outputs:
     """Keltner channel (the modern form, ``ta``'s ``original_version=False``): ``middle =
     EMA(close, period)``, ``upper/lower = middle +- multiplier * ATR(atr_period)``."""
-    close = _col(frame, "close")
+    high, low, close = _hlc(frame)
     middle = _ema(close, int(p["period"]))
-    spread = p["multiplier"] * _atr(frame, {"period": p["atr_period"]})["value"]
-    return {"middle": middle, "upper": middle + spread, "lower": middle - spread}
+    upper = kernels.atr_into(high, low, close, int(p["atr_period"]), _new(frame))  # until it is the band
+    lower = _new(frame)
+    kernels.offset_into(middle, upper, p["multiplier"], upper, lower)
+    return {"middle": middle, "upper": upper, "lower": lower}
 
 
 def _dc(frame: pd.DataFrame, p: Params) -> Outputs:
     """Donchian channel: ``upper`` = highest high and ``lower`` = lowest low of the last ``period``
     bars (including this one), ``middle`` halfway between."""
     n = int(p["period"])
-    upper, lower = window_max(_col(frame, "high"), n), window_min(_col(frame, "low"), n)
-    return {"middle": (upper - lower) / 2.0 + lower, "upper": upper, "lower": lower}
+    upper = window_extreme_into(_col(frame, "high"), n, True, _new(frame))
+    lower = window_extreme_into(_col(frame, "low"), n, False, _new(frame))
+    return {"middle": kernels.donchian_middle_into(upper, lower, _new(frame)), "upper": upper, "lower": lower}
 
 
 # --- trend -----------------------------------------------------------------------------------------
@@ -404,18 +353,9 @@ def _adx(frame: pd.DataFrame, p: Params) -> Outputs:
     (0 when TR_s is 0); ``DX = 100 * |plus_di - minus_di| / (plus_di + minus_di)`` (0 when both are 0);
     ``adx`` = Wilder smoothing of DX seeded with the mean DX of bars period..2*period-1. plus_di and
     minus_di start on bar ``period``, adx on bar ``2 * period - 1``."""
-    n = int(p["period"])
-    high, low, close = _col(frame, "high"), _col(frame, "low"), _col(frame, "close")
-    up, down = np.zeros(len(high)), np.zeros(len(high))
-    up[1:], down[1:] = high[1:] - high[:-1], low[:-1] - low[1:]
-    plus_dm = np.where((up > down) & (up > 0.0), up, 0.0)
-    minus_dm = np.where((down > up) & (down > 0.0), down, 0.0)
-    tr = _wilder(_true_range(high, low, close), n, start=1)
-    plus_di = np.where(tr == 0.0, 0.0, _ratio(100.0 * _wilder(plus_dm, n, start=1), tr))
-    minus_di = np.where(tr == 0.0, 0.0, _ratio(100.0 * _wilder(minus_dm, n, start=1), tr))
-    total = plus_di + minus_di
-    dx = np.where(total == 0.0, 0.0, _ratio(100.0 * np.abs(plus_di - minus_di), total))
-    return {"adx": _wilder(dx, n, start=n), "plus_di": plus_di, "minus_di": minus_di}
+    adx, plus_di, minus_di = _new(frame), _new(frame), _new(frame)
+    kernels.adx_into(*_hlc(frame), int(p["period"]), adx, plus_di, minus_di)
+    return {"adx": adx, "plus_di": plus_di, "minus_di": minus_di}
 
 
 def _ichimoku(frame: pd.DataFrame, p: Params) -> Outputs:
@@ -429,11 +369,13 @@ def _ichimoku(frame: pd.DataFrame, p: Params) -> Outputs:
     back, which would need future data."""
     high, low = _col(frame, "high"), _col(frame, "low")
 
+    scratch = _new(frame)
+
     def midpoint(n: int) -> np.ndarray:
-        return 0.5 * (window_max(high, n) + window_min(low, n))
+        return kernels.midprice_into(high, low, n, _new(frame), scratch)
 
     conversion, base = midpoint(int(p["conversion"])), midpoint(int(p["base"]))
-    span_a, span_b = 0.5 * (conversion + base), midpoint(int(p["span_b"]))
+    span_a, span_b = kernels.midpoint_into(conversion, base, _new(frame)), midpoint(int(p["span_b"]))
     return {"conversion": conversion, "base": base, "span_a": span_a, "span_b": span_b}
 
 
@@ -443,53 +385,11 @@ def _psar(frame: pd.DataFrame, p: Params) -> Outputs:
     sar jumps to the extreme high and af resets to ``step``; otherwise a new high raises af by ``step``
     (at most ``max_step``) and sar is capped by the low of 2 bars ago if that is below it, else by the
     previous low (``ta``'s rule; the textbook takes the lower of the two). Downtrends mirror this.
-    ``value`` is the sar, ``trend`` +1 up / -1 down; both NaN on the first 2 bars. Sequential by
-    nature: a tight loop over Python floats, about 0.4 s per million bars."""
-    highs, lows, close = _col(frame, "high").tolist(), _col(frame, "low").tolist(), _col(frame, "close")
-    seed = float(close[1]) if len(close) > 1 else math.nan
-    sar, trend = _parabolic_sar(highs, lows, seed, float(p["step"]), float(p["max_step"]))
-    return {"value": np.array(sar, dtype=np.float64), "trend": np.array(trend, dtype=np.float64)}
-
-
-def _parabolic_sar(
-    highs: list[float], lows: list[float], seed: float, step: float, max_step: float
-) -> tuple[list[float], list[float]]:
-    """The SAR loop; ``seed`` is bar 1's sar (``ta`` uses its close)."""
-    n = len(highs)
-    sar = [math.nan] * n
-    trend = [math.nan] * n
-    if n < 3:
-        return sar, trend
-    prev = seed
-    up, af = True, step
-    extreme_high, extreme_low = highs[0], lows[0]
-    for i in range(2, n):
-        high, low = highs[i], lows[i]
-        if up:
-            value = prev + af * (extreme_high - prev)
-            if low < value:
-                up, value, extreme_low, af = False, extreme_high, low, step
-            else:
-                if high > extreme_high:
-                    extreme_high, af = high, min(af + step, max_step)
-                if lows[i - 2] < value:
-                    value = lows[i - 2]
-                elif lows[i - 1] < value:
-                    value = lows[i - 1]
-        else:
-            value = prev - af * (prev - extreme_low)
-            if high > value:
-                up, value, extreme_high, af = True, extreme_low, high, step
-            else:
-                if low < extreme_low:
-                    extreme_low, af = low, min(af + step, max_step)
-                if highs[i - 2] > value:
-                    value = highs[i - 2]
-                elif highs[i - 1] > value:
-                    value = highs[i - 1]
-        sar[i] = prev = value
-        trend[i] = 1.0 if up else -1.0
-    return sar, trend
+    ``value`` is the sar, ``trend`` +1 up / -1 down; both NaN on the first 2 bars. The seed, bar 1's
+    sar, is its close (``ta``'s choice)."""
+    sar, trend = _new(frame), _new(frame)
+    kernels.psar_into(*_hlc(frame), float(p["step"]), float(p["max_step"]), sar, trend)
+    return {"value": sar, "trend": trend}
 
 
 # --- volume ----------------------------------------------------------------------------------------
@@ -498,10 +398,7 @@ def _parabolic_sar(
 def _obv(frame: pd.DataFrame, p: Params) -> Outputs:
     """On-balance volume: the running total of volume, subtracted on bars that close below the
     previous close and added otherwise (the first bar adds)."""
-    close, volume = _col(frame, "close"), _col(frame, "volume")
-    falling = np.zeros(len(close), dtype=bool)
-    falling[1:] = close[1:] < close[:-1]
-    return {"value": np.cumsum(np.where(falling, -volume, volume))}
+    return {"value": kernels.obv_into(_col(frame, "close"), _col(frame, "volume"), _new(frame))}
 
 
 def _vwap(frame: pd.DataFrame, p: Params) -> Outputs:
@@ -509,7 +406,9 @@ def _vwap(frame: pd.DataFrame, p: Params) -> Outputs:
     ``period`` bars, tp = (high + low + close) / 3. Rolling because crypto candles have no session to
     reset at; NaN where the window traded nothing."""
     n, volume = int(p["period"]), _col(frame, "volume")
-    return {"value": _ratio(window_sum(_typical_price(frame) * volume, n), window_sum(volume, n))}
+    traded = kernels.product_into(_typical_price(frame), volume, _new(frame))
+    value = window_sum_into(traded, n, False, _new(frame))
+    return {"value": kernels.ratio_into(value, window_sum_into(volume, n, False, traded), value)}
 
 
 def _mfi(frame: pd.DataFrame, p: Params) -> Outputs:
@@ -519,11 +418,11 @@ def _mfi(frame: pd.DataFrame, p: Params) -> Outputs:
     over the last ``period`` bars, ``mfi = 100 - 100 / (1 + positive / negative)``: 100 with no
     negative flow, NaN with no flow at all."""
     n, tp = int(p["period"]), _typical_price(frame)
-    flow = tp * _col(frame, "volume")
-    rising, falling = np.zeros(len(tp), dtype=bool), np.zeros(len(tp), dtype=bool)
-    rising[1:], falling[1:] = tp[1:] > tp[:-1], tp[1:] < tp[:-1]
-    ratio = _ratio(window_sum(np.where(rising, flow, 0.0), n), window_sum(np.where(falling, flow, 0.0), n))
-    return {"value": 100.0 - _ratio(100.0, 1.0 + ratio)}
+    rising, falling = _new(frame), _new(frame)
+    kernels.directional_flows(tp, _col(frame, "volume"), rising, falling)
+    positive = window_sum_into(rising, n, False, tp)
+    negative = window_sum_into(falling, n, False, rising)
+    return {"value": kernels.mfi_from_sums(positive, negative, positive)}
 
 
 # --- the registry ----------------------------------------------------------------------------------

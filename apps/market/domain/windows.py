@@ -5,37 +5,28 @@ the same length whose element t depends only on ``x[: t + 1]`` (bit for bit: a p
 gives a prefix of the result). Window functions return NaN for the first ``n - 1`` elements (where
 the window is not yet full).
 
-Why not ``pandas.Series.rolling``? These are 3 to 10 times faster on long series and, for sums,
-more accurate than a cumulative-sum difference:
+The loops are compiled with numba (``cache=True``: compiled once per machine, then loaded from
+``__pycache__`` or ``NUMBA_CACHE_DIR``), because the recursive ones (smoothing, Wilder's averages,
+the parabolic SAR) cannot be written as whole-array numpy operations, and a single compiled pass
+beats several numpy passes over a million bars even where they can.
 
-* Window sums, maxima and minima are built by *doubling*: the sums of windows of 2 are pairwise sums
-  of windows of 1, windows of 4 pair windows of 2, and so on; a window of n is assembled from the
-  power-of-two pieces in the binary expansion of n (for max/min, two overlapping pieces suffice).
-  That is ``log2(n)`` whole-array numpy operations, each exact or as accurate as a pairwise sum,
-  and a NaN or a huge value only spoils the windows that contain it. Each level overwrites the
-  previous one in a single scratch array (numpy allows ``f(a[:-k], a[k:], out=a[:-k])``: every
-  element is read before it is written), because on a million bars fresh memory costs as much as
-  the arithmetic.
-* Exponential smoothing is a first-order recursion, which numpy cannot vectorise directly; see
-  :func:`exponential_smoothing` for the block-wise closed form used here.
+Window sums, maxima and minima use *blocks* (van Herk / Gil-Werman): the series is cut into blocks
+of n from bar 0, and a window of n bars ends in one block and starts in the one before, so it is
+the suffix of one block (a backward pass) joined to the prefix of the next (a forward pass). Two
+passes whatever n is; a sum adds at most n values in sequence, so it is as accurate as summing
+its window directly (no running total drifting over a million bars), and a NaN or a huge value
+only spoils the windows that contain it. Block edges are fixed by the bar number, so a prefix of
+a series gives bit-identical windows.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
+from numba import njit
 
-# Column strides of a power-of-two number of float64 thrash the cache; 48 measured best.
-_BLOCK = 48
-# decay ** -j must stay far from overflow even after multiplying by prices: e**300 ~ 1e130.
-_MAX_EXPONENT = 300.0
-_MAD_CHUNK_ELEMENTS = 1 << 20
-
-Binary = Callable[..., np.ndarray]
+# IEEE results for x/0 (inf or NaN) instead of Python's ZeroDivisionError, as numpy gives.
+kernel = njit(cache=True, error_model="numpy", nogil=True)
 
 
 def lag(x: np.ndarray, k: int) -> np.ndarray:
@@ -48,98 +39,50 @@ def lag(x: np.ndarray, k: int) -> np.ndarray:
 
 def window_sum(x: np.ndarray, n: int) -> np.ndarray:
     """Sum of the last ``n`` values at every bar (NaN until n values exist)."""
-    out = np.full(len(x), np.nan)
-    if n > len(x):
-        return out
-    result = out[n - 1 :]
-    span = x.copy()  # span[i]: sum of x[i : i + size], overwritten level by level
-    size, covered = 1, 0
-    while True:
-        if n & size:
-            piece = span[covered : covered + len(result)]
-            if covered:
-                result += piece
-            else:
-                result[:] = piece
-            covered += size
-        if 2 * size > n:
-            return out
-        np.add(span[:-size], span[size:], out=span[:-size])
-        size *= 2
+    return window_sum_into(x, n, False, np.empty(len(x)))
 
 
 def window_mean(x: np.ndarray, n: int) -> np.ndarray:
     """Arithmetic mean of the last ``n`` values (a simple moving average)."""
-    out = window_sum(x, n)
-    out /= n
-    return out
+    return window_sum_into(x, n, True, np.empty(len(x)))
 
 
 def window_max(x: np.ndarray, n: int) -> np.ndarray:
     """Highest of the last ``n`` values; exact."""
-    return _window_extreme(x, n, np.maximum)
+    return window_extreme_into(x, n, True, np.empty(len(x)))
 
 
 def window_min(x: np.ndarray, n: int) -> np.ndarray:
     """Lowest of the last ``n`` values; exact."""
-    return _window_extreme(x, n, np.minimum)
+    return window_extreme_into(x, n, False, np.empty(len(x)))
 
 
 def window_std(x: np.ndarray, n: int) -> np.ndarray:
     """Population standard deviation (ddof=0) of the last ``n`` values.
 
-    Delegates to pandas' online algorithm, the one ``ta`` uses, so Bollinger bands match ``ta``
-    exactly. That algorithm carries rounding error from window to window: against an exact
-    two-pass std it is off by up to 3e-9 relative on two years of hourly BTC and 1e-5 on a 100k-bar
-    random walk that wanders far from its start; immaterial for bands.
+    Delegates to pandas' rolling std, the one ``ta`` uses, so Bollinger bands match ``ta`` to the
+    bit. That algorithm updates the window online and carries rounding error from window to
+    window: against an exact two-pass std it is off by up to 3e-9 relative on two years of hourly
+    BTC (enough to move a %B value by more than 1e-9) and leaves about 3e-4 on a flat stretch of a
+    random walk at 10,000 where the true value is 0. An exact compiled std would be five times
+    faster but would no longer be ``ta``'s Bollinger bands.
     """
     return pd.Series(x).rolling(n, min_periods=n).std(ddof=0).to_numpy()
 
 
 def window_linear_weighted_mean(x: np.ndarray, n: int) -> np.ndarray:
-    """Mean of the last ``n`` values weighted 1, 2, ..., n from oldest to newest.
-
-    Doubling again: a piece carries its plain sum S and weighted sum W; appending a piece (S2, W2)
-    to a piece of length p gives (S + S2, W + W2 + p * S2).
-    """
-    out = np.full(len(x), np.nan)
-    if n > len(x):
-        return out
-    count = len(x) - n + 1
-    total = np.zeros(count)  # the weighted sum of the pieces joined so far
-    span_s, span_w = x.copy(), x.copy()
-    size, covered = 1, 0
-    while True:
-        if n & size:
-            total += span_w[covered : covered + count]
-            total += covered * span_s[covered : covered + count]
-            covered += size
-        if 2 * size > n:
-            break
-        np.add(span_w[:-size], span_w[size:], out=span_w[:-size])
-        span_w[:-size] += size * span_s[size:]
-        np.add(span_s[:-size], span_s[size:], out=span_s[:-size])
-        size *= 2
-    np.divide(total, n * (n + 1) / 2, out=out[n - 1 :])
-    return out
+    """Mean of the last ``n`` values weighted 1, 2, ..., n from oldest to newest, built from
+    blocks like :func:`window_sum` (a piece's weighted sum continues with its plain sum)."""
+    return _window_weighted_mean(x, n, np.empty(len(x)))
 
 
 def window_mean_abs_deviation(x: np.ndarray, n: int) -> np.ndarray:
     """Mean absolute deviation of the last ``n`` values from their own mean.
 
-    Each window has its own centre, so there is no shortcut: this works on strided window views
-    in chunks, O(len(x) * n) arithmetic but no Python loop per bar.
+    Each window has its own centre, so there is no shortcut: O(len(x) * n) arithmetic in one
+    compiled loop.
     """
-    out = np.full(len(x), np.nan)
-    if n > len(x):
-        return out
-    windows = sliding_window_view(x, n)
-    rows = max(1, _MAD_CHUNK_ELEMENTS // n)
-    for start in range(0, len(windows), rows):
-        chunk = windows[start : start + rows]
-        centre = chunk.mean(axis=1, keepdims=True)
-        out[n - 1 + start : n - 1 + start + len(chunk)] = np.abs(chunk - centre).mean(axis=1)
-    return out
+    return _window_mean_abs_deviation(x, n, np.empty(len(x)))
 
 
 def exponential_smoothing(
@@ -149,71 +92,178 @@ def exponential_smoothing(
     ``y[start - 1] = initial``; NaN before ``start``. ``out`` may be ``x`` itself (in place).
 
     ``pandas.Series.ewm(alpha=a, adjust=False).mean()`` is this with ``initial = x[0]``.
-
-    Numpy has no recursive operation, so the series is cut into blocks of B bars. With
-    d = 1 - alpha and c the value entering a block, inside it
-    ``y[j] = d**j * (d * c + sum_{i <= j} alpha * x[i] / d**i)``: a prefix sum, computed for all
-    blocks at once by adding column j - 1 into column j. The entry values follow their own
-    recursion ``c[k + 1] = d**B * c[k] + end[k]``, solved by a log-depth scan over the blocks
-    before the prefix sums, so c enters as a term of column 0. About three times as fast as pandas'
-    compiled loop; agrees with it to ~1e-15 relative.
     """
-    out = np.empty(len(x)) if out is None else out
-    n = len(x) - start
+    return smooth_into(x, alpha, initial, start, np.empty(len(x)) if out is None else out)
+
+
+@kernel
+def window_sum_into(x: np.ndarray, n: int, mean: bool, out: np.ndarray) -> np.ndarray:
+    """``out[t]`` = the sum (the mean if ``mean``) of ``x[t - n + 1 : t + 1]``, NaN for t < n - 1.
+
+    Where the last n values are all equal the mean is exactly that value, as in pandas: a
+    Bollinger %B or a CCI on a frozen market is then 0/0, not a ratio of rounding errors."""
+    size = len(x)
+    scale = 1.0 / n if mean else 1.0
+    last_start = size - n  # the last bar a full window starts on
+    # Backward: each block's suffix sums, parked on the bar where the window they start ends.
+    for first in range(0, last_start + 1, n):
+        total = 0.0
+        for i in range(min(first + n, size) - 1, last_start, -1):
+            total += x[i]
+        for i in range(min(first + n - 1, last_start), first - 1, -1):
+            total += x[i]
+            out[i + n - 1] = total
+    # Forward: a window ending at t is its block's prefix up to t plus the parked suffix (the
+    # window ending a block is that block alone).
+    total = 0.0
+    for t in range(min(n, size)):
+        total += x[t]
+    if size >= n:
+        out[n - 1] = total * scale
+    for first in range(n, size, n):
+        total = 0.0
+        last = min(first + n - 1, size)
+        for t in range(first, last):
+            total += x[t]
+            out[t] = (out[t] + total) * scale
+        if last < size:
+            total += x[last]
+            out[last] = total * scale
+    if mean:
+        same = 1  # how many values up to t equal x[t]
+        for t in range(1, size):
+            same = same + 1 if x[t] == x[t - 1] else 1
+            if same >= n:
+                out[t] = x[t]
+    out[: min(n - 1, size)] = np.nan
+    return out
+
+
+@kernel
+def window_extreme_into(x: np.ndarray, n: int, highest: bool, out: np.ndarray) -> np.ndarray:
+    """``out[t]`` = the highest (else lowest) of ``x[t - n + 1 : t + 1]``, NaN for t < n - 1."""
+    size = len(x)
+    last_start = size - n
+    sign = 1.0 if highest else -1.0  # the lowest value is the highest negated one
+    for first in range(0, last_start + 1, n):
+        best = -np.inf
+        for i in range(min(first + n, size) - 1, last_start, -1):
+            best = max(best, sign * x[i])
+        for i in range(min(first + n - 1, last_start), first - 1, -1):
+            best = max(best, sign * x[i])
+            out[i + n - 1] = best
+    for first in range(0, size, n):
+        best = -np.inf
+        for t in range(first, min(first + n, size)):
+            best = max(best, sign * x[t])
+            if t == first + n - 1:
+                out[t] = sign * best
+            elif t >= n - 1:
+                out[t] = sign * max(out[t], best)
+    out[: min(n - 1, size)] = np.nan
+    return out
+
+
+@kernel
+def smooth_into(x: np.ndarray, alpha: float, initial: float, start: int, out: np.ndarray) -> np.ndarray:
+    """:func:`exponential_smoothing` into ``out`` (which may be ``x``)."""
     decay = 1.0 - alpha
-    if n <= 0 or decay == 0.0:
-        out[start:] = x[start:]
-        out[:start] = np.nan
-        return out
-    width = max(1, min(_BLOCK, n, int(_MAX_EXPONENT / -math.log(decay))))
-    powers = decay ** np.arange(width)
-    scale = alpha / powers
-    full, tail = divmod(n, width)
-    body = out[start : start + full * width].reshape(full, width)
-    np.multiply(x[start : start + full * width].reshape(full, width), scale, out=body)
-    rest = x[start + full * width :] * scale[:tail]
-    # Each block's value at its end starting from zero; the last block's is never needed.
-    ends = np.zeros(full + (tail > 0))
-    ends[:full] = body.sum(axis=1) * powers[-1]
-    entries = decay * _chain_blocks(ends, decay**width, initial)
-    body[:, 0] += entries[:full]
-    for j in range(1, width):
-        np.add(body[:, j], body[:, j - 1], out=body[:, j])
-    body *= powers
-    if tail:
-        rest[0] += entries[full]
-        np.cumsum(rest, out=rest)
-        out[start + full * width :] = rest * powers[:tail]
-    out[:start] = np.nan
+    value = initial
+    for t in range(start, len(x)):
+        value = decay * value + alpha * x[t]
+        out[t] = value
+    out[: min(start, len(x))] = np.nan
     return out
 
 
-def _chain_blocks(ends: np.ndarray, factor: float, initial: float) -> np.ndarray:
-    """Entry values c[k] of ``c[k + 1] = factor * c[k] + ends[k]``, ``c[0] = initial``.
+@kernel
+def _window_weighted_mean(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    # A window [i, t] is the suffix [i, end of i's block] with weights 1, 2, ... plus the next
+    # block's prefix up to t, whose weights continue from those of the suffix.
+    size = len(x)
+    for first in range(0, size, n):
+        plain = 0.0
+        weighted = 0.0
+        for i in range(min(first + n, size) - 1, first - 1, -1):
+            plain += x[i]
+            weighted += plain  # adding x[i] with weight 1 raises every later weight by 1
+            if i + n - 1 < size:
+                out[i + n - 1] = weighted
+    scale = 2.0 / (n * (n + 1))  # one over the sum of the weights
+    for first in range(0, size, n):
+        plain = 0.0
+        weighted = 0.0
+        weight = 0.0
+        for t in range(first, min(first + n, size)):
+            weight += 1.0
+            plain += x[t]
+            weighted += weight * x[t]
+            if t == first + n - 1:
+                out[t] = weighted * scale
+            elif t >= n - 1:
+                out[t] = (out[t] + weighted + (first - (t - n + 1)) * plain) * scale
+    out[: min(n - 1, size)] = np.nan
+    return out
 
-    Hillis-Steele scan: after the pass with shift s, each value holds the contributions of its
-    previous 2s ends. Stops once ``factor ** s`` underflows, as older blocks no longer count; the
-    passes do not depend on the series' length, so a prefix of a series smooths bit-identically.
+
+@kernel
+def _window_mean_abs_deviation(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    for t in range(min(n - 1, len(x))):
+        out[t] = np.nan
+    for t in range(n - 1, len(x)):
+        # The centre as an offset from the newest value: a flat window has a centre of exactly
+        # that value and no deviation (a CCI of 0/0, as ``ta`` gives), not rounding noise.
+        offset = 0.0
+        for i in range(t - n + 1, t + 1):
+            offset += x[i] - x[t]
+        centre = x[t] + offset / n
+        spread = 0.0
+        for i in range(t - n + 1, t + 1):
+            spread += abs(x[i] - centre)
+        out[t] = spread / n
+    return out
+
+
+@kernel
+def window_moments_into(x: np.ndarray, n: int, mean: np.ndarray, std: np.ndarray) -> None:
+    """Mean and population standard deviation (ddof=0) of the last ``n`` values, into ``mean`` and
+    ``std``, in O(len(x)) time and memory, where a window view's ``.std(axis=1)`` takes a
+    len(x) x n temporary.
+
+    Blocks again, each piece carrying Welford's mean and sum of squared deviations, joined with
+    Chan's formula: as accurate as a two-pass std of each window (no ``mean(x**2) - mean(x)**2``
+    cancellation), and a window of equal values has exactly that value as its mean and 0 as its
+    deviation. Block edges count from ``x[0]``: to get bit-identical values for windows computed
+    from a later start, slice ``x`` at a multiple of ``n``.
     """
-    carried = ends.copy()
-    carried[0] += factor * initial
-    shift, power = 1, factor
-    while power > 0.0:
-        carried[shift:] += power * carried[: max(0, len(carried) - shift)]
-        shift, power = 2 * shift, power * power
-    return np.concatenate(([initial], carried[:-1]))
-
-
-def _window_extreme(x: np.ndarray, n: int, pick: Binary) -> np.ndarray:
-    out = np.full(len(x), np.nan)
-    if n > len(x):
-        return out
-    span = x.copy()  # span[i]: extreme of x[i : i + size], overwritten level by level
-    size = 1
-    while 2 * size <= n:
-        pick(span[:-size], span[size:], out=span[:-size])
-        size *= 2
-    # Two overlapping pieces of the largest power of two cover the window exactly.
-    count = len(x) - n + 1
-    pick(span[:count], span[n - size : n - size + count], out=out[n - 1 :])
-    return out
+    # window_sum_into's blocks, each piece summarised by Welford's running mean and sum of squared
+    # deviations (std parks the suffix's), then a suffix and a prefix joined by Chan's formula.
+    size = len(x)
+    last_start = size - n
+    inverse = 1.0 / np.arange(1, n + 1)
+    for first in range(0, last_start + 1, n):
+        centre = squares = 0.0
+        for i in range(min(first + n, size) - 1, first - 1, -1):
+            count = min(first + n, size) - i
+            delta = x[i] - centre
+            centre += delta * inverse[count - 1]
+            squares += delta * (x[i] - centre)
+            if i <= last_start:
+                mean[i + n - 1], std[i + n - 1] = centre, squares
+    for first in range(0, size, n):
+        centre = squares = 0.0
+        for t in range(first, min(first + n, size)):
+            count = t - first + 1
+            delta = x[t] - centre
+            centre += delta * inverse[count - 1]
+            squares += delta * (x[t] - centre)
+            if t < n - 1:
+                mean[t] = std[t] = np.nan
+                continue
+            if count == n:
+                joined_centre, joined_squares = centre, squares
+            else:
+                gap = centre - mean[t]
+                joined_centre = mean[t] + gap * count / n
+                joined_squares = std[t] + squares + gap * gap * (n - count) * count / n
+            mean[t], std[t] = joined_centre, np.sqrt(max(joined_squares / n, 0.0))

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from apps.market.domain.indicators import Indicator, IndicatorError, Outputs, Params, get_indicator
+from apps.market.domain.windows import window_moments_into
 
 # Recursive indicators (EMA, Wilder smoothing) keep a fading memory of their seed: after 10
 # periods less than (1 - 1/n)**(10n) < 5e-5 of it is left, so 10 periods count as warmed up.
@@ -96,9 +97,16 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rolling(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing windows as rows: row i holds values[i .. i+window-1] (ends at bar i+window-1)."""
-    return np.lib.stride_tricks.sliding_window_view(values, window)
+def _window_moments(values: np.ndarray, window: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std of the ``window`` values ending at each index from ``first`` on
+    (NaN before), in O(len(values)) time and memory. The computation starts at the block boundary
+    (a multiple of ``window``) before the first window needed, so a value is the same to the bit
+    whether the whole history or only the newest rows are built."""
+    mean, std = np.empty(len(values)), np.empty(len(values))
+    start = min(max(0, first - window + 1) // window * window, len(values))
+    mean[:start] = std[:start] = np.nan
+    window_moments_into(values[start:], window, mean[start:], std[start:])
+    return mean, std
 
 
 class Feature(ABC):
@@ -230,9 +238,9 @@ class VolatilityFeature(Feature):
 
     def compute(self, bars: Bars) -> np.ndarray:
         out = np.full(len(bars), np.nan)
-        start = max(self.window, bars.first_row)
-        if len(bars) > start:
-            out[start:] = _rolling(bars.bar_returns[start - self.window + 1 :], self.window).std(axis=1)
+        # Returns exist from bar 1: index i of the windows below is bar i + 1.
+        _, std = _window_moments(bars.bar_returns[1:], self.window, max(self.window, bars.first_row) - 1)
+        out[self.window :] = std[self.window - 1 :]
         return out
 
 
@@ -256,17 +264,11 @@ class VolumeZScoreFeature(Feature):
         return self.window - 1
 
     def compute(self, bars: Bars) -> np.ndarray:
-        out = np.full(len(bars), np.nan)
-        start = max(self.window - 1, bars.first_row)
-        if len(bars) > start:
-            log_volume = np.log1p(np.maximum(bars.volume[start - self.window + 1 :], 0.0))
-            windows = _rolling(log_volume, self.window)
-            deviation = log_volume[self.window - 1 :] - windows.mean(axis=1)
-            std = windows.std(axis=1)
-            # A flat window's std is rounding noise, not information: treat it as no spread.
-            std[std < 1e-12] = 0.0
-            out[start:] = _ratio(deviation, std)
-        return out
+        log_volume = np.log1p(np.maximum(bars.volume, 0.0))
+        mean, std = _window_moments(log_volume, self.window, max(self.window - 1, bars.first_row))
+        # A flat window's std is rounding noise, not information: treat it as no spread.
+        std[std < 1e-12] = 0.0
+        return _ratio(log_volume - mean, std)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Candlestick and chart pattern detection: ``detect(frame, names)`` and the registry of names.
+"""Candlestick and chart pattern detection: ``find(frame, names)`` and the registry of names.
 
-``detect(frame)`` runs every detector on a candle frame and returns :class:`Detection` objects
-sorted by the bar on which each became known (``confirmed_index``). ``PATTERNS`` maps each name to
-its :class:`Pattern` (kind and detector); ``pattern_names()`` lists them. Definitions are in the
-docstrings of :mod:`.candlestick` and :mod:`.chart`.
+``find(frame)`` runs every detector on a candle frame and returns :class:`Detections`: columns with
+one row per hit, sorted by the bar on which each became known (``confirmed_index``), which turn
+into JSON dicts or :class:`Detection` objects only for the rows asked for. ``detect(frame)`` is
+``find(frame).objects()``. ``PATTERNS`` maps each name to its :class:`Pattern` (kind and
+detector); ``pattern_names()`` lists them. Definitions are in the docstrings of
+:mod:`.candlestick` and :mod:`.chart`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,21 @@ from functools import partial
 import pandas as pd
 
 from apps.market.domain.patterns import chart
-from apps.market.domain.patterns.base import Bars, Detection, Direction, Kind, PatternError
+from apps.market.domain.patterns.base import Bars, Detection, Detections, Direction, Hits, Kind, PatternError
 from apps.market.domain.patterns.candlestick import CANDLESTICK_PATTERNS, detect_candlestick
 
-__all__ = ["PATTERNS", "Detection", "Direction", "Kind", "Pattern", "PatternError", "detect", "pattern_names"]
+__all__ = [
+    "PATTERNS",
+    "Detection",
+    "Detections",
+    "Direction",
+    "Kind",
+    "Pattern",
+    "PatternError",
+    "detect",
+    "find",
+    "pattern_names",
+]
 
 
 @dataclass(frozen=True)
@@ -27,7 +40,7 @@ class Pattern:
 
     name: str
     kind: Kind
-    detector: Callable[[Bars], list[Detection]]
+    detector: Callable[[Bars], Hits]
 
     @property
     def description(self) -> str:
@@ -84,13 +97,17 @@ def pattern_names(kind: Kind | None = None) -> list[str]:
     return [name for name, p in PATTERNS.items() if kind is None or p.kind == kind]
 
 
-def detect(frame: pd.DataFrame, names: Iterable[str] | None = None) -> list[Detection]:
-    """Every detection of the named patterns (all when ``names`` is None) on a candle frame,
-    sorted by confirmation bar, then start bar, then name."""
+def find(frame: pd.DataFrame, names: Iterable[str] | None = None) -> Detections:
+    """Every detection of the named patterns (all when ``names`` is None) on a candle frame, as
+    columns, sorted by confirmation bar, then start bar, then name."""
     chosen = list(PATTERNS) if names is None else list(names)
     unknown = sorted(set(chosen) - set(PATTERNS))
     if unknown:
         raise PatternError(f"unknown pattern {', '.join(unknown)}; valid: {', '.join(PATTERNS)}")
     bars = Bars(frame)
-    found = [d for name in dict.fromkeys(chosen) for d in PATTERNS[name].detector(bars)]
-    return sorted(found, key=lambda d: (d.confirmed_index, d.start_index, d.pattern))
+    return Detections([PATTERNS[name].detector(bars) for name in dict.fromkeys(chosen)], frame.index)
+
+
+def detect(frame: pd.DataFrame, names: Iterable[str] | None = None) -> list[Detection]:
+    """:func:`find` as one :class:`Detection` object per hit."""
+    return find(frame, names).objects()

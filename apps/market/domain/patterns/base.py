@@ -1,8 +1,12 @@
-"""What a pattern detector returns, and the candle arrays every detector reads."""
+"""What pattern detectors return, and the candle arrays every detector reads.
+
+Detectors return columns (:class:`Hits`, one row per hit); :class:`Detections` orders the rows
+of several patterns and builds dicts or :class:`Detection` objects only for the rows asked for.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -16,6 +20,9 @@ from apps.market.domain.windows import lag, window_mean
 T = TypeVar("T")
 Kind = Literal["candlestick", "chart"]
 Direction = Literal["bullish", "bearish", "neutral"]
+# Directions are stored as codes: the index of the name in this tuple.
+DIRECTIONS: tuple[Direction, ...] = ("bearish", "neutral", "bullish")
+BEARISH, NEUTRAL, BULLISH = range(3)
 
 
 class PatternError(ValueError):
@@ -56,6 +63,154 @@ class Detection:
         return data
 
 
+@dataclass(frozen=True)
+class Hits:
+    """Every detection of one pattern, as columns: row i is one hit.
+
+    ``direction`` holds codes into :data:`DIRECTIONS`; ``confidence`` is already clipped to [0, 1];
+    ``levels`` maps each level's name to its column, in the order a detection lists them.
+    """
+
+    pattern: str
+    kind: Kind
+    direction: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    confirmed: np.ndarray
+    confidence: np.ndarray
+    levels: dict[str, np.ndarray]
+    touches: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        pattern: str,
+        kind: Kind,
+        direction: np.ndarray | int,
+        start: np.ndarray,
+        end: np.ndarray,
+        confidence: np.ndarray,
+        levels: dict[str, np.ndarray],
+        confirmed: np.ndarray | None = None,
+        touches: np.ndarray | int = 0,
+    ) -> Hits:
+        """Hits from columns or per-pattern constants; ``confirmed`` defaults to ``end``."""
+        rows = len(start)
+
+        def column(values: np.ndarray | float, dtype: type) -> np.ndarray:
+            return np.broadcast_to(np.asarray(values, dtype=dtype), (rows,)).copy()
+
+        return cls(
+            pattern,
+            kind,
+            column(direction, np.int8),
+            column(start, np.int64),
+            column(end, np.int64),
+            column(end if confirmed is None else confirmed, np.int64),
+            np.clip(column(confidence, np.float64), 0.0, 1.0),
+            {name: column(value, np.float64) for name, value in levels.items()},
+            column(touches, np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+class Detections:
+    """The hits of several patterns in one order: by confirmation bar, then start bar, then name.
+
+    Columns stay arrays; :meth:`to_dicts` (the API's JSON) and :meth:`objects` build per-hit
+    Python objects only for the rows they are asked for, e.g. after :meth:`since`.
+    """
+
+    def __init__(self, hits: list[Hits], index: pd.Index, order: np.ndarray | None = None) -> None:
+        self.hits = hits
+        self.index = index
+        self.source = np.repeat(np.arange(len(hits)), [len(h) for h in hits])  # which Hits a row is in
+        self.row = np.concatenate([np.arange(len(h)) for h in hits]) if hits else np.zeros(0, np.int64)
+        if order is None:
+            confirmed, start = self._column("confirmed"), self._column("start")
+            rank = np.argsort(np.argsort([h.pattern for h in hits], kind="stable"))[self.source]
+            order = np.lexsort((rank, start, confirmed))  # stable: ties keep the detectors' order
+        self.source, self.row = self.source[order], self.row[order]
+
+    def _column(self, name: str) -> np.ndarray:
+        if not self.hits:
+            return np.zeros(0, np.int64)
+        return np.concatenate([getattr(h, name) for h in self.hits])
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    @cached_property
+    def confirmed_index(self) -> np.ndarray:
+        """The confirmation bar of each row, in order."""
+        return self._gather("confirmed")
+
+    def _gather(self, name: str) -> np.ndarray:
+        out = np.zeros(len(self), dtype=np.int64)
+        for k, hits in enumerate(self.hits):
+            mine = self.source == k
+            out[mine] = getattr(hits, name)[self.row[mine]]
+        return out
+
+    def since(self, bar: int) -> Detections:
+        """The rows confirmed on bar ``bar`` or later."""
+        keep = np.flatnonzero(self.confirmed_index >= bar)
+        kept = Detections.__new__(Detections)
+        kept.hits, kept.index = self.hits, self.index
+        kept.source, kept.row = self.source[keep], self.row[keep]
+        return kept
+
+    def _records(self) -> Iterator[tuple[Hits, int, Any, Any, Any]]:
+        """Each row's hits and position in them, with its start, end and confirmation times."""
+        rows = [(self.hits[k], i) for k, i in zip(self.source.tolist(), self.row.tolist(), strict=True)]
+        bars = [(hits.start[i], hits.end[i], hits.confirmed[i]) for hits, i in rows]
+        times = self.index.take(np.asarray(bars, dtype=np.int64).reshape(-1)).to_list()
+        for (hits, i), start, end, confirmed in zip(rows, times[0::3], times[1::3], times[2::3], strict=True):
+            yield hits, i, start, end, confirmed
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """JSON-ready dicts, one per row, exactly as :meth:`Detection.to_dict` writes them."""
+        return [
+            {
+                "pattern": hits.pattern,
+                "kind": hits.kind,
+                "direction": DIRECTIONS[hits.direction[i]],
+                "start_index": int(hits.start[i]),
+                "end_index": int(hits.end[i]),
+                "confirmed_index": int(hits.confirmed[i]),
+                "start_time": pd.Timestamp(start).isoformat(),
+                "end_time": pd.Timestamp(end).isoformat(),
+                "confirmed_time": pd.Timestamp(confirmed).isoformat(),
+                "confidence": float(hits.confidence[i]),
+                "levels": {name: float(values[i]) for name, values in hits.levels.items()},
+                "touches": int(hits.touches[i]),
+            }
+            for hits, i, start, end, confirmed in self._records()
+        ]
+
+    def objects(self) -> list[Detection]:
+        """One :class:`Detection` per row."""
+        return [
+            Detection(
+                pattern=hits.pattern,
+                kind=hits.kind,
+                direction=DIRECTIONS[hits.direction[i]],
+                start_index=int(hits.start[i]),
+                end_index=int(hits.end[i]),
+                confirmed_index=int(hits.confirmed[i]),
+                start_time=start,
+                end_time=end,
+                confirmed_time=confirmed,
+                confidence=float(hits.confidence[i]),
+                levels={name: float(values[i]) for name, values in hits.levels.items()},
+                touches=int(hits.touches[i]),
+            )
+            for hits, i, start, end, confirmed in self._records()
+        ]
+
+
 class Bars:
     """The candle arrays of one frame, and the derived series several detectors share."""
 
@@ -68,7 +223,8 @@ class Bars:
         self.frame = frame
         self.index = frame.index
         self.open, self.high, self.low, self.close = (
-            frame[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")
+            np.ascontiguousarray(frame[c].to_numpy(dtype=np.float64))
+            for c in ("open", "high", "low", "close")
         )
         self.n = len(frame)
         self._memo: dict[str, Any] = {}
@@ -78,11 +234,6 @@ class Bars:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
-
-    @cached_property
-    def times(self) -> list[pd.Timestamp]:
-        """The index as a list: indexing a DatetimeIndex one bar at a time is slow."""
-        return self.index.to_list()
 
     @cached_property
     def body(self) -> np.ndarray:
@@ -116,7 +267,11 @@ class Bars:
 
     def trend_before(self, bars: int) -> np.ndarray:
         """At each bar t, the trend up to the bar before a pattern of ``bars`` bars ending at t."""
-        return lag(self.trend, bars)
+        return self.previous("trend", bars)
+
+    def previous(self, name: str, k: int) -> np.ndarray:
+        """The named series (``open``, ``body``, ``trend``...) ``k`` bars ago, computed once."""
+        return self.memo(f"{name}-{k}", lambda: lag(getattr(self, name), k))
 
     @cached_property
     def atr(self) -> np.ndarray:
@@ -130,31 +285,3 @@ class Bars:
         warmup = np.isnan(atr)
         atr[warmup] = (np.cumsum(true_range) / np.arange(1, self.n + 1))[warmup]
         return atr
-
-    def detection(
-        self,
-        pattern: str,
-        kind: Kind,
-        direction: Direction,
-        start: int,
-        end: int,
-        confidence: float,
-        levels: dict[str, float],
-        confirmed: int | None = None,
-        touches: int = 0,
-    ) -> Detection:
-        confirmed = end if confirmed is None else confirmed
-        return Detection(
-            pattern=pattern,
-            kind=kind,
-            direction=direction,
-            start_index=int(start),
-            end_index=int(end),
-            confirmed_index=int(confirmed),
-            start_time=self.times[start],
-            end_time=self.times[end],
-            confirmed_time=self.times[confirmed],
-            confidence=float(np.clip(confidence, 0.0, 1.0)),
-            levels={name: float(value) for name, value in levels.items()},
-            touches=touches,
-        )

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apps.market.domain.patterns.base import Bars, Detection, Direction
-from apps.market.domain.windows import lag
+from apps.market.domain.patterns.base import DIRECTIONS, Bars, Direction, Hits
+from apps.market.domain.windows import kernel, window_extreme_into
 
 DOJI_BODY = 0.1  # a doji's body is at most this fraction of its range
 SMALL_BODY = 0.35  # hammer-like bodies are at most this fraction of the range (and more than a doji's)
@@ -42,17 +42,22 @@ class Signal:
     direction: Direction
 
 
-def _prev(x: np.ndarray, k: int = 1) -> np.ndarray:
-    return lag(x, k)
-
-
+@kernel
 def _fraction(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0.0, numerator / np.where(denominator > 0.0, denominator, 1.0), 0.0)
+    """numerator / denominator where the denominator is positive, else 0."""
+    out = np.empty(len(numerator))
+    for t in range(len(numerator)):
+        out[t] = numerator[t] / denominator[t] if denominator[t] > 0.0 else 0.0
+    return out
 
 
+@kernel
 def _score(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.nan_to_num(x), 0.0, 1.0)
+    """x clipped to [0, 1], 0 where it is NaN."""
+    out = np.empty(len(x))
+    for t in range(len(x)):
+        out[t] = 0.0 if np.isnan(x[t]) else min(max(x[t], 0.0), 1.0)
+    return out
 
 
 def _signal(mask: np.ndarray, quality: np.ndarray, bars: int, direction: Direction) -> Signal:
@@ -119,7 +124,7 @@ def shooting_star(b: Bars) -> Signal:
 
 
 def _two_bar_context(b: Bars) -> tuple[np.ndarray, ...]:
-    return _prev(b.open), _prev(b.close), _prev(b.body), _prev(b.average_body)
+    return b.previous("open", 1), b.previous("close", 1), b.previous("body", 1), b.previous("average_body", 1)
 
 
 def bullish_engulfing(b: Bars) -> Signal:
@@ -226,12 +231,12 @@ def dark_cloud_cover(b: Bars) -> Signal:
 
 def _star(b: Bars, bullish: bool) -> Signal:
     open1, close1, body1, average1 = (
-        _prev(b.open, 2),
-        _prev(b.close, 2),
-        _prev(b.body, 2),
-        _prev(b.average_body, 2),
+        b.previous("open", 2),
+        b.previous("close", 2),
+        b.previous("body", 2),
+        b.previous("average_body", 2),
     )
-    open2, close2, body2 = _prev(b.open), _prev(b.close), _prev(b.body)
+    open2, close2, body2 = b.previous("open", 1), b.previous("close", 1), b.previous("body", 1)
     sign = 1.0 if bullish else -1.0
     middle1 = (open1 + close1) / 2.0
     first_against = sign * (open1 - close1) > 0.0
@@ -284,8 +289,8 @@ def _three_in_a_row(b: Bars, bullish: bool) -> Signal:
     )
     all_bars = bar_ok & _prev_bool(bar_ok, 1) & _prev_bool(bar_ok, 2)
     mask = all_bars & step_ok & _prev_bool(step_ok, 1)
-    mean_body = (b.body + _prev(b.body) + _prev(b.body, 2)) / 3.0
-    quality = _fraction(mean_body, 2.0 * _prev(b.average_body, 2))
+    mean_body = (b.body + b.previous("body", 1) + b.previous("body", 2)) / 3.0
+    quality = _fraction(mean_body, 2.0 * b.previous("average_body", 2))
     return _signal(mask, quality, 3, "bullish" if bullish else "bearish")
 
 
@@ -326,23 +331,26 @@ CANDLESTICK_PATTERNS: dict[str, Callable[[Bars], Signal]] = {
 }
 
 
-def detect_candlestick(b: Bars, name: str) -> list[Detection]:
-    """Every occurrence of the named candlestick pattern, as detections spanning its bars."""
+def detect_candlestick(b: Bars, name: str) -> Hits:
+    """Every occurrence of the named candlestick pattern, as hits spanning its bars; its levels are
+    the highest high and lowest low of those bars."""
     signal = CANDLESTICK_PATTERNS[name](b)
     ends = np.flatnonzero(signal.mask)
     ends = ends[ends >= signal.bars - 1]
-    return [
-        b.detection(
-            name,
-            "candlestick",
-            signal.direction,
-            end - signal.bars + 1,
-            end,
-            signal.confidence[end],
-            {
-                "high": b.high[end - signal.bars + 1 : end + 1].max(),
-                "low": b.low[end - signal.bars + 1 : end + 1].min(),
-            },
-        )
-        for end in ends
-    ]
+    return Hits.of(
+        name,
+        "candlestick",
+        DIRECTIONS.index(signal.direction),
+        ends - signal.bars + 1,
+        ends,
+        signal.confidence[ends],
+        {"high": _highest(b, signal.bars)[ends], "low": _lowest(b, signal.bars)[ends]},
+    )
+
+
+def _highest(b: Bars, bars: int) -> np.ndarray:
+    return b.memo(f"highest{bars}", lambda: window_extreme_into(b.high, bars, True, np.empty(b.n)))
+
+
+def _lowest(b: Bars, bars: int) -> np.ndarray:
+    return b.memo(f"lowest{bars}", lambda: window_extreme_into(b.low, bars, False, np.empty(b.n)))
