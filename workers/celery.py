@@ -28,6 +28,7 @@ ROUTES = {
     "strategies.backtest_": "backtests",
     "strategies.optimize_": "backtests",
     "strategies.daily_": "backtests",
+    "strategies.ml_series_": "training",
     "training.": "training",
     "llm.": "llm",
     "strategies.generate_": "llm",

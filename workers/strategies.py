@@ -13,29 +13,29 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.core.dispatch import job_dispatch, job_dispatch_on_commit
-from apps.strategies import daily_update as updates
-from apps.strategies import generation, services
 from apps.strategies.models import OptimizationRun
+from apps.strategies.services import backtests, generation, optimizations
+from apps.strategies.services import daily_update as updates
 from workers.periodic import once_per_slot
 
 
 @shared_task(name="strategies.backtest_run")
 def backtest_run(backtest_id: int) -> None:
     """Run a stored backtest; a redelivered message finds it claimed or finished and does nothing."""
-    services.backtest_run(backtest_id=backtest_id)
+    backtests.backtest_run(backtest_id=backtest_id)
 
 
 @shared_task(name="strategies.optimize_chunk")
 def optimize_chunk(run_id: int, chunk_index: int) -> None:
     """Evaluate one chunk of trials; the chunk that finishes the run enqueues its conclusion."""
-    if services.optimization_chunk_run(run_id=run_id, chunk_index=chunk_index):
+    if optimizations.optimization_chunk_run(run_id=run_id, chunk_index=chunk_index):
         optimize_finish.delay(run_id)
 
 
 @shared_task(name="strategies.optimize_finish")
 def optimize_finish(run_id: int) -> None:
     """Conclude a run whose chunks are all finished; it claims the run first, so it concludes once."""
-    services.optimization_finish(run_id=run_id)
+    optimizations.optimization_finish(run_id=run_id)
 
 
 def optimization_enqueue(run: OptimizationRun) -> None:
@@ -78,3 +78,10 @@ def daily_update_strategy(item_id: int) -> None:
     if updates.daily_update_strategy(item_id=item_id):
         run_id = updates.item_run_id(item_id=item_id)
         daily_update_advance.delay(run_id)
+
+
+@shared_task(name="strategies.ml_series_prepare")
+def ml_series_prepare(strategy_id: int) -> None:
+    """Compute the model series a strategy's newest bar reads (on the training queue, asked for by the
+    orchestrator, which only reads them); stored, so a repeated message costs a cache lookup."""
+    backtests.external_series_prepare(strategy_id=strategy_id)

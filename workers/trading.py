@@ -13,6 +13,7 @@ from apps.trading import orchestrator, performance, selectors, services
 from apps.trading.errors import ExchangeUnavailable
 from apps.trading.models import OrderStatus
 from workers.periodic import once_per_slot
+from workers.strategies import ml_series_prepare
 
 
 @shared_task(
@@ -61,6 +62,8 @@ def orchestrator_run() -> None:
     result = orchestrator.orchestrator_run()
     for order_id in result.live_orders:
         order_submit.delay(order_id)
+    for strategy_id in result.series_needed:
+        ml_series_prepare.delay(strategy_id)
 
 
 @shared_task(name="trading.portfolio_snapshot_all")

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import URLPattern, re_path
-from rest_framework import exceptions, pagination, status
+from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -64,6 +64,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = error_body(code, str(exc.detail))
     set_rollback()
     return Response(body, status=exc.status_code, headers=headers)
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """``data`` (a body or ``request.query_params``) through an input serializer; a 400 in the error
+    shape when it does not validate."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 def json_error(status_code: int, code: str, message: str) -> JsonResponse:

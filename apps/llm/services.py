@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.logging import redact
+from apps.core.retry import retry_temporary
 from apps.llm import prompts, selectors
 from apps.llm.errors import LLMError, LLMTemporaryError, LLMUnavailableError
 from apps.llm.models import ACCEPTED_STATUSES, OFFLINE, LLMCall, LLMCallStatus
@@ -298,10 +299,14 @@ def _from_cache(run: _Run, name: str, model: str) -> LLMResult | None:
 
 
 def _complete(run: _Run, provider: LLMProvider, request: LLMRequest) -> LLMResponse:
-    """One answer from ``provider``, retrying temporary errors; ``_Unanswered`` when there is none."""
+    """One answer from ``provider``, retrying temporary errors; ``_Unanswered`` when there is none.
+    Every failed request is recorded and logged."""
     attempts = settings.LLM_MAX_RETRIES + 1
-    message = ""
-    for attempt in range(attempts):
+    tries = 0
+
+    def once() -> LLMResponse:
+        nonlocal tries
+        tries += 1
         if time.monotonic() > run.deadline:
             raise _Unanswered(f"not asked: LLM_DEADLINE_SECONDS ({settings.LLM_DEADLINE_SECONDS}s) passed")
         _refuse_when_budget_spent(run, provider)
@@ -318,14 +323,25 @@ def _complete(run: _Run, provider: LLMProvider, request: LLMRequest) -> LLMRespo
             temporary = isinstance(error, LLMTemporaryError)
             logger.warning(
                 "LLM %s: %s/%s attempt %d failed (%s): %s",
-                run.purpose, provider.name, provider.model, attempt + 1,
+                run.purpose, provider.name, provider.model, tries,
                 "temporary" if temporary else "permanent", message,
             )  # fmt: skip
             if not temporary:
                 raise _Unanswered(message) from None
-            if attempt + 1 < attempts:
-                time.sleep(_backoff_seconds(attempt, error.retry_after, run.deadline))
-    raise _Unanswered(f"{message} (gave up after {attempts} attempts)")
+            raise
+
+    try:
+        return retry_temporary(
+            once,
+            temporary=LLMTemporaryError,
+            attempts=attempts,
+            backoff_seconds=settings.LLM_RETRY_BACKOFF_SECONDS,
+            max_wait_seconds=settings.LLM_RETRY_MAX_WAIT_SECONDS,
+            retry_after=lambda error: getattr(error, "retry_after", None),
+            deadline=run.deadline,
+        )
+    except LLMTemporaryError as error:
+        raise _Unanswered(f"{run.scrub(str(error))} (gave up after {tries} attempts)") from None
 
 
 def _refuse_when_budget_spent(run: _Run, provider: LLMProvider) -> None:
@@ -340,12 +356,6 @@ def _refuse_when_budget_spent(run: _Run, provider: LLMProvider) -> None:
         provider=provider.name, model=provider.model, status=LLMCallStatus.BUDGET_EXCEEDED, error=message
     )
     raise _Unanswered(message)
-
-
-def _backoff_seconds(attempt: int, retry_after: float | None, deadline: float) -> float:
-    """Exponential backoff, or the provider's Retry-After when longer; capped, and never past the deadline."""
-    wait = max(settings.LLM_RETRY_BACKOFF_SECONDS * 2**attempt, retry_after or 0.0)
-    return max(0.0, min(wait, settings.LLM_RETRY_MAX_WAIT_SECONDS, deadline - time.monotonic()))
 
 
 def _ask_offline(

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from apps.llm.errors import LLMUnavailableError
 from apps.llm.services import llm_complete_json
+from apps.llm.validation import check_schema
 from apps.market.domain.analysis import MarketInsights
 
 TEMPLATE, TEMPLATE_VERSION = "market_commentary", "1"
@@ -39,23 +40,20 @@ SCHEMA: dict[str, Any] = {
     "required": ["summary", "regime", "sentiment", "confidence"],
     "additionalProperties": False,
 }
+# What the answer must also satisfy, beyond the structured-output subset sent to the vendors.
+VALIDATION_SCHEMA: dict[str, Any] = {
+    **SCHEMA,
+    "properties": {
+        **SCHEMA["properties"],
+        "summary": {"type": "string", "minLength": 1, "maxLength": MAX_SUMMARY_CHARS},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
 
 
 def validate_commentary(answer: dict) -> None:
     """Raise ValueError unless ``answer`` is exactly the commentary object with sane values."""
-    if set(answer) != set(SCHEMA["required"]):
-        raise ValueError(
-            f"expected exactly the keys {', '.join(SCHEMA['required'])}, got {', '.join(sorted(answer))}"
-        )
-    if not isinstance(answer["summary"], str) or not 0 < len(answer["summary"]) <= MAX_SUMMARY_CHARS:
-        raise ValueError(f"summary must be a non-empty string of at most {MAX_SUMMARY_CHARS} characters")
-    if answer["regime"] not in REGIMES:
-        raise ValueError(f"regime must be one of {', '.join(REGIMES)}")
-    if answer["sentiment"] not in SENTIMENTS:
-        raise ValueError(f"sentiment must be one of {', '.join(SENTIMENTS)}")
-    confidence = answer["confidence"]
-    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
-        raise ValueError("confidence must be a number from 0 to 1")
+    check_schema(VALIDATION_SCHEMA, answer)
 
 
 def _context(symbol: str, timeframe: str, insights: MarketInsights, patterns: list[dict]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pandas as pd
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
 
+from apps.core.symbols import normalise_symbol
 from apps.market.domain.candles import COLUMNS, INDEX_NAME, parse_timeframe
 from apps.market.domain.patterns import find
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
@@ -29,7 +30,7 @@ def instrument_list(*, active: bool | None = None) -> QuerySet[Instrument]:
 
 def instrument_resolve(*, symbol: str, exchange: str | None = None) -> Instrument:
     """The instrument for a symbol (``BTCUSDT`` or ``BTC/USDT``), on ``exchange`` when given."""
-    normalised = symbol.strip().upper().replace("/", "").replace("-", "")
+    normalised = normalise_symbol(symbol)
     matches = Instrument.objects.filter(symbol=normalised)
     if exchange:
         matches = matches.filter(exchange=exchange)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.core.jobs import job_claimed, job_complete, job_fail
 from apps.core.models import JobStatus
+from apps.core.symbols import normalise_symbol
 from apps.market import selectors
 from apps.market.commentary import commentary_for
 from apps.market.domain.analysis import MarketInsights, analyse
@@ -79,7 +80,7 @@ def instrument_get_or_create(
     source: str = "",
 ) -> Instrument:
     """The instrument for ``symbol`` on ``exchange``, created offline from the symbol when missing."""
-    symbol = symbol.upper().replace("/", "")
+    symbol = normalise_symbol(symbol)
     existing = Instrument.objects.filter(exchange=exchange, symbol=symbol).first()
     if existing:
         if timeframes and not set(timeframes) <= set(existing.timeframes):

@@ -21,7 +21,7 @@ from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import selectors as market_selectors
-from apps.strategies import services
+from apps.strategies.errors import StrategyInputError
 from apps.strategies.models import (
     Backtest,
     GenerationCandidate,
@@ -34,6 +34,8 @@ from apps.strategies.models import (
     StrategyUpdateRun,
     StrategyVersion,
 )
+from apps.strategies.services.backtests import backtest_create
+from apps.strategies.services.strategies import strategy_update
 from workers.strategies import backtest_run
 
 MAX_TRADE_ROWS = 500
@@ -120,11 +122,11 @@ class StrategyAdmin(admin.ModelAdmin):
             span = market_selectors.candle_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
             try:
                 if span is None:
-                    raise services.StrategyInputError({"timeframe": [f"no {strategy.timeframe} candles"]})
-                backtest = services.backtest_create(
+                    raise StrategyInputError({"timeframe": [f"no {strategy.timeframe} candles"]})
+                backtest = backtest_create(
                     strategy=strategy, start=span[0], end=span[1], trigger=JobTrigger.ADMIN
                 )
-            except services.StrategyInputError as error:
+            except StrategyInputError as error:
                 self.message_user(request, f"{strategy.strategy_id}: {error}", messages.WARNING)
                 continue
             job_dispatch_on_commit(backtest_run, backtest)
@@ -145,7 +147,7 @@ class StrategyAdmin(admin.ModelAdmin):
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Strategy], status: str) -> None:
         reason = f"set to {status} in the admin by {request.user}"
-        changed = [services.strategy_update(strategy=s, status=status, reason=reason) for s in queryset]
+        changed = [strategy_update(strategy=s, status=status, reason=reason) for s in queryset]
         self.message_user(request, f"{len(changed)} strateg(y/ies) set to {status}.", messages.SUCCESS)
 
 

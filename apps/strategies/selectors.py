@@ -14,6 +14,7 @@ from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Instrument
+from apps.strategies import documents
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
@@ -163,6 +164,17 @@ def candle_window(
     frame = market.candles_frame(instrument=instrument, timeframe=timeframe, start=earliest, end=end)
     first = int(frame.index.searchsorted(pd.Timestamp(start)))
     return CandleWindow(frame.iloc[max(0, first - warmup_bars) :], min(first, warmup_bars))
+
+
+def newest_window(*, strategy: Strategy, version: StrategyVersion) -> CandleWindow:
+    """The strategy's newest stored candle with the warm-up its rules need: what the orchestrator
+    evaluates the version on."""
+    return candle_window(
+        instrument=strategy.instrument,
+        timeframe=strategy.timeframe,
+        warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
+        newest=1,
+    )
 
 
 # --- the daily update's hook for strategy generation ----------------------------------------------

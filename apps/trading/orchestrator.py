@@ -30,11 +30,10 @@ from django.utils import timezone
 
 from apps.core.jobs import Interrupted, job_claimed, job_complete
 from apps.market.domain.candles import parse_timeframe
-from apps.strategies import documents
 from apps.strategies import selectors as strategy_selectors
-from apps.strategies import services as strategy_services
 from apps.strategies.engine import Action, RiskSettings, signals
 from apps.strategies.models import StrategyStatus, StrategyVersion
+from apps.strategies.services.backtests import external_series_stored
 from apps.trading import selectors, services
 from apps.trading.accounting import lock_account
 from apps.trading.brokers import paper
@@ -57,6 +56,11 @@ logger = logging.getLogger(__name__)
 class CycleResult:
     cycle: OrchestratorCycle
     live_orders: list[int]  # NEW live orders for the caller to submit
+    series_needed: list[int]  # strategies waiting for model series the caller asks the training side for
+
+
+class SeriesNotReady(Exception):
+    """The strategy reads model series (``ML_PROBA``/``ML_RETURN``) not computed for its bar yet."""
 
 
 def allocations_to_run() -> list[StrategyAllocation]:
@@ -74,12 +78,16 @@ def orchestrator_run(*, trigger: str = "beat", now: datetime | None = None) -> C
     created = OrchestratorCycle.objects.create(trigger=trigger)
     with job_claimed(model=OrchestratorCycle, pk=created.pk) as cycle:
         if cycle is None:  # only if the sweeper failed it between our insert and claim
-            return CycleResult(cycle=created, live_orders=[])
-        summary, live_orders = [], []
+            return CycleResult(cycle=created, live_orders=[], series_needed=[])
+        summary, live_orders, series_needed = [], [], []
         placed = refused = acted = 0
         for allocation in allocations_to_run():
             try:
                 action = strategy_act(allocation=allocation, cycle=cycle, now=now)
+            except SeriesNotReady:
+                series_needed.append(allocation.strategy_id)
+                summary.append({"allocation": allocation.pk, "skipped": "waiting for its model series"})
+                continue
             except Interrupted:
                 raise
             except Exception as error:  # one broken strategy must not stop the others
@@ -103,7 +111,7 @@ def orchestrator_run(*, trigger: str = "beat", now: datetime | None = None) -> C
         cycle = job_complete(
             job=cycle, acted=acted, orders_placed=placed, orders_refused=refused, summary=summary
         )
-        return CycleResult(cycle=cycle, live_orders=live_orders)
+        return CycleResult(cycle=cycle, live_orders=live_orders, series_needed=series_needed)
 
 
 def strategy_act(
@@ -114,12 +122,7 @@ def strategy_act(
     strategy, version = allocation.strategy, allocation.strategy.current_version
     if version is None:
         return None
-    window = strategy_selectors.candle_window(
-        instrument=strategy.instrument,
-        timeframe=strategy.timeframe,
-        warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
-        newest=1,
-    )
+    window = strategy_selectors.newest_window(strategy=strategy, version=version)
     if window.bars == 0:
         return None
     candle_time = window.frame.index[-1].to_pydatetime()
@@ -128,7 +131,10 @@ def strategy_act(
         return None  # the newest candle is more than a bar old: the market data is behind
     if StrategyAction.objects.filter(allocation=allocation, candle_time=candle_time).exists():
         return None
-    external = strategy_services.external_series(strategy=strategy, rules=version.rules, frame=window.frame)
+    # Computing model series takes minutes: the training side does it; this side only reads them.
+    ready, external = external_series_stored(strategy=strategy, rules=version.rules, frame=window.frame)
+    if not ready:
+        raise SeriesNotReady(strategy.strategy_id)
     codes = signals(version.rules, window.frame, version.parameters, external)
     return signal_apply(
         allocation=allocation,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from apps.core.jobs import Interrupted
 from apps.strategies import documents
 from apps.strategies import selectors as strategy_selectors
-from apps.strategies import services as strategy_services
+from apps.strategies.services.backtests import strategy_report
 from apps.trading import selectors
 from apps.trading.accounting import fee_asset
 from apps.trading.domain.fills import Side
@@ -103,7 +103,7 @@ def _backtest_return_pct(allocation: StrategyAllocation, capital: Decimal, now: 
     )
     if window.bars < 2:
         return None
-    report = strategy_services.strategy_report(
+    report = strategy_report(
         strategy=strategy,
         version=version,
         window=window,

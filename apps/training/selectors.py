@@ -25,7 +25,7 @@ from apps.market.models import Instrument
 from apps.training.domain.features import FeatureSet, get_feature_set
 from apps.training.domain.fitting import deserialize
 from apps.training.domain.labels import ModelType
-from apps.training.domain.pipeline import EvaluationError, evaluate, predict_latest, walk_forward
+from apps.training.domain.pipeline import EvaluationError, evaluate, predict_latest
 from apps.training.errors import ArtifactError, TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, Stage, TrainingRun
 
@@ -235,7 +235,7 @@ def _predict_newest(model: MLModel, booster: xgb.Booster, newest: datetime) -> t
 
 
 @dataclass(frozen=True)
-class _SeriesSettings:
+class SeriesSettings:
     """How the walk-forward models of one series are built: as the champion was, else the defaults."""
 
     feature_set: FeatureSet
@@ -254,80 +254,77 @@ class _SeriesSettings:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def _series_settings(instrument: Instrument, timeframe: str, model_type: ModelType) -> _SeriesSettings:
+def series_settings(instrument: Instrument, timeframe: str, model_type: ModelType) -> SeriesSettings:
     champion = champion_get(instrument=instrument, timeframe=timeframe, model_type=model_type)
     if champion is None:
-        return _SeriesSettings(
+        return SeriesSettings(
             get_feature_set(settings.TRAINING_FEATURE_SET),
             {},
             settings.TRAINING_HORIZON,
             settings.TRAINING_LOOKBACK_BARS,
         )
-    return _SeriesSettings(
+    return SeriesSettings(
         model_feature_set(champion), champion.hyperparameters, champion.horizon, champion.lookback_period
     )
 
 
-def ml_external_series(
-    *, instrument: Instrument, timeframe: str, frame: pd.DataFrame
-) -> dict[str, np.ndarray]:
-    """``ML_PROBA`` and ``ML_RETURN`` for a backtest over ``frame``: one float64 array each, aligned
-    to ``frame``'s rows, from walk-forward models that never saw the bar they predict.
+@dataclass(frozen=True)
+class SeriesRequest:
+    """What one walk-forward series over a frame is built from: the stored history in front of the
+    frame, the settings, and the cache key they give."""
 
-    ``frame`` is a candle frame of ``instrument`` and ``timeframe`` with a UTC ``DatetimeIndex``
-    (as ``apps.market.selectors.candles_frame`` returns). ``ML_PROBA`` is the probability of an
-    up-move over the horizon (a ``price_prediction`` model), ``ML_RETURN`` the predicted log return
-    (a ``return_prediction`` model). Each series is built the way its live champion was built (its
-    feature set, hyperparameters, horizon and lookback), or with the training settings' defaults
-    when the series has no champion.
+    name: str
+    model_type: ModelType
+    settings: SeriesSettings
+    history: pd.DataFrame  # the earlier stored candles, then the frame
+    earlier: int  # rows of history before the frame
+    key: str
 
-    How: the stored candles just before ``frame`` (enough for one lookback window plus the features'
-    warm-up) are put in front of it, and a model fitted on the ``lookback`` bars before a point
-    predicts the next ``TRAINING_WALK_FORWARD_STEP`` bars after a purge gap of ``horizon`` bars;
-    then it is refitted (``apps.training.domain.pipeline.walk_forward``). A value at bar t therefore
-    depends only on bars up to t: changing later bars never changes it. Bars no model could
-    honestly predict yet (too little history before them) are NaN.
 
-    Expensive (one fit per step), so each result is cached, keyed by instrument, timeframe, model
-    type, the newest bar's time and a digest of the bars and of the model settings.
+def ml_series_requests(*, instrument: Instrument, timeframe: str, frame: pd.DataFrame) -> list[SeriesRequest]:
+    """For each of ``ML_PROBA`` and ``ML_RETURN`` over ``frame``: the history its walk-forward models
+    are fitted on and the key its values are stored under (``apps.training.series`` computes them).
+
+    ``frame`` is a candle frame of ``instrument`` and ``timeframe`` with a UTC ``DatetimeIndex``.
+    The stored candles just before it (one lookback window plus the features' warm-up and the
+    horizon) are put in front of it. The key holds the instrument, timeframe, model type, the
+    newest bar's time and a digest of the bars and of the model settings (as the live champion was
+    built, else the training defaults), so a new candle, a corrected bar or a new champion is a new
+    key.
     """
-    return {
-        name: _walk_forward_series(instrument, timeframe, frame, model_type)
-        for name, model_type in SERIES_MODEL_TYPES.items()
-    }
+    requests = []
+    for name, model_type in SERIES_MODEL_TYPES.items():
+        spec = series_settings(instrument, timeframe, model_type)
+        earlier = (
+            market.candles_frame(
+                instrument=instrument,
+                timeframe=timeframe,
+                end=frame.index[0] - bar_duration(timeframe),
+                limit=spec.feature_set.warmup + spec.lookback + spec.horizon,
+            )
+            if len(frame)
+            else frame.iloc[:0]
+        )
+        history = pd.concat([earlier, frame[list(COLUMNS)].astype(np.float64)])
+        key = _walk_forward_key(instrument, timeframe, model_type, history, spec)
+        requests.append(SeriesRequest(name, model_type, spec, history, len(earlier), key))
+    return requests
 
 
-def _walk_forward_series(
-    instrument: Instrument, timeframe: str, frame: pd.DataFrame, model_type: ModelType
-) -> np.ndarray:
+def ml_series_stored(
+    *, instrument: Instrument, timeframe: str, frame: pd.DataFrame
+) -> dict[str, np.ndarray] | None:
+    """``ML_PROBA`` and ``ML_RETURN`` over ``frame`` as the training side stored them, or None while
+    either is not computed yet (``apps.training.series.ml_series_compute`` computes them)."""
     if frame.empty:
-        return np.empty(0)
-    spec = _series_settings(instrument, timeframe, model_type)
-    earlier = market.candles_frame(
-        instrument=instrument,
-        timeframe=timeframe,
-        end=frame.index[0] - bar_duration(timeframe),
-        limit=spec.feature_set.warmup + spec.lookback + spec.horizon,
-    )
-    history = pd.concat([earlier, frame[list(COLUMNS)].astype(np.float64)])
-    key = _walk_forward_key(instrument, timeframe, model_type, history, spec)
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    result = walk_forward(
-        history,
-        model_type,
-        spec.horizon,
-        spec.feature_set,
-        spec.hyperparameters,
-        min_train=spec.lookback,
-        max_train=spec.lookback,
-        step=settings.TRAINING_WALK_FORWARD_STEP,
-        nthread=settings.TRAINING_NTHREAD,
-    )
-    values = result.predictions[len(earlier) :]
-    cache.set(key, values, settings.TRAINING_WALK_FORWARD_CACHE_SECONDS)
-    return values
+        return {name: np.empty(0) for name in SERIES_MODEL_TYPES}
+    found = {}
+    for request in ml_series_requests(instrument=instrument, timeframe=timeframe, frame=frame):
+        values = cache.get(request.key)
+        if values is None:
+            return None
+        found[request.name] = values
+    return found
 
 
 def _walk_forward_key(
@@ -335,12 +332,12 @@ def _walk_forward_key(
     timeframe: str,
     model_type: ModelType,
     history: pd.DataFrame,
-    spec: _SeriesSettings,
+    spec: SeriesSettings,
 ) -> str:
     digest = hashlib.sha256(spec.digest().encode())
     digest.update(history.index.as_unit("ns").asi8.tobytes())
     digest.update(np.ascontiguousarray(history.to_numpy(dtype=np.float64)).tobytes())
-    newest = history.index[-1].value
+    newest = history.index[-1].value if len(history) else 0
     return (
         f"training:walk_forward:{instrument.pk}:{timeframe}:{model_type.value}:{newest}:{digest.hexdigest()}"
     )

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from apps.core.models import JobStatus
 from apps.market import services as market_services
-from apps.strategies import services
 from apps.strategies.models import Backtest, Strategy, StrategyStatus
+from apps.strategies.services.backtests import backtest_create
+from apps.strategies.services.strategies import strategy_create
 from tests.faults.harness import CeleryProcess, RedisServer, TcpProxy, database_url, finishes, wait_until
 from workers.celery import app as celery_app
 
@@ -109,7 +110,7 @@ def strategy(transactional_db) -> Strategy:
     ).instrument
     instrument.active = False
     instrument.save(update_fields=["active"])
-    return services.strategy_create(
+    return strategy_create(
         name="RSI Mean Reversion",
         type="mean_reversion",
         instrument=instrument,
@@ -128,7 +129,7 @@ def queue_backtests(stack: Stack, strategy: Strategy, count: int) -> list[int]:
     """``count`` accepted backtests over the whole history, each committed and then sent."""
     ids = []
     for _ in range(count):
-        backtest = services.backtest_create(
+        backtest = backtest_create(
             strategy=strategy, start=datetime(2017, 7, 1, tzinfo=UTC), end=datetime(2019, 10, 17, tzinfo=UTC)
         )
         stack.send("strategies.backtest_run", [backtest.pk])

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import validated
 from apps.market import selectors
 from apps.market.api.filters import AnalysisFilter, EventFilter, InstrumentFilter, SignalFilter
 from apps.market.api.serializers import (
@@ -38,12 +39,6 @@ def _floats(values: np.ndarray) -> list[float | None]:
     return [None if math.isnan(value) else value for value in values.tolist()]
 
 
-def _query(serializer_class: type, request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _header(query: dict[str, Any]) -> dict[str, Any]:
     instrument = query["instrument"]
     return {"symbol": instrument.symbol, "exchange": instrument.exchange, "timeframe": query["timeframe"]}
@@ -54,7 +49,7 @@ class MarketDataView(APIView):
 
     @extend_schema(parameters=[MarketQuerySerializer], responses=dict)
     def get(self, request: Request) -> Response:
-        query = _query(MarketQuerySerializer, request)
+        query = validated(MarketQuerySerializer, request.query_params)
         frame = selectors.candles_frame(
             instrument=query["instrument"],
             timeframe=query["timeframe"],
@@ -75,7 +70,7 @@ class IndicatorsView(APIView):
 
     @extend_schema(parameters=[IndicatorQuerySerializer], responses=dict)
     def get(self, request: Request) -> Response:
-        query = _query(IndicatorQuerySerializer, request)
+        query = validated(IndicatorQuerySerializer, request.query_params)
         times, values = selectors.indicator_series(
             instrument=query["instrument"],
             timeframe=query["timeframe"],
@@ -98,7 +93,7 @@ class PatternsView(APIView):
 
     @extend_schema(parameters=[PatternQuerySerializer], responses=dict)
     def get(self, request: Request) -> Response:
-        query = _query(PatternQuerySerializer, request)
+        query = validated(PatternQuerySerializer, request.query_params)
         detections = selectors.pattern_detections(
             instrument=query["instrument"],
             timeframe=query["timeframe"],

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import ccxt
 import pandas as pd
 
+from apps.core.retry import retry_temporary
 from apps.market.domain.candles import CandleError, Timeframe, candles_from_rows, parse_timeframe
 
 from .base import (
@@ -224,32 +225,42 @@ class CcxtProvider:
 
     def _call(self, request: Callable[[], T]) -> T:
         """Run one ccxt request; retry temporary failures; translate every ccxt error at this edge."""
-        attempt = 0
-        while True:
-            self.exchange.last_json_response = None
-            try:
-                answer = request()
-            except ccxt.BadSymbol as error:
-                raise UnknownSymbolError(f"{self.exchange_id}: {error}") from error
-            except PERMANENT_ERRORS as error:
-                raise PermanentProviderError(
-                    f"{self.exchange_id} sent a malformed answer: {error}"
-                ) from error
-            except TEMPORARY_ERRORS as error:
-                retry_after = self._retry_after(error)
-                if attempt == self.max_retries or (retry_after or 0) > MAX_RETRY_AFTER_SECONDS:
-                    failure = f"{type(error).__name__}: {error}"
-                    message = f"{self.exchange_id} failed {attempt + 1} times: {failure}"
-                    raise TemporaryProviderError(message, retry_after=retry_after) from error
-                self._sleep(max(self.backoff_base * 2**attempt, retry_after or 0))
-                attempt += 1
-            except ccxt.BaseError as error:
-                raise PermanentProviderError(
-                    f"{self.exchange_id}: {type(error).__name__}: {error}"
-                ) from error
-            else:
-                self._check_json()
-                return answer
+        tries = 0
+
+        def once() -> T:
+            nonlocal tries
+            tries += 1
+            return self._once(request)
+
+        try:
+            return retry_temporary(
+                once,
+                temporary=TEMPORARY_ERRORS,
+                attempts=self.max_retries + 1,
+                backoff_seconds=self.backoff_base,
+                retry_after=self._retry_after,
+                give_up=lambda error: (self._retry_after(error) or 0) > MAX_RETRY_AFTER_SECONDS,
+                sleep=self._sleep,
+            )
+        except TEMPORARY_ERRORS as error:
+            message = f"{self.exchange_id} failed {tries} times: {type(error).__name__}: {error}"
+            raise TemporaryProviderError(message, retry_after=self._retry_after(error)) from error
+
+    def _once(self, request: Callable[[], T]) -> T:
+        """One ccxt request; every error but a temporary one is translated here."""
+        self.exchange.last_json_response = None
+        try:
+            answer = request()
+        except ccxt.BadSymbol as error:
+            raise UnknownSymbolError(f"{self.exchange_id}: {error}") from error
+        except PERMANENT_ERRORS as error:  # before TEMPORARY_ERRORS: BadResponse is an OperationFailed
+            raise PermanentProviderError(f"{self.exchange_id} sent a malformed answer: {error}") from error
+        except TEMPORARY_ERRORS:
+            raise  # retried by _call
+        except ccxt.BaseError as error:
+            raise PermanentProviderError(f"{self.exchange_id}: {type(error).__name__}: {error}") from error
+        self._check_json()
+        return answer
 
     def _check_json(self) -> None:
         """Refuse a body that is not JSON: ccxt hands it on as text, which then reads as an empty answer."""

@@ -20,7 +20,7 @@ from apps.market import selectors as market
 from apps.market.domain.candles import TIMEFRAMES
 from apps.strategies import selectors
 from apps.strategies.engine.optimize import MAX_TRIALS, OBJECTIVES
-from apps.strategies.generation import MAX_CANDIDATES
+from apps.strategies.generation.schema import MAX_CANDIDATES
 from apps.strategies.models import (
     Backtest,
     GenerationCandidate,
@@ -34,7 +34,7 @@ from apps.strategies.models import (
     StrategyType,
     StrategyVersion,
 )
-from apps.strategies.services import DEFAULT_CAPITAL, DEFAULT_COMMISSION
+from apps.strategies.services.backtests import DEFAULT_CAPITAL, DEFAULT_COMMISSION
 
 CREATE_STATUSES = (StrategyStatus.DRAFT, StrategyStatus.ACTIVE, StrategyStatus.PAUSED)
 

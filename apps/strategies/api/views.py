@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -17,8 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import validated
 from apps.core.dispatch import job_dispatch_on_commit
-from apps.strategies import generation, selectors, services
+from apps.core.symbols import normalise_symbol
+from apps.strategies import selectors
 from apps.strategies.api.serializers import (
     AcceptedSerializer,
     BacktestRequestSerializer,
@@ -35,6 +36,7 @@ from apps.strategies.api.serializers import (
     StrategyUpdateSerializer,
     VersionSerializer,
 )
+from apps.strategies.errors import StrategyInputError
 from apps.strategies.models import (
     Backtest,
     GenerationRun,
@@ -44,13 +46,11 @@ from apps.strategies.models import (
     StrategyDecision,
     StrategyVersion,
 )
+from apps.strategies.services.backtests import backtest_create
+from apps.strategies.services.generation import generation_create
+from apps.strategies.services.optimizations import optimization_create
+from apps.strategies.services.strategies import strategy_create, strategy_delete, strategy_update
 from workers.strategies import backtest_run, generate_run, optimization_enqueue
-
-
-def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 @contextmanager
@@ -58,7 +58,7 @@ def _bad_request() -> Iterator[None]:
     """A service's StrategyInputError is the client's 400; its fields are the error's fields."""
     try:
         yield
-    except services.StrategyInputError as error:
+    except StrategyInputError as error:
         raise ValidationError(error.fields) from None
 
 
@@ -89,7 +89,7 @@ class StrategyFilter(filters.FilterSet):
         fields = ("status", "type", "source", "timeframe", "symbol", "exchange")
 
     def filter_symbol(self, queryset: QuerySet[Strategy], name: str, value: str) -> QuerySet[Strategy]:
-        return queryset.filter(instrument__symbol=value.strip().upper().replace("/", "").replace("-", ""))
+        return queryset.filter(instrument__symbol=normalise_symbol(value))
 
 
 class StrategiesView(generics.ListAPIView):
@@ -104,7 +104,7 @@ class StrategiesView(generics.ListAPIView):
     @extend_schema(request=StrategyCreateSerializer, responses={201: StrategySerializer})
     def post(self, request: Request) -> Response:
         with _bad_request():
-            strategy = services.strategy_create(**_valid(StrategyCreateSerializer, request.data))
+            strategy = strategy_create(**validated(StrategyCreateSerializer, request.data))
         return Response(StrategySerializer(strategy).data, status=status.HTTP_201_CREATED)
 
 
@@ -119,9 +119,7 @@ class StrategyDetailView(APIView):
     def patch(self, request: Request, strategy_id: str) -> Response:
         strategy = _strategy(strategy_id)
         with _bad_request():
-            strategy = services.strategy_update(
-                strategy=strategy, **_valid(StrategyUpdateSerializer, request.data)
-            )
+            strategy = strategy_update(strategy=strategy, **validated(StrategyUpdateSerializer, request.data))
         return Response(StrategySerializer(strategy).data)
 
     @extend_schema(responses={204: None, 200: StrategyDeletedSerializer})
@@ -129,7 +127,7 @@ class StrategyDetailView(APIView):
         """A draft with no backtests, optimisations or decisions is deleted (204); any other strategy
         is retired and kept with its history (200, saying so)."""
         strategy = _strategy(strategy_id)
-        if services.strategy_delete(strategy=strategy):
+        if strategy_delete(strategy=strategy):
             return Response(status=status.HTTP_204_NO_CONTENT)
         body = {
             "strategy_id": strategy_id,
@@ -168,9 +166,9 @@ class BacktestCreateView(APIView):
 
     @extend_schema(request=BacktestRequestSerializer, responses={202: AcceptedSerializer})
     def post(self, request: Request) -> Response:
-        data = _valid(BacktestRequestSerializer, request.data)
+        data = validated(BacktestRequestSerializer, request.data)
         with _bad_request():
-            backtest = services.backtest_create(
+            backtest = backtest_create(
                 strategy=data["strategy_id"],
                 start=data["start_date"],
                 end=data["end_date"],
@@ -198,9 +196,9 @@ class OptimizeView(APIView):
 
     @extend_schema(request=OptimizationRequestSerializer, responses={202: AcceptedSerializer})
     def post(self, request: Request) -> Response:
-        data = _valid(OptimizationRequestSerializer, request.data)
+        data = validated(OptimizationRequestSerializer, request.data)
         with _bad_request():
-            run = services.optimization_create(
+            run = optimization_create(
                 strategy=data.pop("strategy_id"),
                 start=data.pop("start_date", None),
                 end=data.pop("end_date", None),
@@ -228,9 +226,9 @@ class GenerateView(APIView):
 
     @extend_schema(request=GenerationRequestSerializer, responses={202: GenerationAcceptedSerializer})
     def post(self, request: Request) -> Response:
-        data = _valid(GenerationRequestSerializer, request.data)
+        data = validated(GenerationRequestSerializer, request.data)
         with _bad_request():
-            run = generation.generation_create(**data, trigger=JobTrigger.API)
+            run = generation_create(**data, trigger=JobTrigger.API)
         job_dispatch_on_commit(generate_run, run)
         body = {
             "id": run.pk,

@@ -15,7 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import validated
 from apps.core.dispatch import job_dispatch_on_commit
+from apps.core.symbols import normalise_symbol
 from apps.training import selectors, services
 from apps.training.api.serializers import (
     EvaluateRequestSerializer,
@@ -46,9 +48,8 @@ class TrainView(APIView):
 
     @extend_schema(request=TrainRequestSerializer, responses={202: TrainAcceptedSerializer})
     def post(self, request: Request) -> Response:
-        serializer = TrainRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        model = services.model_train_request(spec=serializer.validated_data["spec"])
+        data = validated(TrainRequestSerializer, request.data)
+        model = services.model_train_request(spec=data["spec"])
         job_dispatch_on_commit(model_train, model)
         body = {"model_id": model.model_id, "status": model.stage, "url": model_url(model)}
         return Response(TrainAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
@@ -64,7 +65,7 @@ class ModelFilter(filters.FilterSet):
         fields = ("symbol", "timeframe", "model_type", "status")
 
     def filter_symbol(self, queryset: QuerySet[MLModel], name: str, value: str) -> QuerySet[MLModel]:
-        return queryset.filter(symbol=value.strip().upper().replace("/", "").replace("-", ""))
+        return queryset.filter(symbol=normalise_symbol(value))
 
 
 class ModelListView(generics.ListAPIView):
@@ -91,12 +92,11 @@ class EvaluateView(APIView):
 
     @extend_schema(request=EvaluateRequestSerializer, responses=EvaluationSerializer)
     def post(self, request: Request) -> Response:
-        serializer = EvaluateRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated(EvaluateRequestSerializer, request.data)
         with _field_errors():
             evaluation = selectors.model_evaluation(
-                model=serializer.validated_data["model_id"],
-                evaluation_period_days=serializer.validated_data["evaluation_period"],
+                model=data["model_id"],
+                evaluation_period_days=data["evaluation_period"],
             )
         return Response(EvaluationSerializer(evaluation).data)
 

@@ -62,5 +62,6 @@ def test_an_answer_that_tries_to_smuggle_code_is_refused_and_nothing_is_stored(
     analysis = _analyse(btc_hourly)
 
     assert analysis.commentary["status"] == "none"
-    assert "regime must be one of" in analysis.commentary["reason"]
+    refusal = "regime: \"__import__('os').system('id')\" is not one of ['up', 'down', 'range']"
+    assert refusal in analysis.commentary["reason"]
     assert analysis.status == "completed"

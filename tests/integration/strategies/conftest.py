@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from apps.market.models import Instrument
-from apps.strategies import services
 from apps.strategies.models import Strategy, StrategyStatus
+from apps.strategies.services.strategies import strategy_create
 from tests.integration.llm.conftest import fake_llm
 from tests.integration.market.conftest import BTC_HOURLY, btc_hourly
 
@@ -55,7 +55,7 @@ def make_strategy(
     status: str = StrategyStatus.ACTIVE,
 ) -> Strategy:
     """A strategy on BTCUSD 1h created through the service, as the API creates it."""
-    return services.strategy_create(
+    return strategy_create(
         name=name,
         type=type,
         instrument=instrument,

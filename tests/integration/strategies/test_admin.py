@@ -9,8 +9,14 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from apps.strategies import daily_update, services
 from apps.strategies.models import Backtest, DecisionKind, StrategyStatus
+from apps.strategies.services.backtests import backtest_create, backtest_run
+from apps.strategies.services.daily_update import strategies_daily_update
+from apps.strategies.services.optimizations import (
+    optimization_chunk_run,
+    optimization_create,
+    optimization_finish,
+)
 from tests.integration.enqueued import enqueued
 from tests.integration.strategies.conftest import make_strategy
 
@@ -21,16 +27,16 @@ MODELS = ("strategy", "backtest", "optimizationrun", "strategydecision", "strate
 
 @pytest.fixture
 def finished_backtest(rsi_strategy) -> Backtest:
-    backtest = services.backtest_create(
+    backtest = backtest_create(
         strategy=rsi_strategy, start=datetime(2019, 1, 1, tzinfo=UTC), end=datetime(2019, 6, 1, tzinfo=UTC)
     )
-    return services.backtest_run(backtest_id=backtest.pk)
+    return backtest_run(backtest_id=backtest.pk)
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_strategies_list_loads(admin_client, finished_backtest, model):
-    services.optimization_create(strategy=finished_backtest.strategy, space={"rsi_period": [10, 14]})
-    daily_update.strategies_daily_update(now=datetime(2019, 10, 18, 2, tzinfo=UTC))
+    optimization_create(strategy=finished_backtest.strategy, space={"rsi_period": [10, 14]})
+    strategies_daily_update(now=datetime(2019, 10, 18, 2, tzinfo=UTC))
 
     response = admin_client.get(reverse(f"admin:strategies_{model}_changelist"))
 
@@ -55,11 +61,11 @@ def test_a_backtest_page_shows_metrics_the_equity_chart_and_the_trades(admin_cli
 
 
 def test_an_optimisation_page_shows_its_folds_and_trials(admin_client, rsi_strategy):
-    run = services.optimization_create(
+    run = optimization_create(
         strategy=rsi_strategy, space={"rsi_period": [10, 14]}, folds=2, start=datetime(2019, 1, 1, tzinfo=UTC)
     )
-    services.optimization_chunk_run(run_id=run.pk, chunk_index=0)
-    services.optimization_finish(run_id=run.pk)
+    optimization_chunk_run(run_id=run.pk, chunk_index=0)
+    optimization_finish(run_id=run.pk)
 
     page = admin_client.get(
         reverse("admin:strategies_optimizationrun_change", args=[run.pk])

@@ -11,13 +11,15 @@ import pytest
 
 from apps.core.models import JobStatus
 from apps.market.domain.candles import read_candles
-from apps.strategies import services
 from apps.strategies.engine import RiskSettings, backtest_signals, signals
 from apps.strategies.models import Backtest
+from apps.strategies.services.backtests import backtest_create
+from apps.strategies.services.backtests import backtest_run as backtest_service
+from apps.strategies.services.strategies import strategy_create
 from tests.integration.enqueued import enqueued
 from tests.integration.strategies.conftest import BTC_HOURLY
 from tests.integration.worker import running_worker
-from workers.strategies import backtest_run
+from workers.strategies import backtest_run as backtest_task
 
 # Indicators are warmed up on the 500 candles before a window (three times RSI(14)'s warm-up is less).
 WARMUP_BARS = 500
@@ -69,7 +71,7 @@ def test_a_real_worker_runs_a_backtest_once_with_the_engines_numbers(api_client,
 
         # The same message again, as a broker redelivers it after a lost acknowledgement; a later
         # backtest on the same solo worker finishes only after the redelivered one was consumed.
-        backtest_run.delay(first["id"])
+        backtest_task.delay(first["id"])
         second = _wait_for(
             api_client.post("/api/strategies/backtest", body, format="json").json()["url"], api_client
         )
@@ -147,12 +149,12 @@ def test_an_unknown_backtest_is_a_404(api_client):
 
 @pytest.mark.django_db
 def test_a_backtest_run_twice_in_process_runs_once(rsi_strategy):
-    backtest = services.backtest_create(
+    backtest = backtest_create(
         strategy=rsi_strategy, start=datetime(2019, 3, 1, tzinfo=UTC), end=datetime(2019, 4, 1, tzinfo=UTC)
     )
 
-    first = services.backtest_run(backtest_id=backtest.pk)
-    second = services.backtest_run(backtest_id=backtest.pk)
+    first = backtest_service(backtest_id=backtest.pk)
+    second = backtest_service(backtest_id=backtest.pk)
 
     assert first.status == JobStatus.COMPLETED
     assert second is None
@@ -164,7 +166,7 @@ def test_a_strategy_reading_ml_proba_is_backtested_on_the_training_apps_walk_for
     btc_hourly, settings
 ):
     settings.TRAINING_LOOKBACK_BARS = 1000  # small walk-forward models keep the test quick
-    strategy = services.strategy_create(
+    strategy = strategy_create(
         name="ML Signal",
         type="ml_signal",
         instrument=btc_hourly,
@@ -176,11 +178,11 @@ def test_a_strategy_reading_ml_proba_is_backtested_on_the_training_apps_walk_for
             {"condition": "ML_PROBA < leave", "action": "sell"},
         ],
     )
-    backtest = services.backtest_create(
+    backtest = backtest_create(
         strategy=strategy, start=datetime(2019, 3, 1, tzinfo=UTC), end=datetime(2019, 4, 1, tzinfo=UTC)
     )
 
-    backtest = services.backtest_run(backtest_id=backtest.pk)
+    backtest = backtest_service(backtest_id=backtest.pk)
 
     assert backtest.status == JobStatus.COMPLETED, backtest.error
     assert backtest.metrics["num_trades"] > 0

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.strategies import daily_update, selectors
+from apps.strategies import selectors
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
@@ -17,6 +17,7 @@ from apps.strategies.models import (
     StrategyStatus,
     StrategyUpdateRun,
 )
+from apps.strategies.services.daily_update import strategies_daily_update
 from tests.integration.strategies.conftest import SMA_RULES, make_strategy
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +66,7 @@ def _decisions(strategy) -> list[StrategyDecision]:
 
 
 def test_a_losing_strategy_is_retired_with_its_numbers_and_the_limits_it_broke(churn):
-    run = daily_update.strategies_daily_update(now=NOW)
+    run = strategies_daily_update(now=NOW)
 
     churn.refresh_from_db()
     assert churn.status == StrategyStatus.RETIRED
@@ -89,7 +90,7 @@ def test_a_losing_strategy_is_retired_with_its_numbers_and_the_limits_it_broke(c
 
 
 def test_retirements_today_are_listed_for_strategy_generation(churn, sma):
-    daily_update.strategies_daily_update(now=NOW)
+    strategies_daily_update(now=NOW)
 
     needs = [need.to_dict() for need in selectors.strategies_needing_generation(day=NOW.date())]
 
@@ -100,22 +101,22 @@ def test_retirements_today_are_listed_for_strategy_generation(churn, sma):
 
 
 def test_the_update_runs_once_per_day(churn, sma):
-    first = daily_update.strategies_daily_update(now=NOW)
+    first = strategies_daily_update(now=NOW)
     decisions = StrategyDecision.objects.count()
 
-    again = daily_update.strategies_daily_update(now=NOW.replace(hour=14))
+    again = strategies_daily_update(now=NOW.replace(hour=14))
 
     assert first is not None and again is None
     assert StrategyDecision.objects.count() == decisions
     assert StrategyUpdateRun.objects.get().date == NOW.date()
-    tomorrow = daily_update.strategies_daily_update(now=datetime(2019, 10, 19, 2, 0, tzinfo=UTC))
+    tomorrow = strategies_daily_update(now=datetime(2019, 10, 19, 2, 0, tzinfo=UTC))
     assert tomorrow.summary["strategies"] == 1  # the retired one is no longer active
 
 
 def test_better_parameters_are_rejected_when_they_are_not_better_out_of_sample(sma, limits):
     limits.STRATEGY_REOPTIMIZE_MARGIN = 1e9
 
-    daily_update.strategies_daily_update(now=NOW)
+    strategies_daily_update(now=NOW)
 
     evaluated, verdict = _decisions(sma)
     numbers = verdict.numbers
@@ -138,7 +139,7 @@ def test_better_parameters_are_rejected_when_they_are_not_better_out_of_sample(s
 def test_candidate_parameters_that_beat_the_margin_out_of_sample_become_a_new_version(sma, limits):
     limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9  # any candidate other than the current values wins
 
-    daily_update.strategies_daily_update(now=NOW)
+    strategies_daily_update(now=NOW)
 
     verdict = _decisions(sma)[-1]
     assert verdict.kind == DecisionKind.PARAMS_ADOPTED
@@ -160,7 +161,7 @@ def test_with_the_shipped_margin_parameters_are_adopted_exactly_when_they_win_ou
                         rules=[{"condition": "RSI < rsi_oversold", "action": "buy"},
                                {"condition": "RSI > rsi_overbought", "action": "sell"}])  # fmt: skip
 
-    daily_update.strategies_daily_update(now=NOW)
+    strategies_daily_update(now=NOW)
 
     for strategy in (sma, rsi):
         verdict = _decisions(strategy)[-1]
@@ -179,7 +180,7 @@ def test_with_the_shipped_margin_parameters_are_adopted_exactly_when_they_win_ou
 
 
 def test_every_evaluation_stores_its_backtest(churn, sma):
-    daily_update.strategies_daily_update(now=NOW)
+    strategies_daily_update(now=NOW)
 
     backtests = Backtest.objects.filter(trigger="daily_update")
     assert backtests.count() == 2
@@ -194,7 +195,7 @@ def test_every_evaluation_stores_its_backtest(churn, sma):
 def test_a_strategy_with_too_few_candles_is_skipped_with_a_reason(churn, limits):
     limits.STRATEGY_UPDATE_WINDOW_BARS = 50
 
-    daily_update.strategies_daily_update(now=NOW)
+    strategies_daily_update(now=NOW)
 
     decision = _decisions(churn)[0]
     assert decision.kind == DecisionKind.SKIPPED

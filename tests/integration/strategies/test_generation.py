@@ -13,7 +13,6 @@ import pytest
 
 from apps.core.models import JobStatus
 from apps.llm.models import LLMCall, LLMCallStatus
-from apps.strategies import daily_update, generation
 from apps.strategies.models import (
     CandidateOutcome,
     DecisionKind,
@@ -24,6 +23,8 @@ from apps.strategies.models import (
     StrategySource,
     StrategyStatus,
 )
+from apps.strategies.services.daily_update import strategies_daily_update
+from apps.strategies.services.generation import generation_create, generation_run, market_context
 from tests.fakes.llm import Reply
 from tests.integration.llm.conftest import only
 from tests.integration.strategies.conftest import SMA_RULES, make_strategy
@@ -47,8 +48,8 @@ def generation_settings(settings):
 
 
 def generate(instrument, count: int = 1, provider: str | None = None) -> GenerationRun:
-    run = generation.generation_create(instrument=instrument, timeframe="1h", count=count, provider=provider)
-    return generation.generation_run(run_id=run.pk)
+    run = generation_create(instrument=instrument, timeframe="1h", count=count, provider=provider)
+    return generation_run(run_id=run.pk)
 
 
 def candidate_with(**changes: Any) -> dict[str, Any]:
@@ -269,7 +270,7 @@ def test_the_api_accepts_a_generation_and_reports_it_when_polled(
     assert len(callbacks) == 1  # the task is enqueued on commit
     assert api_client.get(body["url"]).json()["candidates"] == []
 
-    generation.generation_run(run_id=body["id"])  # what the worker's task does
+    generation_run(run_id=body["id"])  # what the worker's task does
 
     polled = api_client.get(body["url"]).json()
     assert polled["status"] == "completed"
@@ -308,7 +309,7 @@ def test_an_unknown_generation_is_a_404(api_client):
 def test_the_daily_update_generates_for_a_market_with_too_few_active_strategies(settings, btc_hourly):
     settings.STRATEGY_MIN_ACTIVE = 2
 
-    update = daily_update.strategies_daily_update(now=NOW)
+    update = strategies_daily_update(now=NOW)
 
     run = GenerationRun.objects.get()
     assert (run.update_run, run.trigger, run.count, run.provider_used) == (
@@ -334,21 +335,21 @@ def test_the_daily_update_generates_for_a_market_with_too_few_active_strategies(
 def test_the_daily_update_does_not_generate_when_no_market_needs_strategies(settings, btc_hourly):
     settings.STRATEGY_MIN_ACTIVE = 0
 
-    update = daily_update.strategies_daily_update(now=NOW)
+    update = strategies_daily_update(now=NOW)
 
     assert not GenerationRun.objects.exists()
     assert update.summary["generation"] == []
 
 
 def test_a_generation_run_twice_runs_once(settings, btc_hourly):
-    run = generation.generation_create(instrument=btc_hourly, timeframe="1h", count=1, provider="offline")
-    assert generation.generation_run(run_id=run.pk).status == JobStatus.COMPLETED
-    assert generation.generation_run(run_id=run.pk) is None
+    run = generation_create(instrument=btc_hourly, timeframe="1h", count=1, provider="offline")
+    assert generation_run(run_id=run.pk).status == JobStatus.COMPLETED
+    assert generation_run(run_id=run.pk) is None
     assert GenerationCandidate.objects.count() == 1
 
 
 def test_the_context_sent_is_json_data(settings, btc_hourly):
-    context = generation.market_context(instrument=btc_hourly, timeframe="1h", count=2)
+    context = market_context(instrument=btc_hourly, timeframe="1h", count=2)
     assert json.loads(json.dumps(context)) == context
     assert set(context["regime"]) >= {"trend", "volatility"}
     assert "RSI(14)" in context["indicators"]

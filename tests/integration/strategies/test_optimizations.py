@@ -13,9 +13,14 @@ import pytest
 from apps.core.jobs import job_claim
 from apps.core.models import JobStatus
 from apps.market.domain.candles import read_candles
-from apps.strategies import services
 from apps.strategies.engine.optimize import Costs, Fold, Window, chunk, evaluate_chunk, grid, summarise
 from apps.strategies.models import OptimizationChunk, OptimizationRun
+from apps.strategies.services.optimizations import (
+    _chunk_store,
+    optimization_chunk_run,
+    optimization_create,
+    optimization_finish,
+)
 from tests.integration.strategies.conftest import BTC_HOURLY, SMA_RULES, make_strategy
 from tests.integration.worker import running_worker
 from workers.strategies import optimize_chunk, optimize_finish
@@ -129,28 +134,28 @@ def test_a_real_worker_optimises_in_chunks_and_lists_every_trial(
 def test_a_redelivered_chunk_is_counted_once_and_the_last_chunk_triggers_one_summary(
     sma_strategy, small_chunks
 ):
-    run = services.optimization_create(strategy=sma_strategy, space=SPACE, folds=2)
+    run = optimization_create(strategy=sma_strategy, space=SPACE, folds=2)
 
-    assert services.optimization_chunk_run(run_id=run.pk, chunk_index=0) is False
-    assert services.optimization_chunk_run(run_id=run.pk, chunk_index=0) is False
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=0) is False
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=0) is False
     assert OptimizationRun.objects.get(pk=run.pk).chunks_done == 1
-    assert services.optimization_chunk_run(run_id=run.pk, chunk_index=2) is False
-    assert services.optimization_finish(run_id=run.pk) is None  # a chunk is still outstanding
-    assert services.optimization_chunk_run(run_id=run.pk, chunk_index=1) is True
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=2) is False
+    assert optimization_finish(run_id=run.pk) is None  # a chunk is still outstanding
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=1) is True
 
-    finished = services.optimization_finish(run_id=run.pk)
+    finished = optimization_finish(run_id=run.pk)
 
     assert finished.status == JobStatus.COMPLETED
     assert len(finished.trials) == 9
-    assert services.optimization_finish(run_id=run.pk) is None
-    assert services.optimization_chunk_run(run_id=run.pk, chunk_index=1) is False
+    assert optimization_finish(run_id=run.pk) is None
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=1) is False
 
 
 @pytest.mark.django_db
 def test_a_chunk_whose_worker_died_is_taken_over_and_the_late_result_is_not_counted(
     sma_strategy, small_chunks
 ):
-    run = services.optimization_create(strategy=sma_strategy, space=SPACE, folds=2)
+    run = optimization_create(strategy=sma_strategy, space=SPACE, folds=2)
     chunk_row = OptimizationChunk.objects.get(run=run, index=0)
     dead = job_claim(model=OptimizationChunk, pk=chunk_row.pk)
     OptimizationRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING)
@@ -158,8 +163,8 @@ def test_a_chunk_whose_worker_died_is_taken_over_and_the_late_result_is_not_coun
         lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)
     )
 
-    services.optimization_chunk_run(run_id=run.pk, chunk_index=0)
-    late = services._chunk_store(dead, [{"index": 0, "params": {}, "error": "late"}])
+    optimization_chunk_run(run_id=run.pk, chunk_index=0)
+    late = _chunk_store(dead, [{"index": 0, "params": {}, "error": "late"}])
 
     assert late is False
     chunk_row.refresh_from_db()
@@ -175,12 +180,12 @@ def test_trials_the_strategy_rejects_are_listed_with_their_error(btc_hourly):
         parameters={"macd_fast": 12, "macd_slow": 26},
         rules=[{"condition": "MACD crosses_above MACD.signal", "action": "buy"}],
     )
-    run = services.optimization_create(
+    run = optimization_create(
         strategy=strategy, space={"macd_fast": [12, 30]}, folds=0, start=datetime(2019, 1, 1, tzinfo=UTC)
     )
 
-    assert services.optimization_chunk_run(run_id=run.pk, chunk_index=0) is True
-    run = services.optimization_finish(run_id=run.pk)
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=0) is True
+    run = optimization_finish(run_id=run.pk)
 
     assert run.summary["failed"] == 1
     assert "fast (30) must be below slow (26)" in run.trials[1]["error"]
@@ -190,7 +195,7 @@ def test_trials_the_strategy_rejects_are_listed_with_their_error(btc_hourly):
 
 @pytest.mark.django_db
 def test_random_search_draws_the_number_of_trials_asked_for(sma_strategy):
-    run = services.optimization_create(
+    run = optimization_create(
         strategy=sma_strategy,
         space={"fast_period": {"min": 5, "max": 30}, "slow_period": {"min": 40, "max": 120}},
         method="random",

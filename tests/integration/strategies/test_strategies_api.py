@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.strategies import services
 from apps.strategies.models import DecisionKind, Strategy, StrategyDecision, StrategyStatus
+from apps.strategies.services.backtests import backtest_create
 from tests.integration.strategies.conftest import make_strategy
 
 pytestmark = pytest.mark.django_db
@@ -239,7 +239,7 @@ def test_deleting_a_fresh_draft_deletes_it(api_client, btc_hourly):
 
 def test_deleting_a_draft_with_a_backtest_retires_it_keeps_the_backtest_and_says_so(api_client, btc_hourly):
     draft = make_strategy(btc_hourly, status=StrategyStatus.DRAFT)
-    backtest = services.backtest_create(
+    backtest = backtest_create(
         strategy=draft, start=datetime(2019, 1, 1, tzinfo=UTC), end=datetime(2019, 2, 1, tzinfo=UTC)
     )
 

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from apps.strategies import services as strategy_services
 from apps.strategies.models import StrategyStatus
+from apps.strategies.services.backtests import external_series_prepare
+from apps.strategies.services.strategies import strategy_create, strategy_update
 from apps.trading import orchestrator, performance, selectors, services
 from apps.trading.models import (
     AccountKind,
@@ -37,7 +38,7 @@ NOW = hour(5) + timedelta(minutes=10)  # just after the fifth candle (open 04:00
 
 @pytest.fixture
 def strategy(btcusdt):
-    return strategy_services.strategy_create(
+    return strategy_create(
         name="Always in",
         type="custom",
         instrument=btcusdt,
@@ -103,7 +104,7 @@ def test_a_sell_signal_on_the_next_candle_cancels_the_protection_and_sells_every
     allocation, strategy, btcusdt
 ):
     orchestrator.orchestrator_run(now=NOW)
-    strategy_services.strategy_update(strategy=strategy, rules=ALWAYS_SELL, reason="flip")
+    strategy_update(strategy=strategy, rules=ALWAYS_SELL, reason="flip")
     store_candles(btcusdt, hourly_rows(6))
 
     result = orchestrator.orchestrator_run(now=NOW + timedelta(hours=1))
@@ -218,3 +219,31 @@ def test_cycles_running_at_the_same_time_still_act_once_per_candle(allocation):
     assert (
         StrategyAction.objects.count() == 1 and Order.objects.filter(source=OrderSource.STRATEGY).count() == 1
     )
+
+
+def test_a_strategy_reading_model_series_waits_for_the_training_side_then_acts(paper_account, btcusdt):
+    reader = strategy_create(
+        name="Model reader",
+        type="ml_signal",
+        instrument=btcusdt,
+        timeframe="1h",
+        parameters=PARAMETERS,
+        indicators=[],
+        rules=[{"condition": "ML_PROBA > 0.5", "action": "buy", "priority": 1}],
+        status=StrategyStatus.ACTIVE,
+    )
+    paper_account.auto_trading = True
+    paper_account.save()
+    allocation = StrategyAllocation.objects.create(account=paper_account, strategy=reader)
+
+    waiting = orchestrator.orchestrator_run(now=NOW)
+
+    assert waiting.series_needed == [reader.pk]  # the orchestrator never fits a model itself
+    assert waiting.cycle.summary == [{"allocation": allocation.pk, "skipped": "waiting for its model series"}]
+    assert not StrategyAction.objects.exists()
+
+    external_series_prepare(strategy_id=reader.pk)  # what the training queue runs
+    acting = orchestrator.orchestrator_run(now=NOW)
+
+    assert acting.series_needed == []
+    assert StrategyAction.objects.get(allocation=allocation).signal == "none"  # too little history: NaN

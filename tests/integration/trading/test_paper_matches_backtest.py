@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from apps.market import services as market_services
-from apps.strategies import services as strategy_services
 from apps.strategies.engine import Action, run_backtest, signals
 from apps.strategies.models import StrategyStatus
+from apps.strategies.services.strategies import strategy_create
 from apps.trading import orchestrator, services
 from apps.trading.models import Fill, OrderSource, StrategyAllocation
 
@@ -71,7 +71,7 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
         symbol="BTCUSD", exchange="coinbase", timeframes=["1h"]
     )
     market_services.candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[:1])
-    strategy = strategy_services.strategy_create(
+    strategy = strategy_create(
         name="RSI paper agreement",
         type="mean_reversion",
         instrument=instrument,

@@ -7,6 +7,7 @@ import pytest
 
 from apps.market import selectors as market
 from apps.training import selectors, services
+from apps.training import series as training_series
 from tests.integration.training.conftest import FAST_LOOKBACK, train_now
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def recent(btc_hourly):
 
 
 def test_both_series_are_aligned_to_the_frame_and_predicted_from_its_first_bar(btc_hourly, recent):
-    series = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent)
+    series = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
 
     assert set(series) == {"ML_PROBA", "ML_RETURN"}
     assert all(len(values) == len(recent) for values in series.values())
@@ -38,8 +39,8 @@ def test_changing_later_bars_never_changes_an_earlier_value(btc_hourly, recent):
     altered = recent.copy()
     altered.iloc[cut:, :4] *= np.linspace(1.0, 1.3, len(recent) - cut)[:, None]
 
-    before = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent)
-    after = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=altered)
+    before = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
+    after = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=altered)
 
     for name in ("ML_PROBA", "ML_RETURN"):
         np.testing.assert_array_equal(before[name][:cut], after[name][:cut], err_msg=name)
@@ -49,7 +50,7 @@ def test_changing_later_bars_never_changes_an_earlier_value(btc_hourly, recent):
 def test_bars_no_model_could_have_predicted_yet_are_nan(btc_hourly):
     oldest = market.candles_frame(instrument=btc_hourly, timeframe="1h", end=None)[:BARS]
 
-    proba = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=oldest)["ML_PROBA"]
+    proba = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=oldest)["ML_PROBA"]
 
     # The first model needs the features' warm-up and a lookback window, then a purge gap of 1 bar.
     first = WARMUP + FAST_LOOKBACK + 1
@@ -58,29 +59,41 @@ def test_bars_no_model_could_have_predicted_yet_are_nan(btc_hourly):
 
 
 def test_the_series_follow_the_champions_settings(btc_hourly, recent):
-    default = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent)
+    default = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
     champion = train_now(hyperparameters={"max_depth": 2, "n_estimators": 50})
     assert services.model_promote_if_better(candidate=champion).promoted
 
-    following = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent)
+    following = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
 
     assert not np.array_equal(default["ML_PROBA"], following["ML_PROBA"], equal_nan=True)
     np.testing.assert_array_equal(default["ML_RETURN"], following["ML_RETURN"])  # no return champion
 
 
+def test_readers_see_the_series_only_once_the_training_side_computed_them(btc_hourly, recent):
+    assert selectors.ml_series_stored(instrument=btc_hourly, timeframe="1h", frame=recent) is None
+
+    computed = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
+    stored = selectors.ml_series_stored(instrument=btc_hourly, timeframe="1h", frame=recent)
+
+    for name in ("ML_PROBA", "ML_RETURN"):
+        np.testing.assert_array_equal(stored[name], computed[name])
+    newer = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=BARS - 1)
+    assert selectors.ml_series_stored(instrument=btc_hourly, timeframe="1h", frame=newer) is None
+
+
 def test_a_repeated_request_is_answered_from_the_cache(btc_hourly, recent, monkeypatch):
     fits = []
-    fit = selectors.walk_forward
-    monkeypatch.setattr(selectors, "walk_forward", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    fit = training_series.walk_forward
+    monkeypatch.setattr(training_series, "walk_forward", lambda *a, **k: fits.append(1) or fit(*a, **k))
 
-    first = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent)
-    second = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent)
+    first = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
+    second = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
 
     assert len(fits) == 2  # one walk-forward per series, the first time only
     np.testing.assert_array_equal(first["ML_PROBA"], second["ML_PROBA"])
 
 
 def test_an_empty_frame_gives_empty_series(btc_hourly, recent):
-    series = selectors.ml_external_series(instrument=btc_hourly, timeframe="1h", frame=recent.iloc[:0])
+    series = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent.iloc[:0])
 
     assert {name: len(values) for name, values in series.items()} == {"ML_PROBA": 0, "ML_RETURN": 0}

@@ -43,6 +43,9 @@ def test_tasks_route_by_name_to_their_queue():
     assert queue_for("training.train_model") == "training"
     assert queue_for("trading.order_submit") == "orders"
     assert queue_for("health.snapshot_take") == "default"
+    assert queue_for("strategies.daily_update_strategy") == "backtests"
+    assert queue_for("strategies.ml_series_prepare") == "training"  # fits xgboost models
+    assert queue_for("core.jobs_sweep") == "default"
 
 
 def test_each_task_gets_the_time_limits_of_its_queue(settings):

@@ -10,9 +10,10 @@ from tqdm import tqdm
 
 from apps.core.models import JobStatus
 from apps.market import selectors as market_selectors
-from apps.strategies import services
+from apps.strategies.errors import StrategyInputError
 from apps.strategies.management.console import date_or_error, strategy_or_error, table
 from apps.strategies.models import Backtest, JobTrigger
+from apps.strategies.services.backtests import DEFAULT_COMMISSION, backtest_create, backtest_run
 
 ROWS = (
     ("Total return %", "total_return_pct", "return_pct"),
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--start", help="first candle, e.g. 2019-01-01 (UTC)")
         parser.add_argument("--end", help="last candle, e.g. 2019-06-01 (UTC)")
         parser.add_argument("--capital", default="10000", help="initial capital (default 10000)")
-        parser.add_argument("--commission", type=float, default=services.DEFAULT_COMMISSION)
+        parser.add_argument("--commission", type=float, default=DEFAULT_COMMISSION)
         parser.add_argument("--slippage", type=float, default=0.0)
 
     def handle(self, *args: Any, strategy_id: str, **options: Any) -> None:
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         if start is None or end is None:
             raise CommandError(f"no {strategy.timeframe} candles of {strategy.symbol} (nothing was written)")
         try:
-            backtest = services.backtest_create(
+            backtest = backtest_create(
                 strategy=strategy,
                 start=start,
                 end=end,
@@ -62,7 +63,7 @@ class Command(BaseCommand):
                 slippage=options["slippage"],
                 trigger=JobTrigger.COMMAND,
             )
-        except services.StrategyInputError as error:
+        except StrategyInputError as error:
             raise CommandError(f"{error} (nothing was written)") from None
         with tqdm(total=100, unit="%", desc=f"backtest {backtest.pk}", file=self.stderr._out) as bar:
 
@@ -70,7 +71,7 @@ class Command(BaseCommand):
                 bar.n = round(100 * fraction)
                 bar.refresh()
 
-            backtest = services.backtest_run(backtest_id=backtest.pk, progress=progress)
+            backtest = backtest_run(backtest_id=backtest.pk, progress=progress)
             progress(1.0)
         if backtest.status != JobStatus.COMPLETED:
             raise CommandError(f"backtest {backtest.pk} failed: {backtest.error}")

@@ -11,7 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.market import selectors as market
-from apps.strategies import selectors, services
+from apps.strategies import selectors
+from apps.strategies.errors import StrategyInputError
+from apps.strategies.services.strategies import strategy_create
 
 FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "strategies" / "demo_strategies.json"
 
@@ -36,7 +38,7 @@ def _load(entry: dict[str, Any]) -> str:
     if existing.exists():
         return f"kept    {existing.first().strategy_id}"
     try:
-        strategy = services.strategy_create(
+        strategy = strategy_create(
             name=entry["name"],
             type=entry["type"],
             instrument=instrument,
@@ -46,6 +48,6 @@ def _load(entry: dict[str, Any]) -> str:
             rules=entry["rules"],
             status=entry["status"],
         )
-    except services.StrategyInputError as error:
+    except StrategyInputError as error:
         raise CommandError(f"demo strategy {entry['name']!r}: {error} (nothing was written)") from None
     return f"created {strategy.strategy_id}"

@@ -9,10 +9,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from apps.core.models import JobStatus
-from apps.strategies import services
 from apps.strategies.engine.optimize import OBJECTIVES
+from apps.strategies.errors import StrategyInputError
 from apps.strategies.management.console import cell, date_or_error, space_or_error, strategy_or_error, table
 from apps.strategies.models import JobTrigger, OptimizationMethod, OptimizationRun
+from apps.strategies.services.backtests import DEFAULT_COMMISSION
+from apps.strategies.services.optimizations import (
+    optimization_chunk_run,
+    optimization_create,
+    optimization_finish,
+)
 
 TOP_TRIALS = 10
 
@@ -40,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--start", help="first candle (default: the first stored)")
         parser.add_argument("--end", help="last candle (default: the last stored)")
         parser.add_argument("--capital", default="10000")
-        parser.add_argument("--commission", type=float, default=services.DEFAULT_COMMISSION)
+        parser.add_argument("--commission", type=float, default=DEFAULT_COMMISSION)
         parser.add_argument("--slippage", type=float, default=0.0)
 
     def handle(self, *args: Any, strategy_id: str, **options: Any) -> None:
@@ -52,7 +58,7 @@ class Command(BaseCommand):
                 f"--capital {options['capital']!r} is not a number (nothing was written)"
             ) from None
         try:
-            run = services.optimization_create(
+            run = optimization_create(
                 strategy=strategy,
                 space=space_or_error(options["param"]),
                 method=options["method"],
@@ -68,15 +74,15 @@ class Command(BaseCommand):
                 slippage=options["slippage"],
                 trigger=JobTrigger.COMMAND,
             )
-        except services.StrategyInputError as error:
+        except StrategyInputError as error:
             raise CommandError(f"{error} (nothing was written)") from None
         with tqdm(
             total=run.n_trials, unit="trial", desc=f"optimisation {run.pk}", file=self.stderr._out
         ) as bar:
             for chunk in run.chunks.order_by("index"):
-                services.optimization_chunk_run(run_id=run.pk, chunk_index=chunk.index)
+                optimization_chunk_run(run_id=run.pk, chunk_index=chunk.index)
                 bar.update(len(chunk.trials))
-        services.optimization_finish(run_id=run.pk)
+        optimization_finish(run_id=run.pk)
         run.refresh_from_db()
         if run.status != JobStatus.COMPLETED:
             raise CommandError(f"optimisation {run.pk} failed: {run.error}")

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from apps.strategies import daily_update
+from apps.strategies.services.daily_update import strategies_daily_update
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
                 now = datetime.fromisoformat(date).replace(hour=now.hour, minute=now.minute, tzinfo=UTC)
             except ValueError:
                 raise CommandError(f"--date must be YYYY-MM-DD, got {date!r}") from None
-        run = daily_update.strategies_daily_update(now=now)
+        run = strategies_daily_update(now=now)
         if run is None:
             raise CommandError(
                 f"the update of {now:%Y-%m-%d} already exists; see the admin's strategy updates"

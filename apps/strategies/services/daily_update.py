@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from apps.core.jobs import Interrupted, job_claimed, job_complete
 from apps.core.models import UNFINISHED, JobStatus
-from apps.strategies import documents, generation, selectors
+from apps.strategies import documents, selectors
 from apps.strategies.engine.optimize import (
     Costs,
     Fold,
@@ -41,6 +41,7 @@ from apps.strategies.engine.optimize import (
     summarise,
     walk_forward_folds,
 )
+from apps.strategies.errors import StrategyInputError, raise_if_problems
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
@@ -57,21 +58,17 @@ from apps.strategies.models import (
     UpdatePhase,
 )
 from apps.strategies.selectors import CandleWindow
-from apps.strategies.services import (
+from apps.strategies.services import generation
+from apps.strategies.services.backtests import (
     DEFAULT_CAPITAL,
     DEFAULT_COMMISSION,
     EVALUATION_METRICS,
-    StrategyInputError,
-    decision_record,
     external_series,
-    raise_if_problems,
     report_fields,
-    stored_folds,
     strategy_report,
-    strategy_status_set,
-    summary_fields,
-    version_create,
 )
+from apps.strategies.services.optimizations import stored_folds, summary_fields
+from apps.strategies.services.strategies import decision_record, strategy_status_set, version_create
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,313 @@
+"""Parameter optimisation: a grid or random search, walk-forward, cut into chunks that every worker
+shares, concluded once by the step that finds every chunk finished."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.core.jobs import Interrupted, job_claimed, job_fail
+from apps.core.models import UNFINISHED, JobStatus
+from apps.market import selectors as market_selectors
+from apps.strategies import documents, selectors
+from apps.strategies.engine.optimize import (
+    OBJECTIVES,
+    Costs,
+    Fold,
+    OptimizeError,
+    Summary,
+    Window,
+    chunk,
+    evaluate_chunk,
+    grid,
+    in_sample_only,
+    random_sample,
+    summarise,
+    validate_space,
+    walk_forward_folds,
+)
+from apps.strategies.errors import StrategyInputError, raise_if_problems
+from apps.strategies.models import (
+    JobTrigger,
+    OptimizationChunk,
+    OptimizationMethod,
+    OptimizationRun,
+    Strategy,
+)
+from apps.strategies.selectors import CandleWindow
+from apps.strategies.services.backtests import (
+    DEFAULT_CAPITAL,
+    DEFAULT_COMMISSION,
+    cost_problems,
+    external_series,
+    window_problems,
+)
+
+logger = logging.getLogger(__name__)
+
+_TRIAL_METRICS = ("total_return_pct", "sharpe_ratio", "max_drawdown_pct", "num_trades")
+
+
+def optimization_create(
+    *,
+    strategy: Strategy,
+    space: dict[str, Any],
+    method: str = OptimizationMethod.GRID,
+    objective: str = "sharpe_ratio",
+    folds: int = 3,
+    anchored: bool = False,
+    n_trials: int = 50,
+    seed: int = 0,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    initial_capital: Decimal = DEFAULT_CAPITAL,
+    commission: float = DEFAULT_COMMISSION,
+    slippage: float = 0.0,
+    trigger: str = JobTrigger.API,
+) -> OptimizationRun:
+    """Validate the search and store a PENDING run with its trials cut into chunks of
+    ``STRATEGY_OPTIMIZE_CHUNK_TRIALS``. Does not run them. The window defaults to all stored candles.
+    Raises StrategyInputError (space, objective, folds, window, costs)."""
+    version = strategy.current_version
+    problems = cost_problems(initial_capital, commission, slippage)
+    if objective not in OBJECTIVES:
+        problems["objective"] = [f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}"]
+    trials: list[dict[str, Any]] = []
+    try:
+        validate_space(space, version.rules, version.parameters)
+        trials = grid(space) if method == OptimizationMethod.GRID else random_sample(space, n_trials, seed)
+    except OptimizeError as error:
+        problems["space"] = [str(error)]
+    span = market_selectors.candle_span(instrument=strategy.instrument, timeframe=strategy.timeframe)
+    if span is None:
+        problems["start_date"] = [
+            f"no {strategy.timeframe} candles are stored for {strategy.instrument.symbol}"
+        ]
+    else:
+        start, end = start or span[0], end or span[1]
+        problems.update(window_problems(strategy, start, end))
+    raise_if_problems(problems)
+    bars = market_selectors.candle_count(
+        instrument=strategy.instrument, timeframe=strategy.timeframe, start=start, end=end
+    )
+    try:
+        layout = walk_forward_folds(bars, folds, anchored=anchored) if folds else in_sample_only(bars)
+    except OptimizeError as error:
+        raise StrategyInputError({"folds": [str(error)]}) from None
+    chunks = chunk(trials, settings.STRATEGY_OPTIMIZE_CHUNK_TRIALS)
+    with transaction.atomic():
+        run = OptimizationRun.objects.create(
+            strategy=strategy,
+            version=version,
+            trigger=trigger,
+            start=start,
+            end=end,
+            bars=bars,
+            warmup_bars=documents.warmup_bars(version.rules, [{**version.parameters, **t} for t in trials]),
+            initial_capital=initial_capital,
+            commission=commission,
+            slippage=slippage,
+            space=space,
+            method=method,
+            n_trials=len(trials),
+            seed=seed,
+            objective=objective,
+            folds=folds,
+            anchored=anchored,
+            fold_layout=[fold.to_dict() for fold in layout],
+            chunks_total=len(chunks),
+        )
+        OptimizationChunk.objects.bulk_create(
+            OptimizationChunk(run=run, index=index, trials=trials) for index, trials in enumerate(chunks)
+        )
+    return run
+
+
+def optimization_chunk_run(*, run_id: int, chunk_index: int) -> bool:
+    """Claim one chunk of a run, evaluate its trials on every fold and store the results; the run
+    counts the chunk once, however often its message is delivered.
+
+    Returns True when this call found every chunk finished and the run still without its outcome:
+    the caller then runs or enqueues :func:`optimization_finish` (which summarises once).
+    """
+    chunk_pk = (
+        OptimizationChunk.objects.filter(run_id=run_id, index=chunk_index)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if chunk_pk is None:
+        return False
+    with job_claimed(model=OptimizationChunk, pk=chunk_pk) as claimed:
+        if claimed is None:
+            return _needs_outcome(run_id)
+        run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
+        if run.is_finished:
+            job_fail(job=claimed, error=f"the optimisation had already {run.status}")
+            return False
+        OptimizationRun.objects.filter(pk=run_id, status=JobStatus.PENDING).update(
+            status=JobStatus.RUNNING, started_at=timezone.now()
+        )
+        try:
+            results = _evaluate_chunk(run, claimed.trials)
+        except Interrupted:
+            raise
+        except Exception as error:  # stored for the user; the run fails with it when it is summarised
+            logger.exception("Chunk %s of optimisation %s failed", chunk_index, run_id)
+            job_fail(job=claimed, error=f"chunk {chunk_index}: {type(error).__name__}: {error}")
+            return _needs_outcome(run_id)
+        return _chunk_store(claimed, results)
+
+
+def _evaluate_chunk(run: OptimizationRun, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    window, external = _run_inputs(run.pk, run.created_at)
+    return evaluate_chunk(
+        window.frame,
+        run.version.rules,
+        run.version.parameters,
+        trials,
+        stored_folds(run.fold_layout, window.first),
+        costs=Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe),
+        external=external,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _run_inputs(run_id: int, created_at: datetime) -> tuple[CandleWindow, dict[str, np.ndarray] | None]:
+    """The candles (and model series) of an optimisation, read once per worker process: a worker that
+    takes several chunks of a run reuses them. The creation time is in the key because ids can be reused."""
+    run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
+    window = selectors.candle_window(
+        instrument=run.strategy.instrument,
+        timeframe=run.strategy.timeframe,
+        warmup_bars=run.warmup_bars,
+        start=run.start,
+        end=run.end,
+    )
+    if window.bars != run.bars:
+        raise ValueError(f"the window has {window.bars} candles now, {run.bars} when the run was created")
+    return window, external_series(strategy=run.strategy, rules=run.version.rules, frame=window.frame)
+
+
+def stored_folds(layout: list[dict[str, Any]], offset: int) -> list[Fold]:
+    """Stored folds (bars of the window) as folds of the frame, whose first ``offset`` bars are warm-up."""
+
+    def shifted(window: dict[str, int] | None) -> Window | None:
+        return None if window is None else Window(window["start"] + offset, window["stop"] + offset)
+
+    return [Fold(fold["index"], shifted(fold["train"]), shifted(fold["test"])) for fold in layout]
+
+
+def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]]) -> bool:
+    with transaction.atomic():
+        # The run row's lock orders the chunks' counts, so exactly one of them sees the last one.
+        run = OptimizationRun.objects.select_for_update().get(pk=chunk.run_id)
+        stored = OptimizationChunk.objects.filter(
+            pk=chunk.pk, status=JobStatus.RUNNING, attempts=chunk.attempts
+        ).update(
+            status=JobStatus.COMPLETED,
+            results=results,
+            progress=1.0,
+            error="",
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        if not stored:  # a later claim of this chunk took it over; that one counts it
+            return False
+        chunk.status = JobStatus.COMPLETED
+        done = run.chunks_done + 1
+        OptimizationRun.objects.filter(pk=run.pk).update(chunks_done=done, progress=done / run.chunks_total)
+    return _needs_outcome(run.pk)
+
+
+def _needs_outcome(run_id: int) -> bool:
+    """Whether the run is unfinished while none of its chunks is: its summary (or failure) is due."""
+    unfinished = OptimizationChunk.objects.filter(run_id=run_id, status__in=UNFINISHED)
+    return (
+        OptimizationRun.objects.filter(pk=run_id, status__in=UNFINISHED).exists() and not unfinished.exists()
+    )
+
+
+def optimization_finish(*, run_id: int) -> OptimizationRun | None:
+    """Conclude a run none of whose chunks is unfinished: FAILED naming the chunks that failed, or
+    summarised (every trial, the best parameters, in- and out-of-sample metrics per fold and the
+    overfitting warning).
+
+    The step claims the run with a conditional UPDATE, so it concludes once; None when there is
+    nothing to do (chunks outstanding, already concluded or being concluded).
+    """
+    now = timezone.now()
+    if OptimizationChunk.objects.filter(run_id=run_id, status__in=UNFINISHED).exists():
+        return None
+    failed = list(
+        OptimizationChunk.objects.filter(run_id=run_id, status=JobStatus.FAILED).values_list(
+            "error", flat=True
+        )
+    )
+    if failed:
+        OptimizationRun.objects.filter(pk=run_id, status__in=UNFINISHED).update(
+            status=JobStatus.FAILED, error="; ".join(failed)[:4000], finished_at=now
+        )
+        return OptimizationRun.objects.get(pk=run_id)
+    claimed = OptimizationRun.objects.filter(
+        Q(finish_claimed_at__isnull=True)
+        | Q(finish_claimed_at__lt=now - timedelta(seconds=settings.JOB_LEASE_SECONDS)),
+        pk=run_id,
+        status=JobStatus.RUNNING,
+        chunks_done=F("chunks_total"),
+    ).update(finish_claimed_at=now)
+    if claimed != 1:
+        return None
+    run = OptimizationRun.objects.get(pk=run_id)
+    results = [result for chunk in run.chunks.order_by("index") for result in chunk.results]
+    fields = summary_fields(results, summarise(results, run.objective))
+    OptimizationRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(
+        status=JobStatus.COMPLETED, progress=1.0, error="", finished_at=timezone.now(), **fields
+    )
+    return OptimizationRun.objects.get(pk=run_id)
+
+
+def summary_fields(results: Sequence[Mapping[str, Any]], summary: Summary) -> dict[str, Any]:
+    """A summary as OptimizationRun columns: every trial (failed ones with their error) with its
+    objectives and a few metrics per fold; the per-fold picks keep all their metrics."""
+    objective = summary.objective
+    keys = (objective, *(key for key in _TRIAL_METRICS if key != objective))
+
+    def brief(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        return None if metrics is None else {key: metrics[key] for key in keys}
+
+    trials = [
+        {
+            **{
+                key: trial[key]
+                for key in ("index", "params", "in_sample_objective", "out_of_sample_objective")
+            },
+            "folds": [
+                {
+                    "fold": f["fold"],
+                    "in_sample": brief(f["in_sample"]),
+                    "out_of_sample": brief(f["out_of_sample"]),
+                }
+                for f in trial["folds"]
+            ],
+        }
+        for trial in summary.trials
+    ]
+    trials += [
+        {"index": r["index"], "params": r["params"], "error": r["error"]} for r in results if "error" in r
+    ]
+    overview = {key: value for key, value in summary.to_dict().items() if key != "trials"}
+    return {
+        "trials": sorted(trials, key=lambda t: t["index"]),
+        "best_params": summary.best_params,
+        "summary": overview,
+    }

@@ -1,0 +1,185 @@
+"""Strategies, their versions and the decisions recorded about them (by users and by the system)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.market.models import Instrument
+from apps.strategies import documents, selectors
+from apps.strategies.errors import StrategyInputError, raise_if_problems
+from apps.strategies.models import (
+    DecisionKind,
+    Strategy,
+    StrategyDecision,
+    StrategySource,
+    StrategyStatus,
+    StrategyVersion,
+)
+
+# A second strategy of the same name and symbol within one second takes the next free second.
+ID_ATTEMPTS = 60
+
+
+def strategy_id_for(*, name: str, symbol: str, moment: datetime) -> str:
+    """``strategy_<Name_With_Underscores>_<SYMBOL>_<YYYYmmddHHMMSS>`` (UTC)."""
+    words = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or "Strategy"
+    return f"strategy_{words}_{symbol}_{moment.astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def strategy_create(
+    *,
+    name: str,
+    type: str,
+    instrument: Instrument,
+    timeframe: str,
+    parameters: dict[str, Any],
+    indicators: list[str],
+    rules: list[dict[str, Any]],
+    status: str = StrategyStatus.DRAFT,
+    source: str = StrategySource.USER,
+) -> Strategy:
+    """Validate the document and store the strategy with its first version.
+
+    The id carries the creation second; a second strategy of the same name and symbol within that
+    second takes the next free second. Raises StrategyInputError for an invalid document or a market
+    without candles in ``timeframe``.
+    """
+    if problem := selectors.series_problem(instrument=instrument, timeframe=timeframe):
+        raise StrategyInputError({"timeframe": [problem]})
+    raise_if_problems(documents.document_problems(parameters=parameters, indicators=indicators, rules=rules))
+    with transaction.atomic():
+        strategy = _insert_strategy(
+            name=name, type=type, instrument=instrument, timeframe=timeframe, status=status, source=source
+        )
+        strategy.current_version = StrategyVersion.objects.create(
+            strategy=strategy,
+            number=1,
+            parameters=parameters,
+            indicators=indicators,
+            rules=rules,
+            source=source,
+            reason="created",
+        )
+        strategy.save(update_fields=["current_version"])
+    return strategy
+
+
+def _insert_strategy(**fields: Any) -> Strategy:
+    moment = timezone.now()
+    for offset in range(ID_ATTEMPTS):
+        strategy_id = strategy_id_for(
+            name=fields["name"], symbol=fields["instrument"].symbol, moment=moment + timedelta(seconds=offset)
+        )
+        try:
+            with transaction.atomic():
+                return Strategy.objects.create(strategy_id=strategy_id, **fields)
+        except IntegrityError:
+            if not Strategy.objects.filter(strategy_id=strategy_id).exists():
+                raise
+    raise StrategyInputError({"name": [f"too many strategies named {fields['name']!r} created this minute"]})
+
+
+def strategy_update(
+    *,
+    strategy: Strategy,
+    name: str | None = None,
+    type: str | None = None,
+    status: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    indicators: list[str] | None = None,
+    rules: list[dict[str, Any]] | None = None,
+    reason: str = "",
+) -> Strategy:
+    """Edit a strategy. Changed parameters, indicators or rules become a new version (and an
+    ``edited`` decision); a status change is recorded as a decision. Raises StrategyInputError for an
+    invalid document, writing nothing."""
+    with transaction.atomic():
+        strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        current = strategy.current_version
+        edited = {
+            "parameters": current.parameters if parameters is None else parameters,
+            "indicators": current.indicators if indicators is None else indicators,
+            "rules": current.rules if rules is None else rules,
+        }
+        if edited != {
+            "parameters": current.parameters,
+            "indicators": current.indicators,
+            "rules": current.rules,
+        }:
+            raise_if_problems(documents.document_problems(**edited))
+            version = version_create(strategy, edited, StrategySource.USER, reason or "edited")
+            decision_record(
+                strategy,
+                DecisionKind.EDITED,
+                f"version {version.number} replaces version {current.number}"
+                + (f": {reason}" if reason else ""),
+                {"version": version.number, "previous_version": current.number},
+            )
+        strategy.name = strategy.name if name is None else name
+        strategy.type = strategy.type if type is None else type
+        if status is not None and status != strategy.status:
+            strategy_status_set(strategy, status, reason or f"set to {status} by a user")
+        strategy.save()
+    return Strategy.objects.select_related("instrument", "current_version").get(pk=strategy.pk)
+
+
+def strategy_delete(*, strategy: Strategy) -> bool:
+    """Delete a draft nothing was recorded about and return True; retire any other strategy instead,
+    keeping its versions, backtests and decisions, and return False."""
+    if strategy.status == StrategyStatus.DRAFT and not selectors.has_history(strategy=strategy):
+        strategy.delete()
+        return True
+    if strategy.status != StrategyStatus.RETIRED:
+        strategy_update(
+            strategy=strategy, status=StrategyStatus.RETIRED, reason="retired on delete; history kept"
+        )
+    return False
+
+
+def version_create(
+    strategy: Strategy, document: Mapping[str, Any], source: str, reason: str
+) -> StrategyVersion:
+    """A new current version; the caller holds the strategy row lock and saves the strategy."""
+    number = (strategy.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    version = StrategyVersion.objects.create(
+        strategy=strategy, number=number, source=source, reason=reason[:500], **document
+    )
+    strategy.current_version = version
+    return version
+
+
+_STATUS_DECISIONS = {
+    StrategyStatus.ACTIVE: DecisionKind.ACTIVATED,
+    StrategyStatus.PAUSED: DecisionKind.PAUSED,
+    StrategyStatus.RETIRED: DecisionKind.RETIRED,
+    StrategyStatus.DRAFT: DecisionKind.EDITED,
+}
+
+
+def strategy_status_set(
+    strategy: Strategy, status: str, reason: str, numbers: dict | None = None, **links: Any
+) -> None:
+    """Change the status (the caller saves the strategy) and record why."""
+    previous = strategy.status
+    strategy.status = status
+    decision_record(
+        strategy,
+        _STATUS_DECISIONS[status],
+        reason,
+        {"from": previous, "to": status, **(numbers or {})},
+        **links,
+    )
+
+
+def decision_record(
+    strategy: Strategy, kind: str, reason: str, numbers: dict | None = None, **links: Any
+) -> StrategyDecision:
+    return StrategyDecision.objects.create(
+        strategy=strategy, kind=kind, reason=reason, numbers=numbers or {}, **links
+    )
