@@ -25,4 +25,3 @@ def scheduled_run() -> None:
 def run(run_id: int) -> None:
     """Run (or, sent by the sweeper, take over) one stored training run; a finished one does nothing."""
     services.training_run(run_id=run_id)
-

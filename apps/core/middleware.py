@@ -1,4 +1,5 @@
-"""Request ids for logs, and JSON errors (never HTML or a trace) for anything under /api/."""
+"""Request ids for logs, JSON errors (never HTML or a trace) for anything under /api/, and a guard
+against paths and query strings no view could use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from apps.core.api import json_error
+from apps.core.input import text_problem
 from apps.core.logging import request_id_var
 
 logger = logging.getLogger("apps.api")
@@ -48,3 +50,18 @@ class ApiErrorMiddleware:
             return None
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         return json_error(500, "server_error", "Internal server error; it has been logged.")
+
+
+class InputGuardMiddleware:
+    """Refuse a path or query string that holds a NUL or a lone surrogate, before any view runs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            texts = [request.path, *(item for pair in request.GET.lists() for item in (pair[0], *pair[1]))]
+            for text in texts:
+                if problem := text_problem(text):
+                    return json_error(400, "invalid", f"The request's path or query string {problem}.")
+        return self.get_response(request)

@@ -31,6 +31,10 @@ from apps.strategies.engine.rules.syntax import (
 MAX_RULES = 50
 MAX_INDICATORS = 30
 MAX_PARAMETERS = 50
+# Every parameter is a period, a threshold or a fraction: nothing needs more, and the bound keeps an
+# absurd number (1e30, a 400-digit integer) from ever reaching the engine or the database. The same
+# bound applies to LLM answers (apps.strategies.generation.schema).
+MAX_PARAMETER_MAGNITUDE = 1e9
 # Bars loaded before a window so that indicators have settled: at least this many, and three times
 # the longest indicator warm-up (recursive indicators such as EMA and RSI need several periods).
 MIN_WARMUP_BARS = 500
@@ -77,6 +81,8 @@ def _parameter_problem(name: str, value: object) -> str | None:
     taken = name.lower() in PRICE_FIELDS or name.lower() in KEYWORDS or name.upper() in EXTERNAL_SERIES
     if taken or name.upper() in REGISTRY:
         return f"{name!r} is a price field, keyword, series or indicator name; choose another name"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _in_range(value):
+        return f"must be a finite number from {-MAX_PARAMETER_MAGNITUDE:g} to {MAX_PARAMETER_MAGNITUDE:g}"
     if name in RISK_PARAMETERS:
         try:
             RiskSettings.from_parameters({name: value})
@@ -86,6 +92,13 @@ def _parameter_problem(name: str, value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         return f"must be a finite number, got {value!r}"
     return None
+
+
+def _in_range(value: numbers.Real) -> bool:
+    """Finite and within the bound, compared without converting a huge integer to a float."""
+    if isinstance(value, numbers.Integral):
+        return -MAX_PARAMETER_MAGNITUDE <= value <= MAX_PARAMETER_MAGNITUDE
+    return math.isfinite(value) and abs(value) <= MAX_PARAMETER_MAGNITUDE
 
 
 def indicator_problems(indicators: object) -> Problems | list[str]:

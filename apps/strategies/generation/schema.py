@@ -25,9 +25,6 @@ TEMPLATE, TEMPLATE_VERSION = "strategy_generation", "1"
 MAX_CANDIDATES = 10
 MAX_NAME_CHARS = 100
 MAX_RATIONALE_CHARS = 1000
-# A generated parameter is a period, a threshold or a fraction: nothing needs more than this, and a
-# bound keeps an absurd number (10**400) from ever reaching the engine.
-MAX_PARAMETER_MAGNITUDE = 1e9
 MAX_PRIORITY = 1000
 # Generated strategies are long-only and read no model series: the context describes neither.
 GENERATED_ACTIONS = ("buy", "sell")
@@ -114,7 +111,7 @@ def validation_schema(count: int) -> dict[str, Any]:
     candidate["name"].update(minLength=1, maxLength=MAX_NAME_CHARS, pattern=NAME_PATTERN)
     candidate["rationale"]["maxLength"] = MAX_RATIONALE_CHARS
     value = candidate["parameters"]["items"]["properties"]["value"]
-    value.update(minimum=-MAX_PARAMETER_MAGNITUDE, maximum=MAX_PARAMETER_MAGNITUDE)
+    value.update(minimum=-documents.MAX_PARAMETER_MAGNITUDE, maximum=documents.MAX_PARAMETER_MAGNITUDE)
     candidate["rules"]["items"]["properties"]["priority"].update(minimum=0, maximum=MAX_PRIORITY)
     return schema
 
