@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by services and jobs: viewable and deletable, never added or edited by hand."""
+    """Records written by services and jobs (decisions, orders, fills, cycles, runs): viewable, never
+    added, edited or deleted by hand, so the audit trail stays whole; prune jobs age them out."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
@@ -28,3 +34,7 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> Sequence[str]:
+        # Every shown field, non-editable ones (created_at) included: a form over them is a FieldError.
+        return tuple(self.fields or ()) + tuple(super().get_readonly_fields(request, obj))

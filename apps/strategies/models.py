@@ -29,7 +29,8 @@ class StrategyStatus(models.TextChoices):
 class StrategySource(models.TextChoices):
     USER = "user"
     OPTIMIZER = "optimizer"
-    LLM = "llm"
+    LLM = "llm", "Proposed by an LLM"
+    TEMPLATE = "template", "Proposed by an offline rule template (no LLM)"
 
 
 class JobTrigger(models.TextChoices):

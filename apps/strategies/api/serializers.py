@@ -268,14 +268,19 @@ class GenerationAcceptedSerializer(serializers.Serializer):
 class CandidateSerializer(serializers.ModelSerializer):
     outcome = InlineChoiceField(choices=["kept", "rejected"], read_only=True)
     strategy_id = serializers.CharField(source="strategy.strategy_id", allow_null=True, default=None)
+    proposed_by = serializers.SerializerMethodField(help_text="llm, or template (the offline rule templates)")
 
     class Meta:
         model = GenerationCandidate
         fields = (
-            "index", "name", "outcome", "reason", "document", "train_metrics", "holdout_metrics",
-            "holdout_buy_and_hold_pct", "strategy_id",
+            "index", "name", "outcome", "reason", "proposed_by", "document", "train_metrics",
+            "holdout_metrics", "holdout_buy_and_hold_pct", "strategy_id",
         )  # fmt: skip
         read_only_fields = fields
+
+
+    def get_proposed_by(self, candidate: GenerationCandidate) -> str:
+        return StrategySource.TEMPLATE if candidate.run.provider_used == OFFLINE else StrategySource.LLM
 
 
 class GenerationSerializer(serializers.ModelSerializer):

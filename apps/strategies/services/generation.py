@@ -19,6 +19,7 @@ from django.db import transaction
 
 from apps.core.jobs import Interrupted, job_claimed, job_complete, job_fail, job_progress
 from apps.llm.errors import LLMUnavailableError
+from apps.llm.models import OFFLINE
 from apps.llm.services import LLMResult, llm_complete_json
 from apps.market import selectors as market
 from apps.market.domain.analysis import analyse
@@ -333,7 +334,7 @@ def _keep(
             indicators=candidate["indicators"],
             rules=candidate["rules"],
             status=status,
-            source=StrategySource.LLM,
+            source=StrategySource.TEMPLATE if provider == OFFLINE else StrategySource.LLM,
         )
         StrategyDecision.objects.create(
             strategy=strategy,

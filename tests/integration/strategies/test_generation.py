@@ -243,7 +243,7 @@ def test_offline_generation_without_a_key_produces_candidates_labelled_offline(s
         assert candidate.holdout_metrics is not None, candidate.reason
         assert candidate.reason
     kept = [c for c in candidates if c.outcome == CandidateOutcome.KEPT]
-    assert {c.strategy.source for c in kept} <= {StrategySource.LLM}
+    assert {c.strategy.source for c in kept} <= {StrategySource.TEMPLATE}  # not presented as an LLM's
     assert all(c.strategy is None for c in candidates if c.outcome == CandidateOutcome.REJECTED)
     assert run.summary["kept"] == len(kept)
     assert LLMCall.objects.get(purpose="strategy_generation").provider == "offline"
