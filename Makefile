@@ -40,6 +40,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy  # strict over the pure packages: [tool.mypy] in pyproject.toml
 
 test: lint
 	$(BIN)/pytest
@@ -48,4 +49,4 @@ bench: install-dev
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from apps.market.domain.indicators import compute, get_indicator
 
@@ -44,7 +45,7 @@ class Insight:
     reason: str = ""
     kind: str = ""
     magnitude: float = 0.0
-    details: dict = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,12 @@ class MarketInsights:
         )
 
 
-def _latest(values: np.ndarray) -> float | None:
+def _latest(values: NDArray[np.float64]) -> float | None:
     last = float(values[-1])
     return None if np.isnan(last) else round(last, 10)
 
 
-def indicator_snapshot(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def indicator_snapshot(frame: pd.DataFrame) -> dict[str, NDArray[np.float64]]:
     """Every output of the SNAPSHOT_INDICATORS, keyed like ``MACD(12,26,9).signal``."""
     snapshot = {}
     for name, params in SNAPSHOT_INDICATORS:
@@ -119,7 +120,7 @@ def detect_regime(frame: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def _crossed(a: np.ndarray, b: np.ndarray) -> int:
+def _crossed(a: NDArray[np.float64], b: NDArray[np.float64]) -> int:
     """+1 when a crossed above b on the last bar, -1 when below, 0 otherwise."""
     if len(a) < 2 or np.isnan(a[-2:]).any() or np.isnan(b[-2:]).any():
         return 0
@@ -189,7 +190,7 @@ def derive_signals(frame: pd.DataFrame) -> list[Insight]:
     return signals
 
 
-def _zscore_last(values: np.ndarray) -> float:
+def _zscore_last(values: NDArray[np.float64]) -> float:
     history = values[-NORM_WINDOW - 1 : -1]
     history = history[~np.isnan(history)]
     if len(history) < NORM_WINDOW // 2:

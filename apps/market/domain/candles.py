@@ -17,11 +17,13 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 INDEX_NAME = "open_time"
@@ -95,10 +97,9 @@ def candle_problems(frame: pd.DataFrame) -> list[str]:
     if not isinstance(frame, pd.DataFrame):
         return [f"expected a DataFrame, got {type(frame).__name__}"]
     problems = []
-    if not isinstance(frame.index, pd.DatetimeIndex) or str(frame.index.tz) != "UTC":
-        problems.append(
-            f"the index must be a UTC DatetimeIndex of open times, got {_describe_index(frame.index)}"
-        )
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or str(index.tz) != "UTC":
+        problems.append(f"the index must be a UTC DatetimeIndex of open times, got {_describe_index(index)}")
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         problems.append(f"missing columns: {', '.join(missing)} (required: {', '.join(COLUMNS)})")
@@ -107,12 +108,12 @@ def candle_problems(frame: pd.DataFrame) -> list[str]:
         for column in COLUMNS
         if column in frame.columns and frame[column].dtype != np.float64
     ]
-    if problems:
+    if problems or not isinstance(index, pd.DatetimeIndex):  # (a wrong index is a problem already)
         return problems
     values = frame[list(COLUMNS)].to_numpy()
-    for description, bad in _row_problems(frame.index.as_unit("ns").asi8, values):
+    for description, bad in _row_problems(index.as_unit("ns").asi8, values):
         first = int(np.flatnonzero(bad)[0])
-        problems.append(f"{description} on {int(bad.sum())} candle(s), first at {frame.index[first]}")
+        problems.append(f"{description} on {int(bad.sum())} candle(s), first at {index[first]}")
     return problems
 
 
@@ -130,7 +131,9 @@ def _describe_index(index: pd.Index) -> str:
     return f"{type(index).__name__} of {index.dtype}"
 
 
-def _row_problems(times: np.ndarray, values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _row_problems(
+    times: NDArray[np.int64], values: NDArray[np.float64]
+) -> list[tuple[str, NDArray[np.bool_]]]:
     """(description, mask of offending rows) for every failed rule; ``values`` is (n, 5) OHLCV."""
     open_, high, low, close, volume = values.T
     step = np.diff(times)
@@ -157,7 +160,7 @@ class Gap(NamedTuple):
     missing: int
 
 
-def find_gaps(times: pd.DatetimeIndex | Sequence, timeframe: str | Timeframe) -> list[Gap]:
+def find_gaps(times: pd.DatetimeIndex | list[datetime], timeframe: str | Timeframe) -> list[Gap]:
     """The runs of missing candles between consecutive ``times`` (sorted, unique open times).
 
     Raises CandleError if the times are unsorted, repeated, or not a whole number of candles apart.
@@ -176,7 +179,7 @@ def find_gaps(times: pd.DatetimeIndex | Sequence, timeframe: str | Timeframe) ->
     starts = np.flatnonzero(deltas > step)
     return [
         Gap(index[i] + timeframe.duration, index[i + 1] - timeframe.duration, int(deltas[i] // step) - 1)
-        for i in starts
+        for i in starts.tolist()
     ]
 
 
@@ -194,10 +197,11 @@ def resample(frame: pd.DataFrame, from_tf: str | Timeframe, to_tf: str | Timefra
     validate_candles(frame)
     if len(frame) == 0:
         return _frame(np.empty(0, dtype=np.int64), np.empty((0, 5)))
-    off_grid = frame.index != source.floor(frame.index)
+    index = cast(pd.DatetimeIndex, frame.index)  # as validate_candles found it
+    off_grid = index != source.floor(index)
     if off_grid.any():
-        raise CandleError(f"candle at {frame.index[off_grid][0]} does not open on a {source} boundary")
-    buckets = target.floor(frame.index).as_unit("ns").asi8
+        raise CandleError(f"candle at {index[off_grid][0]} does not open on a {source} boundary")
+    buckets = target.floor(index).as_unit("ns").asi8
     starts = np.flatnonzero(np.concatenate(([True], np.diff(buckets) != 0)))
     ends = np.append(starts[1:], len(frame))
     open_, high, low, close, volume = (frame[column].to_numpy() for column in COLUMNS)
@@ -285,7 +289,7 @@ def candles_from_rows(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
     return _build(rows, [f"candle {number}" for number in range(1, len(rows) + 1)])
 
 
-def _build(rows: Sequence[Sequence], places: list[str]) -> pd.DataFrame:
+def _build(rows: Sequence[Sequence[str | float]], places: list[str]) -> pd.DataFrame:
     """Convert parsed rows to a validated candle frame; ``places[i]`` names row i in errors."""
     try:
         table = np.array(rows, dtype=np.float64).reshape(len(rows), len(CSV_HEADER))
@@ -307,7 +311,7 @@ def _build(rows: Sequence[Sequence], places: list[str]) -> pd.DataFrame:
     return _frame(times, values)
 
 
-def _first_unreadable(rows: Sequence[Sequence], places: list[str]) -> str | None:
+def _first_unreadable(rows: Sequence[Sequence[str | float]], places: list[str]) -> str | None:
     for place, row in zip(places, rows, strict=True):
         for name, cell in zip(CSV_HEADER, row, strict=True):
             try:
@@ -317,19 +321,21 @@ def _first_unreadable(rows: Sequence[Sequence], places: list[str]) -> str | None
     return None
 
 
-def _at_first_row(description: str, bad: np.ndarray, places: list[str], rows: Sequence[Sequence]) -> str:
+def _at_first_row(
+    description: str, bad: NDArray[np.bool_], places: list[str], rows: Sequence[Sequence[str | float]]
+) -> str:
     i = int(np.flatnonzero(bad)[0])
     more = int(bad.sum()) - 1
     shown = ", ".join(f"{name}={cell}" for name, cell in zip(CSV_HEADER, rows[i], strict=True))
     return f"{places[i]}: {description} ({shown})" + (f", and {more} more" if more else "")
 
 
-def _frame(times_ms: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+def _frame(times_ms: NDArray[np.int64], values: NDArray[np.float64]) -> pd.DataFrame:
     index = pd.DatetimeIndex(pd.to_datetime(times_ms, unit="ms", utc=True), name=INDEX_NAME)
     return pd.DataFrame(values, index=index, columns=list(COLUMNS), dtype=np.float64)
 
 
-def _utc_index(times: pd.DatetimeIndex | Sequence) -> pd.DatetimeIndex:
+def _utc_index(times: pd.DatetimeIndex | list[datetime]) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(times)
     if index.tz is None:
         raise CandleError("times must be time-zone aware (UTC)")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from apps.market.domain import kernels
 from apps.market.domain.windows import (
@@ -45,7 +46,7 @@ from apps.market.domain.windows import (
     window_sum_into,
 )
 
-Outputs = dict[str, np.ndarray]
+Outputs = dict[str, NDArray[np.float64]]
 Params = dict[str, float]
 Arguments = Sequence[float] | Mapping[str, float] | None
 
@@ -192,19 +193,19 @@ def compute(frame: pd.DataFrame, name: str, params: Arguments = None) -> Outputs
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _col(frame: pd.DataFrame, column: str) -> np.ndarray:
+def _col(frame: pd.DataFrame, column: str) -> NDArray[np.float64]:
     return np.ascontiguousarray(frame[column].to_numpy(dtype=np.float64, copy=False))
 
 
-def _hlc(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hlc(frame: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     return _col(frame, "high"), _col(frame, "low"), _col(frame, "close")
 
 
-def _new(frame: pd.DataFrame) -> np.ndarray:
+def _new(frame: pd.DataFrame) -> NDArray[np.float64]:
     return np.empty(len(frame))
 
 
-def _ema(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
+def _ema(x: NDArray[np.float64], period: int, start: int = 0) -> NDArray[np.float64]:
     """EMA with alpha = 2 / (period + 1) seeded with ``x[start]``; NaN for its first period - 1 bars."""
     seed = x[start] if start < len(x) else math.nan
     out = exponential_smoothing(x, 2.0 / (period + 1), seed, start)
@@ -212,7 +213,7 @@ def _ema(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
     return out
 
 
-def _typical_price(frame: pd.DataFrame) -> np.ndarray:
+def _typical_price(frame: pd.DataFrame) -> NDArray[np.float64]:
     return kernels.typical_price(*_hlc(frame), _new(frame))
 
 
@@ -371,7 +372,7 @@ def _ichimoku(frame: pd.DataFrame, p: Params) -> Outputs:
 
     scratch = _new(frame)
 
-    def midpoint(n: int) -> np.ndarray:
+    def midpoint(n: int) -> NDArray[np.float64]:
         return kernels.midprice_into(high, low, n, _new(frame), scratch)
 
     conversion, base = midpoint(int(p["conversion"])), midpoint(int(p["base"]))

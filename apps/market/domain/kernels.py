@@ -9,6 +9,7 @@ on bars 0..t, to the bit.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from apps.market.domain.windows import kernel
 
@@ -16,7 +17,7 @@ NAN = np.nan
 
 
 @kernel
-def rsi_into(close: np.ndarray, period: int, out: np.ndarray) -> np.ndarray:
+def rsi_into(close: NDArray[np.float64], period: int, out: NDArray[np.float64]) -> NDArray[np.float64]:
     alpha = 1.0 / period
     decay = 1.0 - alpha
     gain = 0.0
@@ -36,13 +37,13 @@ def rsi_into(close: np.ndarray, period: int, out: np.ndarray) -> np.ndarray:
 
 @kernel
 def macd_into(
-    close: np.ndarray,
+    close: NDArray[np.float64],
     fast: int,
     slow: int,
     span: int,
-    macd: np.ndarray,
-    signal: np.ndarray,
-    histogram: np.ndarray,
+    macd: NDArray[np.float64],
+    signal: NDArray[np.float64],
+    histogram: NDArray[np.float64],
 ) -> None:
     fast_alpha, slow_alpha, signal_alpha = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (span + 1)
     fast_ema = slow_ema = close[0] if len(close) else NAN
@@ -66,17 +67,23 @@ def macd_into(
 
 
 @kernel
-def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, t: int) -> float:
+def true_range(
+    high: NDArray[np.float64], low: NDArray[np.float64], close: NDArray[np.float64], t: int
+) -> float:
     """max(high, previous close) - min(low, previous close); high - low on the first bar."""
     if t == 0:
-        return high[0] - low[0]
-    return max(high[t], close[t - 1]) - min(low[t], close[t - 1])
+        return float(high[0] - low[0])
+    return float(max(high[t], close[t - 1]) - min(low[t], close[t - 1]))
 
 
 @kernel
 def atr_into(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, out: np.ndarray
-) -> np.ndarray:
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
+    period: int,
+    out: NDArray[np.float64],
+) -> NDArray[np.float64]:
     alpha = 1.0 / period
     total = 0.0
     value = 0.0
@@ -93,13 +100,13 @@ def atr_into(
 
 @kernel
 def adx_into(
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
     period: int,
-    adx: np.ndarray,
-    plus_di: np.ndarray,
-    minus_di: np.ndarray,
+    adx: NDArray[np.float64],
+    plus_di: NDArray[np.float64],
+    minus_di: NDArray[np.float64],
 ) -> None:
     alpha = 1.0 / period
     decay = 1.0 - alpha
@@ -147,13 +154,13 @@ def adx_into(
 
 @kernel
 def psar_into(
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
     step: float,
     max_step: float,
-    sar: np.ndarray,
-    trend: np.ndarray,
+    sar: NDArray[np.float64],
+    trend: NDArray[np.float64],
 ) -> None:
     size = len(close)
     sar[: min(2, size)] = NAN
@@ -193,8 +200,13 @@ def psar_into(
 
 @kernel
 def position_in_range_into(
-    close: np.ndarray, highest: np.ndarray, lowest: np.ndarray, scale: float, from_high: bool, out: np.ndarray
-) -> np.ndarray:
+    close: NDArray[np.float64],
+    highest: NDArray[np.float64],
+    lowest: NDArray[np.float64],
+    scale: float,
+    from_high: bool,
+    out: NDArray[np.float64],
+) -> NDArray[np.float64]:
     """``scale * (close - lowest) / (highest - lowest)`` (``highest - close`` if ``from_high``);
     ``out`` may be ``highest`` or ``lowest``."""
     for t in range(len(close)):
@@ -204,7 +216,7 @@ def position_in_range_into(
 
 
 @kernel
-def roc_into(close: np.ndarray, period: int, out: np.ndarray) -> np.ndarray:
+def roc_into(close: NDArray[np.float64], period: int, out: NDArray[np.float64]) -> NDArray[np.float64]:
     for t in range(len(close)):
         if t < period:
             out[t] = NAN
@@ -214,7 +226,9 @@ def roc_into(close: np.ndarray, period: int, out: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def typical_price(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.ndarray) -> np.ndarray:
+def typical_price(
+    high: NDArray[np.float64], low: NDArray[np.float64], close: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     for t in range(len(close)):
         out[t] = (high[t] + low[t] + close[t]) / 3.0
     return out
@@ -222,14 +236,14 @@ def typical_price(high: np.ndarray, low: np.ndarray, close: np.ndarray, out: np.
 
 @kernel
 def bands_into(
-    close: np.ndarray,
-    middle: np.ndarray,
-    sigma: np.ndarray,
+    close: NDArray[np.float64],
+    middle: NDArray[np.float64],
+    sigma: NDArray[np.float64],
     width_factor: float,
-    upper: np.ndarray,
-    lower: np.ndarray,
-    width: np.ndarray,
-    percent_b: np.ndarray,
+    upper: NDArray[np.float64],
+    lower: NDArray[np.float64],
+    width: NDArray[np.float64],
+    percent_b: NDArray[np.float64],
 ) -> None:
     """Bollinger's outputs from the middle band and the standard deviation."""
     for t in range(len(close)):
@@ -243,7 +257,11 @@ def bands_into(
 
 @kernel
 def offset_into(
-    middle: np.ndarray, spread: np.ndarray, factor: float, upper: np.ndarray, lower: np.ndarray
+    middle: NDArray[np.float64],
+    spread: NDArray[np.float64],
+    factor: float,
+    upper: NDArray[np.float64],
+    lower: NDArray[np.float64],
 ) -> None:
     """``middle +- factor * spread``; ``upper`` may be ``spread``."""
     for t in range(len(middle)):
@@ -252,7 +270,9 @@ def offset_into(
 
 
 @kernel
-def donchian_middle_into(upper: np.ndarray, lower: np.ndarray, out: np.ndarray) -> np.ndarray:
+def donchian_middle_into(
+    upper: NDArray[np.float64], lower: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``(upper - lower) / 2 + lower``, as ``ta`` writes it."""
     for t in range(len(upper)):
         out[t] = (upper[t] - lower[t]) / 2.0 + lower[t]
@@ -261,8 +281,12 @@ def donchian_middle_into(upper: np.ndarray, lower: np.ndarray, out: np.ndarray) 
 
 @kernel
 def midprice_into(
-    high: np.ndarray, low: np.ndarray, n: int, out: np.ndarray, scratch: np.ndarray
-) -> np.ndarray:
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    n: int,
+    out: NDArray[np.float64],
+    scratch: NDArray[np.float64],
+) -> NDArray[np.float64]:
     """``(highest high + lowest low) / 2`` of the last ``n`` bars, NaN for the first n - 1:
     ``window_extreme_into``'s blocks for both extremes in the same passes."""
     size = len(high)
@@ -286,7 +310,9 @@ def midprice_into(
 
 
 @kernel
-def midpoint_into(upper: np.ndarray, lower: np.ndarray, out: np.ndarray) -> np.ndarray:
+def midpoint_into(
+    upper: NDArray[np.float64], lower: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``(upper + lower) / 2``."""
     for t in range(len(upper)):
         out[t] = 0.5 * (upper[t] + lower[t])
@@ -294,7 +320,9 @@ def midpoint_into(upper: np.ndarray, lower: np.ndarray, out: np.ndarray) -> np.n
 
 
 @kernel
-def obv_into(close: np.ndarray, volume: np.ndarray, out: np.ndarray) -> np.ndarray:
+def obv_into(
+    close: NDArray[np.float64], volume: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     total = 0.0
     for t in range(len(close)):
         total += -volume[t] if t and close[t] < close[t - 1] else volume[t]
@@ -303,7 +331,12 @@ def obv_into(close: np.ndarray, volume: np.ndarray, out: np.ndarray) -> np.ndarr
 
 
 @kernel
-def directional_flows(tp: np.ndarray, volume: np.ndarray, rising: np.ndarray, falling: np.ndarray) -> None:
+def directional_flows(
+    tp: NDArray[np.float64],
+    volume: NDArray[np.float64],
+    rising: NDArray[np.float64],
+    falling: NDArray[np.float64],
+) -> None:
     """Money flow ``tp * volume`` split by whether tp rose or fell from the previous bar."""
     for t in range(len(tp)):
         flow = tp[t] * volume[t]
@@ -312,7 +345,9 @@ def directional_flows(tp: np.ndarray, volume: np.ndarray, rising: np.ndarray, fa
 
 
 @kernel
-def mfi_from_sums(positive: np.ndarray, negative: np.ndarray, out: np.ndarray) -> np.ndarray:
+def mfi_from_sums(
+    positive: NDArray[np.float64], negative: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``100 - 100 / (1 + positive / negative)``; ``out`` may be either input."""
     for t in range(len(positive)):
         out[t] = 100.0 - 100.0 / (1.0 + positive[t] / negative[t])
@@ -320,7 +355,9 @@ def mfi_from_sums(positive: np.ndarray, negative: np.ndarray, out: np.ndarray) -
 
 
 @kernel
-def ratio_into(numerator: np.ndarray, denominator: np.ndarray, out: np.ndarray) -> np.ndarray:
+def ratio_into(
+    numerator: NDArray[np.float64], denominator: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Element-wise division (x/0 is +-inf, 0/0 NaN); ``out`` may be either input."""
     for t in range(len(numerator)):
         out[t] = numerator[t] / denominator[t]
@@ -328,7 +365,9 @@ def ratio_into(numerator: np.ndarray, denominator: np.ndarray, out: np.ndarray) 
 
 
 @kernel
-def product_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+def product_into(
+    a: NDArray[np.float64], b: NDArray[np.float64], out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     for t in range(len(a)):
         out[t] = a[t] * b[t]
     return out

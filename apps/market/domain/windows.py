@@ -24,12 +24,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numba import njit
+from numpy.typing import NDArray
 
 # IEEE results for x/0 (inf or NaN) instead of Python's ZeroDivisionError, as numpy gives.
+# Typed by numba's own stubs (numba/core/decorators.pyi, shipped with numba): a kernel is a
+# Dispatcher[<its function>] whose __call__ takes the function's parameters (a ParamSpec) and returns
+# its return type, so mypy checks every call against the kernel's annotations (numba ignores them).
+# Without those stubs, mypy --strict would report this decorator as untyped on every kernel.
 kernel = njit(cache=True, error_model="numpy", nogil=True)
 
 
-def lag(x: np.ndarray, k: int) -> np.ndarray:
+def lag(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     """``x`` delayed by ``k >= 0`` bars: ``out[t] = x[t - k]``, NaN for the first k."""
     out = np.full(len(x), np.nan)
     if k < len(x):
@@ -37,27 +42,27 @@ def lag(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def window_sum(x: np.ndarray, n: int) -> np.ndarray:
+def window_sum(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Sum of the last ``n`` values at every bar (NaN until n values exist)."""
     return window_sum_into(x, n, False, np.empty(len(x)))
 
 
-def window_mean(x: np.ndarray, n: int) -> np.ndarray:
+def window_mean(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Arithmetic mean of the last ``n`` values (a simple moving average)."""
     return window_sum_into(x, n, True, np.empty(len(x)))
 
 
-def window_max(x: np.ndarray, n: int) -> np.ndarray:
+def window_max(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Highest of the last ``n`` values; exact."""
     return window_extreme_into(x, n, True, np.empty(len(x)))
 
 
-def window_min(x: np.ndarray, n: int) -> np.ndarray:
+def window_min(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Lowest of the last ``n`` values; exact."""
     return window_extreme_into(x, n, False, np.empty(len(x)))
 
 
-def window_std(x: np.ndarray, n: int) -> np.ndarray:
+def window_std(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Population standard deviation (ddof=0) of the last ``n`` values.
 
     Delegates to pandas' rolling std, the one ``ta`` uses, so Bollinger bands match ``ta`` to the
@@ -70,13 +75,13 @@ def window_std(x: np.ndarray, n: int) -> np.ndarray:
     return pd.Series(x).rolling(n, min_periods=n).std(ddof=0).to_numpy()
 
 
-def window_linear_weighted_mean(x: np.ndarray, n: int) -> np.ndarray:
+def window_linear_weighted_mean(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Mean of the last ``n`` values weighted 1, 2, ..., n from oldest to newest, built from
     blocks like :func:`window_sum` (a piece's weighted sum continues with its plain sum)."""
     return _window_weighted_mean(x, n, np.empty(len(x)))
 
 
-def window_mean_abs_deviation(x: np.ndarray, n: int) -> np.ndarray:
+def window_mean_abs_deviation(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Mean absolute deviation of the last ``n`` values from their own mean.
 
     Each window has its own centre, so there is no shortcut: O(len(x) * n) arithmetic in one
@@ -86,8 +91,12 @@ def window_mean_abs_deviation(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def exponential_smoothing(
-    x: np.ndarray, alpha: float, initial: float, start: int = 0, out: np.ndarray | None = None
-) -> np.ndarray:
+    x: NDArray[np.float64],
+    alpha: float,
+    initial: float,
+    start: int = 0,
+    out: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
     """``y[t] = (1 - alpha) * y[t - 1] + alpha * x[t]`` for ``t >= start``, with
     ``y[start - 1] = initial``; NaN before ``start``. ``out`` may be ``x`` itself (in place).
 
@@ -97,7 +106,9 @@ def exponential_smoothing(
 
 
 @kernel
-def window_sum_into(x: np.ndarray, n: int, mean: bool, out: np.ndarray) -> np.ndarray:
+def window_sum_into(
+    x: NDArray[np.float64], n: int, mean: bool, out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``out[t]`` = the sum (the mean if ``mean``) of ``x[t - n + 1 : t + 1]``, NaN for t < n - 1.
 
     Where the last n values are all equal the mean is exactly that value, as in pandas: a
@@ -140,7 +151,9 @@ def window_sum_into(x: np.ndarray, n: int, mean: bool, out: np.ndarray) -> np.nd
 
 
 @kernel
-def window_extreme_into(x: np.ndarray, n: int, highest: bool, out: np.ndarray) -> np.ndarray:
+def window_extreme_into(
+    x: NDArray[np.float64], n: int, highest: bool, out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``out[t]`` = the highest (else lowest) of ``x[t - n + 1 : t + 1]``, NaN for t < n - 1."""
     size = len(x)
     last_start = size - n
@@ -165,7 +178,9 @@ def window_extreme_into(x: np.ndarray, n: int, highest: bool, out: np.ndarray) -
 
 
 @kernel
-def smooth_into(x: np.ndarray, alpha: float, initial: float, start: int, out: np.ndarray) -> np.ndarray:
+def smooth_into(
+    x: NDArray[np.float64], alpha: float, initial: float, start: int, out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """:func:`exponential_smoothing` into ``out`` (which may be ``x``)."""
     decay = 1.0 - alpha
     value = initial
@@ -177,7 +192,7 @@ def smooth_into(x: np.ndarray, alpha: float, initial: float, start: int, out: np
 
 
 @kernel
-def _window_weighted_mean(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+def _window_weighted_mean(x: NDArray[np.float64], n: int, out: NDArray[np.float64]) -> NDArray[np.float64]:
     # A window [i, t] is the suffix [i, end of i's block] with weights 1, 2, ... plus the next
     # block's prefix up to t, whose weights continue from those of the suffix.
     size = len(x)
@@ -207,7 +222,9 @@ def _window_weighted_mean(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def _window_mean_abs_deviation(x: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+def _window_mean_abs_deviation(
+    x: NDArray[np.float64], n: int, out: NDArray[np.float64]
+) -> NDArray[np.float64]:
     for t in range(min(n - 1, len(x))):
         out[t] = np.nan
     for t in range(n - 1, len(x)):
@@ -225,7 +242,9 @@ def _window_mean_abs_deviation(x: np.ndarray, n: int, out: np.ndarray) -> np.nda
 
 
 @kernel
-def window_moments_into(x: np.ndarray, n: int, mean: np.ndarray, std: np.ndarray) -> None:
+def window_moments_into(
+    x: NDArray[np.float64], n: int, mean: NDArray[np.float64], std: NDArray[np.float64]
+) -> None:
     """Mean and population standard deviation (ddof=0) of the last ``n`` values, into ``mean`` and
     ``std``, in O(len(x)) time and memory, where a window view's ``.std(axis=1)`` takes a
     len(x) x n temporary.

@@ -53,9 +53,11 @@ import numbers
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any, cast, overload
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from apps.market.domain.candles import CandleError, validate_candles
 
@@ -63,11 +65,12 @@ from .metrics import EXIT_REASONS, BacktestReport, EquityCurve, Trades, bars_per
 from .rules import Action, Rule, signals
 
 REQUIRED_COLUMNS = ("open", "high", "low", "close")
-Prices = float | np.ndarray
 _FIRST_WINDOW = 16
 _WINDOW_GROWTH = 4
 _SIGNAL, _STOP_LOSS, _TAKE_PROFIT, _TRAILING, _MAX_BARS, _END = range(6)
 _REASON_NAMES = np.array(EXIT_REASONS, dtype=object)
+# Fills for the equity curve: (bars, order within a bar, cash after, signed quantity after).
+_Fills = tuple[NDArray[np.int64] | list[int], int, NDArray[np.float64], NDArray[np.float64]]
 
 
 class BacktestError(ValueError):
@@ -101,7 +104,10 @@ class RiskSettings:
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, object]) -> RiskSettings:
         """Read the risk parameters out of a strategy's ``parameters``; 0 or None disables a limit."""
-        values = {f.name: parameters[f.name] for f in fields(cls) if parameters.get(f.name) is not None}
+        # Any: values as the strategy gave them, checked by __post_init__.
+        values: dict[str, Any] = {
+            f.name: parameters[f.name] for f in fields(cls) if parameters.get(f.name) is not None
+        }
         for name in ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "max_holding_bars"):
             if values.get(name) == 0 and not isinstance(values.get(name), bool):
                 del values[name]
@@ -122,7 +128,7 @@ def run_backtest(
     commission: float = 0.001,
     slippage: float = 0.0,
     timeframe: str = "1h",
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
 ) -> BacktestReport:
     """Backtest ``rules`` on ``frame`` (UTC open-time index, float64 open/high/low/close[/volume]).
 
@@ -138,7 +144,7 @@ def run_backtest(
 
 def backtest_signals(
     frame: pd.DataFrame,
-    codes: np.ndarray,
+    codes: NDArray[np.integer],
     risk: RiskSettings,
     *,
     initial_capital: float = 10000.0,
@@ -159,7 +165,7 @@ def backtest_signals(
 
 def _backtest(
     frame: pd.DataFrame,
-    codes: np.ndarray,
+    codes: NDArray[np.integer],
     risk: RiskSettings,
     initial_capital: float,
     commission: float,
@@ -168,7 +174,7 @@ def _backtest(
 ) -> BacktestReport:
     prices = {name: frame[name].to_numpy(dtype=np.float64) for name in REQUIRED_COLUMNS}
     ledger = _Simulator(prices, codes, risk, commission, slippage).run()
-    times = _utc_times(frame.index)
+    times = _utc_times(cast(pd.DatetimeIndex, frame.index))  # check_frame validated it
     trades, curve = _account(ledger, prices, times, initial_capital, risk, commission, slippage)
     return build_report(
         times=times,
@@ -198,9 +204,11 @@ def _check_fraction(
 ) -> None:
     if value is None and optional:
         return
-    valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = cast(float, value)  # compared only when it is a real number, which compares like a float
+    valid = real and number > 0
     if valid and upper is not None:
-        valid = value <= upper if closed else value < upper
+        valid = number <= upper if closed else number < upper
     if not valid:
         bound = "" if upper is None else f" and {'at most' if closed else 'below'} {upper:g}"
         raise BacktestError(f"{name} must be a fraction above 0{bound} (0.02 = 2%), got {value!r}")
@@ -218,11 +226,19 @@ def _check_costs(initial_capital: float, commission: float, slippage: float, tim
         raise BacktestError(str(error)) from None
 
 
-def _utc_times(index: pd.DatetimeIndex) -> np.ndarray:
+def _utc_times(index: pd.DatetimeIndex) -> NDArray[np.datetime64]:
     return index.tz_localize(None).to_numpy()
 
 
-def _entry_units(fill: Prices, side: Prices, size: float, commission: float) -> tuple[Prices, Prices, Prices]:
+@overload
+def _entry_units(fill: float, side: int, size: float, commission: float) -> tuple[float, float, float]: ...
+@overload
+def _entry_units(
+    fill: NDArray[np.float64], side: NDArray[np.int64], size: float, commission: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+def _entry_units(
+    fill: float | NDArray[np.float64], side: int | NDArray[np.int64], size: float, commission: float
+) -> tuple[float | NDArray[np.floating], float | NDArray[np.floating], float | NDArray[np.floating]]:
     """Quantity, fee and cash left after opening ``size`` of one unit of equity at ``fill``.
 
     Works on floats and, for many trades at once, on arrays."""
@@ -251,12 +267,12 @@ class _Ledger:
     signed quantity after) for the equity curve.
     """
 
-    side: np.ndarray
-    entry_bar: np.ndarray
-    entry_fill: np.ndarray
-    exit_bar: np.ndarray
-    exit_price: np.ndarray  # before slippage
-    reason: np.ndarray
+    side: NDArray[np.int64]
+    entry_bar: NDArray[np.int64]
+    entry_fill: NDArray[np.float64]
+    exit_bar: NDArray[np.int64]
+    exit_price: NDArray[np.float64]  # before slippage
+    reason: NDArray[np.int64]
     grown: dict[int, tuple[float, float, float, float]]
     add_fills: list[tuple[int, int, float, float]]
 
@@ -272,8 +288,8 @@ class _Simulator:
 
     def __init__(
         self,
-        prices: dict[str, np.ndarray],
-        codes: np.ndarray,
+        prices: dict[str, NDArray[np.float64]],
+        codes: NDArray[np.integer],
         risk: RiskSettings,
         commission: float,
         slippage: float,
@@ -347,7 +363,10 @@ class _Simulator:
         # Python lists: this loop runs once per trade, and list items are cheaper than numpy scalars.
         bars, sides, entries = self.bar.tolist(), self.side.tolist(), self.entry.tolist()
         limits, limit_reasons, fills = self.limit.tolist(), self.limit_reason.tolist(), self.fill.tolist()
-        chain, exits, prices, reasons = [], [], [], []
+        chain: list[int] = []
+        exits: list[int] = []
+        prices: list[float] = []
+        reasons: list[int] = []
         grown: dict[int, tuple[float, float, float, float]] = {}
         add_fills: list[tuple[int, int, float, float]] = []
         k = 0
@@ -445,8 +464,8 @@ class _Simulator:
         width = _FIRST_WINDOW
         while start < stop:
             end = min(stop, start + width)
-            stops = None
-            hit = None
+            stops: NDArray[np.float64] | None = None
+            hit: NDArray[np.bool_] | None = None
             if trail is not None:
                 peaks = np.maximum.accumulate(favourable[start:end])
                 reference = np.empty(end - start)
@@ -462,6 +481,7 @@ class _Simulator:
             if target is not None:
                 reached = favourable[start:end] >= target
                 hit = reached if hit is None else hit | reached
+            assert hit is not None  # has_stops: a stop, a target or a trailing stop is set
             offset = int(hit.argmax())
             if hit[offset]:
                 bar = start + offset
@@ -477,8 +497,8 @@ class _Simulator:
         level: float | None,
         stop_level: float | None,
         target: float | None,
-        opens: np.ndarray,
-        adverse: np.ndarray,
+        opens: NDArray[np.float64],
+        adverse: NDArray[np.float64],
     ) -> tuple[int, float, int]:
         """Price and reason of the stop or target that fills on ``bar`` (signed prices in, real out)."""
         stop_reason = _STOP_LOSS if stop_level is not None and level == stop_level else _TRAILING
@@ -488,6 +508,7 @@ class _Simulator:
             return bar, side * opens[bar], _TAKE_PROFIT
         if level is not None and adverse[bar] <= level:
             return bar, side * level, stop_reason
+        assert target is not None  # the bar hit no stop, so it reached the target
         return bar, side * target, _TAKE_PROFIT
 
 
@@ -503,8 +524,8 @@ def _walk(next_index: list[int]) -> list[int]:
 
 def _account(
     ledger: _Ledger,
-    prices: dict[str, np.ndarray],
-    times: np.ndarray,
+    prices: dict[str, NDArray[np.float64]],
+    times: NDArray[np.datetime64],
     initial_capital: float,
     risk: RiskSettings,
     commission: float,
@@ -543,13 +564,18 @@ def _account(
     add_scale = scale[[a[0] for a in adds]]
     fills = (
         (entry_bar, 0, first_cash[:keep] * scale[:keep], first_position[:keep] * scale[:keep]),
-        ([a[1] for a in adds], 1, [a[2] for a in adds] * add_scale, [a[3] for a in adds] * add_scale),
+        ([a[1] for a in adds], 1, add_scale * [a[2] for a in adds], add_scale * [a[3] for a in adds]),
         (exit_bar, 2, growth[:keep] * scale[:keep], np.zeros(keep)),
     )
     return trades, _equity_curve(fills, prices["close"], times, initial_capital)
 
 
-def _equity_curve(fills: tuple, close: np.ndarray, times: np.ndarray, initial_capital: float) -> EquityCurve:
+def _equity_curve(
+    fills: tuple[_Fills, ...],
+    close: NDArray[np.float64],
+    times: NDArray[np.datetime64],
+    initial_capital: float,
+) -> EquityCurve:
     """Cash and position after the last fill at or before each bar, marked at the close.
 
     ``fills`` are groups of (bars, order within a bar, cash after, signed quantity after).

@@ -31,6 +31,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from apps.market.domain.candles import parse_timeframe
 
@@ -51,7 +52,7 @@ def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def iso_times(times: np.ndarray) -> list[str]:
+def iso_times(times: NDArray[np.datetime64]) -> list[str]:
     """UTC ``datetime64`` values as ISO 8601 strings ending in ``Z``."""
     return [f"{t}Z" for t in np.datetime_as_string(times.astype("datetime64[s]"), unit="s")]
 
@@ -60,18 +61,18 @@ def iso_times(times: np.ndarray) -> list[str]:
 class Trades:
     """Closed trades, oldest first, as columns. Times are the open times of the fill bars."""
 
-    entry_bar: np.ndarray
-    exit_bar: np.ndarray
-    entry_time: np.ndarray
-    exit_time: np.ndarray
-    side: np.ndarray  # +1 long, -1 short
-    entry_price: np.ndarray  # average fill price, after slippage
-    exit_price: np.ndarray
-    quantity: np.ndarray
-    pnl: np.ndarray  # after all fees
-    return_pct: np.ndarray
-    fees: np.ndarray
-    exit_reason: np.ndarray  # names from EXIT_REASONS
+    entry_bar: NDArray[np.int64]
+    exit_bar: NDArray[np.int64]
+    entry_time: NDArray[np.datetime64]
+    exit_time: NDArray[np.datetime64]
+    side: NDArray[np.int8]  # +1 long, -1 short
+    entry_price: NDArray[np.float64]  # average fill price, after slippage
+    exit_price: NDArray[np.float64]
+    quantity: NDArray[np.float64]
+    pnl: NDArray[np.float64]  # after all fees
+    return_pct: NDArray[np.float64]
+    fees: NDArray[np.float64]
+    exit_reason: NDArray[np.object_]  # names (str) from EXIT_REASONS
 
     def __len__(self) -> int:
         return len(self.pnl)
@@ -103,10 +104,10 @@ class EquityCurve:
     fill's notional and fee already taken out or paid in.
     """
 
-    times: np.ndarray
-    equity: np.ndarray
-    cash: np.ndarray
-    position: np.ndarray
+    times: NDArray[np.datetime64]
+    equity: NDArray[np.float64]
+    cash: NDArray[np.float64]
+    position: NDArray[np.float64]
 
     def __len__(self) -> int:
         return len(self.equity)
@@ -120,7 +121,7 @@ class EquityCurve:
         keep = np.unique(np.linspace(0, len(self) - 1, points).round().astype(np.int64))
         return EquityCurve(self.times[keep], self.equity[keep], self.cash[keep], self.position[keep])
 
-    def to_dict(self) -> dict[str, list]:
+    def to_dict(self) -> dict[str, list[str] | list[float | None]]:
         return {"times": iso_times(self.times), "equity": [finite_or_none(v) for v in self.equity.tolist()]}
 
 
@@ -192,8 +193,8 @@ class BacktestReport:
 
 def build_report(
     *,
-    times: np.ndarray,
-    close: np.ndarray,
+    times: NDArray[np.datetime64],
+    close: NDArray[np.float64],
     curve: EquityCurve,
     trades: Trades,
     initial_capital: float,
@@ -244,7 +245,7 @@ def _pct(rate: float | None) -> float | None:
     return None if rate is None else 100.0 * rate
 
 
-def bar_returns(equity: np.ndarray) -> np.ndarray:
+def bar_returns(equity: NDArray[np.float64]) -> NDArray[np.float64]:
     """The per-bar returns ``r`` of an equity curve, the series every ratio above is computed from."""
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.diff(equity) / equity[:-1]
@@ -258,29 +259,30 @@ def _annual_rate(total_return: float, years: float) -> float | None:
         return None
     if total_return <= -1.0:
         return -1.0
-    return (1.0 + total_return) ** (1.0 / years) - 1.0
+    rate: float = (1.0 + total_return) ** (1.0 / years) - 1.0  # a real power: the base is positive
+    return rate
 
 
-def _sharpe(returns: np.ndarray, per_year: float) -> float | None:
+def _sharpe(returns: NDArray[np.float64], per_year: float) -> float | None:
     if len(returns) < 2:
         return None
     deviation = float(np.std(returns, ddof=1))
     return None if deviation == 0 else float(np.mean(returns)) / deviation * math.sqrt(per_year)
 
 
-def _sortino(returns: np.ndarray, per_year: float) -> float | None:
+def _sortino(returns: NDArray[np.float64], per_year: float) -> float | None:
     if len(returns) < 2:
         return None
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
     return None if downside == 0 else float(np.mean(returns)) / downside * math.sqrt(per_year)
 
 
-def _max_drawdown(equity: np.ndarray) -> float:
+def _max_drawdown(equity: NDArray[np.float64]) -> float:
     # The curve starts at the initial capital: no position is open at the first close.
     return float(np.max(1.0 - equity / np.maximum.accumulate(equity)))
 
 
-def _drawdown_duration(equity: np.ndarray, times: np.ndarray) -> Duration:
+def _drawdown_duration(equity: NDArray[np.float64], times: NDArray[np.datetime64]) -> Duration:
     under = equity < np.maximum.accumulate(equity)
     if not under.any():
         return Duration(0, timedelta(0))

@@ -25,13 +25,15 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import NotRequired, TypedDict, TypeGuard, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from apps.market.domain.indicators import IndicatorError
+from apps.market.domain.indicators import IndicatorError, Param
 
 from .backtest import RISK_PARAMETERS, BacktestError, RiskSettings, backtest_signals
 from .rules import IndicatorCache, Rule, RuleError, as_rules, parameter_bounds, referenced_parameters, signals
@@ -54,7 +56,54 @@ MAX_TRIALS = 10_000
 MIN_WINDOW_BARS = 10
 
 Value = int | float | bool
-Space = Mapping[str, Sequence[Value] | Mapping[str, object]]
+Range = Mapping[str, object]  # {"min", "max"[, "step"][, "type"]}
+Space = Mapping[str, Sequence[Value] | Range]
+Metrics = dict[str, object]  # a BacktestReport.metrics(): JSON-ready
+
+
+# The JSON documents of an optimisation (typed dicts: plain dicts at run time).
+class ChunkTrial(TypedDict):
+    """One numbered trial of a chunk (see :func:`chunk`)."""
+
+    index: int
+    params: dict[str, Value]
+
+
+class FoldResult(TypedDict):
+    """A trial's metrics on one fold; ``out_of_sample`` is None for an in-sample-only fold."""
+
+    fold: int
+    in_sample: Metrics
+    out_of_sample: Metrics | None
+
+
+class TrialResult(TypedDict):
+    """A trial evaluated by :func:`evaluate_chunk`: ``folds``, or the ``error`` that rejected it."""
+
+    index: int
+    params: dict[str, Value]
+    folds: NotRequired[list[FoldResult]]
+    error: NotRequired[str]
+
+
+class TrialSummary(TypedDict):
+    """A trial in :attr:`Summary.trials`: its mean objectives over the folds."""
+
+    index: int
+    params: dict[str, Value]
+    in_sample_objective: float | None
+    out_of_sample_objective: float | None
+    folds: list[FoldResult]
+
+
+class FoldPick(TypedDict):
+    """The trial with the best in-sample objective on one fold, in :attr:`Summary.folds`."""
+
+    fold: int
+    best_index: int
+    best_params: dict[str, Value]
+    in_sample: Metrics
+    out_of_sample: Metrics | None
 
 
 class OptimizeError(ValueError):
@@ -85,10 +134,12 @@ def random_sample(space: Space, n: int, seed: int) -> list[dict[str, Value]]:
     if len(discrete) == len(space) and math.prod(len(v) for v in discrete.values()) <= n:
         return grid(space)
     rng = np.random.default_rng(seed)
-    trials: dict[tuple, dict[str, Value]] = {}
+    trials: dict[tuple[Value, ...], dict[str, Value]] = {}
     for _ in range(50 * n):
         trial = {
-            name: discrete[name][rng.integers(len(discrete[name]))] if name in discrete else _draw(spec, rng)
+            name: discrete[name][rng.integers(len(discrete[name]))]
+            if name in discrete
+            else _draw(cast(Range, spec), rng)  # not discrete: a range without a step
             for name, spec in space.items()
         }
         trials.setdefault(tuple(trial.values()), trial)
@@ -103,7 +154,7 @@ def validate_space(
     """Raise :class:`OptimizeError` unless every parameter of ``space`` is used by the strategy and
     every value (or range end) is valid for it: indicator ranges, risk limits, numbers."""
     rules = as_rules(rules)
-    bounds = {}
+    bounds: dict[str, Param] = {}
     used = set(base_parameters) | set(RISK_PARAMETERS)
     for rule in rules:
         bounds.update(parameter_bounds(rule.node))
@@ -114,7 +165,8 @@ def validate_space(
             raise OptimizeError(
                 f"parameter {name!r} is not used by the strategy; valid: {', '.join(sorted(used))}"
             )
-        for value in _axis(name, spec) if _is_discrete(spec) else _range_ends(name, spec):
+        # Not discrete: a range without a step, checked by its ends.
+        for value in _axis(name, spec) if _is_discrete(spec) else _range_ends(name, cast(Range, spec)):
             _check_value(name, value, bounds)
 
 
@@ -143,12 +195,13 @@ def _is_integer_range(spec: Mapping[str, object]) -> bool:
 def _range_ends(name: str, spec: Mapping[str, object]) -> tuple[float, float]:
     unknown = set(spec) - {"min", "max", "step", "type"}
     low, high = spec.get("min"), spec.get("max")
-    if unknown or not all(_is_number(v) for v in (low, high)) or low > high:
+    if unknown or not (_is_number(low) and _is_number(high)) or low > high:
         raise OptimizeError(
             f"{name}: a range needs numbers min <= max (and optionally step, type); got {dict(spec)}"
         )
-    if "step" in spec and not (_is_number(spec["step"]) and spec["step"] > 0):
-        raise OptimizeError(f"{name}: step must be a positive number, got {spec['step']!r}")
+    step = spec.get("step")
+    if "step" in spec and not (_is_number(step) and step > 0):
+        raise OptimizeError(f"{name}: step must be a positive number, got {step!r}")
     if spec.get("type", "int") not in ("int", "float"):
         raise OptimizeError(f"{name}: type must be 'int' or 'float', got {spec['type']!r}")
     if _is_integer_range(spec):
@@ -162,7 +215,7 @@ def _axis(name: str, spec: Sequence[Value] | Mapping[str, object]) -> list[Value
     low, high = _range_ends(name, spec)
     if "step" not in spec:
         raise OptimizeError(f"{name}: a grid range needs a step")
-    step = spec["step"]
+    step = cast(float, spec["step"])  # a positive number: _range_ends checked it
     count = math.floor((high - low) / step + 1e-9) + 1
     if count > MAX_TRIALS:
         raise OptimizeError(f"{name}: the range has {count} values; at most {MAX_TRIALS} are allowed")
@@ -174,18 +227,20 @@ def _axis(name: str, spec: Sequence[Value] | Mapping[str, object]) -> list[Value
 def _draw(spec: Mapping[str, object], rng: np.random.Generator) -> Value:
     low, high = _range_ends("", spec)
     if _is_integer_range(spec):
-        return int(rng.integers(low, high + 1))
+        return int(rng.integers(int(low), int(high) + 1))  # (already ints: _range_ends rounded them)
     return float(rng.uniform(low, high))
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
+    """A finite real number other than a bool (an int, a float or a numpy number: it compares and
+    converts like a float)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_value(name: str, value: object, bounds: Mapping[str, object]) -> None:
+def _check_value(name: str, value: object, bounds: Mapping[str, Param]) -> None:
     try:
         if name in bounds:
-            bounds[name].validate(value)
+            bounds[name].validate(cast(float, value))  # validate rejects what is not a number
         elif name in RISK_PARAMETERS:
             RiskSettings.from_parameters({name: value})
         elif not _is_number(value):
@@ -194,11 +249,11 @@ def _check_value(name: str, value: object, bounds: Mapping[str, object]) -> None
         raise OptimizeError(f"{name}: {error}") from None
 
 
-def chunk(trials: Sequence[Mapping[str, Value]], size: int) -> list[list[dict[str, object]]]:
+def chunk(trials: Sequence[Mapping[str, Value]], size: int) -> list[list[ChunkTrial]]:
     """Number the trials and cut them into chunks of at most ``size``: ``[[{"index", "params"}]]``."""
     if size < 1:
         raise OptimizeError(f"chunk size must be at least 1, got {size}")
-    numbered = [{"index": i, "params": dict(params)} for i, params in enumerate(trials)]
+    numbered: list[ChunkTrial] = [{"index": i, "params": dict(params)} for i, params in enumerate(trials)]
     return [numbered[start : start + size] for start in range(0, len(numbered), size)]
 
 
@@ -287,9 +342,9 @@ def evaluate_trial(
     window: Window,
     *,
     costs: Costs = Costs(),
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
     cache: IndicatorCache | None = None,
-) -> dict[str, object]:
+) -> Metrics:
     """Backtest the strategy with ``trial_params`` over ``base_parameters`` on one window: its metrics."""
     parameters = {**base_parameters, **trial_params}
     codes = signals(rules, frame, parameters, external, cache=cache)
@@ -300,12 +355,12 @@ def evaluate_chunk(
     frame: pd.DataFrame,
     rules: Sequence[Rule | Mapping[str, object]],
     base_parameters: Mapping[str, object],
-    trials: Sequence[Mapping[str, object]],
+    trials: Sequence[ChunkTrial],
     folds: Sequence[Fold],
     *,
     costs: Costs = Costs(),
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
-) -> list[dict[str, object]]:
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
+) -> list[TrialResult]:
     """Evaluate one chunk from :func:`chunk` on every fold; indicators are shared across its trials.
 
     Each result is ``{"index", "params", "folds": [{"fold", "in_sample", "out_of_sample"}]}``, or
@@ -313,7 +368,7 @@ def evaluate_chunk(
     """
     rules = as_rules(rules)
     cache = IndicatorCache(frame)
-    results = []
+    results: list[TrialResult] = []
     for trial in trials:
         parameters = {**base_parameters, **trial["params"]}
         try:
@@ -324,7 +379,7 @@ def evaluate_chunk(
             results.append({"index": trial["index"], "params": trial["params"], "error": str(error)})
             continue
         codes = signals(rules, frame, parameters, external, cache=cache)
-        per_fold = [
+        per_fold: list[FoldResult] = [
             {
                 "fold": fold.index,
                 "in_sample": _window_metrics(frame, codes, risk, fold.train, costs),
@@ -339,8 +394,8 @@ def evaluate_chunk(
 
 
 def _window_metrics(
-    frame: pd.DataFrame, codes: np.ndarray, risk: RiskSettings, window: Window, costs: Costs
-) -> dict[str, object]:
+    frame: pd.DataFrame, codes: NDArray[np.int8], risk: RiskSettings, window: Window, costs: Costs
+) -> Metrics:
     report = backtest_signals(
         frame.iloc[window.slice],
         codes[window.slice],
@@ -372,34 +427,36 @@ class Summary:
     out_of_sample_objective: float | None
     walk_forward_efficiency: float | None
     warning: str | None
-    folds: list[dict[str, object]]
-    trials: list[dict[str, object]]
+    folds: list[FoldPick]
+    trials: list[TrialSummary]
     failed: int
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def summarise(results: Sequence[Mapping[str, object]], objective: str) -> Summary:
+def summarise(results: Sequence[TrialResult], objective: str) -> Summary:
     """Pick the best trials by in-sample ``objective`` and report how they did out of sample."""
     if objective not in OBJECTIVES:
         raise OptimizeError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
     ok = sorted((r for r in results if "folds" in r), key=lambda r: r["index"])
-    trials = [
+    trials: list[TrialSummary] = [
         {
             "index": r["index"],
             "params": r["params"],
-            "in_sample_objective": _mean(f["in_sample"][objective] for f in r["folds"]),
+            "in_sample_objective": _mean(_value(f["in_sample"], objective) for f in r["folds"]),
             "out_of_sample_objective": _mean(
-                f["out_of_sample"][objective] for f in r["folds"] if f["out_of_sample"] is not None
+                _value(f["out_of_sample"], objective) for f in r["folds"] if f["out_of_sample"] is not None
             ),
             "folds": r["folds"],
         }
         for r in ok
     ]
     fold_picks = _fold_picks(ok, objective)
-    in_sample = _mean(p["in_sample"][objective] for p in fold_picks)
-    out_of_sample = _mean(p["out_of_sample"][objective] for p in fold_picks if p["out_of_sample"] is not None)
+    in_sample = _mean(_value(p["in_sample"], objective) for p in fold_picks)
+    out_of_sample = _mean(
+        _value(p["out_of_sample"], objective) for p in fold_picks if p["out_of_sample"] is not None
+    )
     best = max(trials, key=lambda t: (_rank(t["in_sample_objective"]), -t["index"]), default=None)
     efficiency = None
     if in_sample is not None and out_of_sample is not None and in_sample > 0:
@@ -423,12 +480,12 @@ def summarise(results: Sequence[Mapping[str, object]], objective: str) -> Summar
     )
 
 
-def _fold_picks(results: list[Mapping[str, object]], objective: str) -> list[dict[str, object]]:
+def _fold_picks(results: list[TrialResult], objective: str) -> list[FoldPick]:
     if not results:
         return []
-    picks = []
+    picks: list[FoldPick] = []
     for k in range(len(results[0]["folds"])):
-        best = max(results, key=lambda r: (_rank(r["folds"][k]["in_sample"][objective]), -r["index"]))
+        best = max(results, key=lambda r: (_rank(_value(r["folds"][k]["in_sample"], objective)), -r["index"]))
         fold = best["folds"][k]
         picks.append(
             {
@@ -461,6 +518,11 @@ def _rank(value: float | None) -> float:
     return -math.inf if value is None else value
 
 
-def _mean(values: object) -> float | None:
+def _value(metrics: Metrics, objective: str) -> float | None:
+    """An objective's value in trial metrics: each of OBJECTIVES is a float, None where undefined."""
+    return cast("float | None", metrics[objective])
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return float(np.mean(present)) if present else None

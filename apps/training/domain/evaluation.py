@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import xgboost as xgb
+from numpy.typing import NDArray
 from sklearn import metrics as skm
 
 Metrics = dict[str, float | None]
@@ -33,7 +35,9 @@ def return_threshold_grid(fee: float) -> tuple[float, ...]:
     return tuple(k * fee for k in FEE_MULTIPLES_GRID)
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, threshold: float = 0.5) -> Metrics:
+def classification_metrics(
+    y_true: NDArray[np.float64], proba: NDArray[np.float64], *, threshold: float = 0.5
+) -> Metrics:
     """Scores of up-move probabilities against 0/1 labels, predicting "up" at ``proba >= threshold``.
 
     ``baseline_accuracy`` is the best constant prediction in hindsight: the accuracy of always
@@ -59,7 +63,11 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, *, threshold: 
 
 
 def regression_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, *, baseline: float = 0.0, directional: bool = True
+    y_true: NDArray[np.float64],
+    y_pred: NDArray[np.float64],
+    *,
+    baseline: float = 0.0,
+    directional: bool = True,
 ) -> Metrics:
     """RMSE and MAE of the predictions and of a constant ``baseline`` prediction (zero return for
     return models); ``directional_accuracy`` is the share of rows whose predicted sign is right."""
@@ -79,12 +87,13 @@ def regression_metrics(
 
 def feature_importances(booster: xgb.Booster, feature_names: Sequence[str]) -> dict[str, float]:
     """Each feature's share of the model's total split gain (sums to 1; unused features get 0)."""
-    gains = booster.get_score(importance_type="total_gain")
+    # One number per feature: lists come only from multi-target (vector-leaf) trees, never fitted here.
+    gains = cast(dict[str, float], booster.get_score(importance_type="total_gain"))
     total = sum(gains.values())
     return {name: (gains.get(name, 0.0) / total if total else 0.0) for name in feature_names}
 
 
-def _positions(values: np.ndarray, threshold: float, hold: int) -> np.ndarray:
+def _positions(values: NDArray[np.float64], threshold: float, hold: int) -> NDArray[np.float64]:
     """1.0 on bar k when a signal fired on one of bars k-hold .. k-1, else 0.0."""
     bars = len(values)
     fired = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf) >= threshold
@@ -94,7 +103,9 @@ def _positions(values: np.ndarray, threshold: float, hold: int) -> np.ndarray:
     return positions
 
 
-def _equity_returns(open_: np.ndarray, close: np.ndarray, positions: np.ndarray, fee: float) -> np.ndarray:
+def _equity_returns(
+    open_: NDArray[np.float64], close: NDArray[np.float64], positions: NDArray[np.float64], fee: float
+) -> NDArray[np.float64]:
     """Net return of each bar after the first, for a long-or-flat position held open to open."""
     bar_returns = np.append(open_[1:] / open_[:-1], close[-1] / open_[-1]) - 1.0
     fills = np.abs(np.diff(positions, prepend=0.0))
@@ -103,7 +114,7 @@ def _equity_returns(open_: np.ndarray, close: np.ndarray, positions: np.ndarray,
     return factors[1:] - 1.0
 
 
-def _sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+def _sharpe(returns: NDArray[np.float64], periods_per_year: float) -> float:
     if len(returns) < 2:
         return 0.0
     std = float(np.std(returns, ddof=1))
@@ -111,15 +122,15 @@ def _sharpe(returns: np.ndarray, periods_per_year: float) -> float:
 
 
 def trading_metrics(
-    open_: np.ndarray,
-    close: np.ndarray,
-    values: np.ndarray,
+    open_: NDArray[np.float64],
+    close: NDArray[np.float64],
+    values: NDArray[np.float64],
     *,
     threshold: float,
     hold: int,
     fee: float,
     periods_per_year: float,
-) -> Metrics:
+) -> dict[str, float]:
     """Long-or-flat trading on ``values >= threshold`` over the window, against buy-and-hold.
 
     ``values`` are the model outputs at each bar's close (probability or predicted return); NaN
@@ -144,9 +155,9 @@ def trading_metrics(
 
 
 def select_threshold(
-    open_: np.ndarray,
-    close: np.ndarray,
-    values: np.ndarray,
+    open_: NDArray[np.float64],
+    close: NDArray[np.float64],
+    values: NDArray[np.float64],
     grid: Sequence[float],
     *,
     hold: int,

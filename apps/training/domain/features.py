@@ -22,13 +22,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from apps.market.domain.indicators import Indicator, IndicatorError, Outputs, Params, get_indicator
 from apps.market.domain.windows import window_moments_into
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # Recursive indicators (EMA, Wilder smoothing) keep a fading memory of their seed: after 10
 # periods less than (1 - 1/n)**(10n) < 5e-5 of it is left, so 10 periods count as warmed up.
@@ -75,11 +79,11 @@ class Bars:
         return len(self.close)
 
     @cached_property
-    def times_ns(self) -> np.ndarray:
+    def times_ns(self) -> NDArray[np.int64]:
         return bar_times_ns(self.frame)
 
 
-def bar_times_ns(frame: pd.DataFrame) -> np.ndarray:
+def bar_times_ns(frame: pd.DataFrame) -> NDArray[np.int64]:
     """Bar open times as int64 UTC epoch nanoseconds, from a DatetimeIndex or a ``timestamp`` column."""
     if isinstance(frame.index, pd.DatetimeIndex):
         index = frame.index if frame.index.tz is None else frame.index.tz_convert("UTC").tz_localize(None)
@@ -89,7 +93,7 @@ def bar_times_ns(frame: pd.DataFrame) -> np.ndarray:
     raise FeatureError("bar times needed: give the frame a DatetimeIndex or a 'timestamp' column (epoch ms)")
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _ratio(numerator: NDArray[np.float64], denominator: NDArray[np.float64]) -> NDArray[np.float64]:
     """numerator / denominator, NaN where the denominator is zero or missing (no warnings)."""
     out = np.full(np.shape(numerator), np.nan)
     usable = np.isfinite(denominator) & (denominator != 0)
@@ -97,7 +101,9 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def _window_moments(values: np.ndarray, window: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+def _window_moments(
+    values: NDArray[np.float64], window: int, first: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Mean and population std of the ``window`` values ending at each index from ``first`` on
     (NaN before), in O(len(values)) time and memory. The computation starts at the block boundary
     (a multiple of ``window``) before the first window needed, so a value is the same to the bit
@@ -124,7 +130,7 @@ class Feature(ABC):
         """Bars needed behind a row before its value is in steady state."""
 
     @abstractmethod
-    def compute(self, bars: Bars) -> np.ndarray: ...
+    def compute(self, bars: Bars) -> NDArray[np.float64]: ...
 
     def validate(self) -> None:
         """Raise ``FeatureError`` if this feature cannot be computed (an indicator resolves here)."""
@@ -132,7 +138,8 @@ class Feature(ABC):
             raise FeatureError(f"{self.column}: negative warm-up {self.warmup}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self)}
+        # Every concrete feature is a frozen dataclass.
+        return {"kind": self.kind, **asdict(cast("DataclassInstance", self))}
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,7 @@ class IndicatorFeature(Feature):
         longest = max((int(params[p.name]) for p in indicator.params if p.integer), default=0)
         return max(INDICATOR_WARMUP_PERIODS * longest, indicator.warmup(params))
 
-    def compute(self, bars: Bars) -> np.ndarray:
+    def compute(self, bars: Bars) -> NDArray[np.float64]:
         indicator, params, output = self._resolved
         value = np.asarray(bars.indicator(indicator, params)[output], dtype=np.float64)
         if self.transform == "vs_close":
@@ -211,7 +218,7 @@ class LogReturnFeature(Feature):
     def warmup(self) -> int:
         return self.bars
 
-    def compute(self, bars: Bars) -> np.ndarray:
+    def compute(self, bars: Bars) -> NDArray[np.float64]:
         out = np.full(len(bars), np.nan)
         out[self.bars :] = bars.log_close[self.bars :] - bars.log_close[: -self.bars]
         return out
@@ -236,7 +243,7 @@ class VolatilityFeature(Feature):
     def warmup(self) -> int:
         return self.window
 
-    def compute(self, bars: Bars) -> np.ndarray:
+    def compute(self, bars: Bars) -> NDArray[np.float64]:
         out = np.full(len(bars), np.nan)
         # Returns exist from bar 1: index i of the windows below is bar i + 1.
         _, std = _window_moments(bars.bar_returns[1:], self.window, max(self.window, bars.first_row) - 1)
@@ -263,7 +270,7 @@ class VolumeZScoreFeature(Feature):
     def warmup(self) -> int:
         return self.window - 1
 
-    def compute(self, bars: Bars) -> np.ndarray:
+    def compute(self, bars: Bars) -> NDArray[np.float64]:
         log_volume = np.log1p(np.maximum(bars.volume, 0.0))
         mean, std = _window_moments(log_volume, self.window, max(self.window - 1, bars.first_row))
         # A flat window's std is rounding noise, not information: treat it as no spread.
@@ -292,7 +299,7 @@ class CandleFeature(Feature):
     def warmup(self) -> int:
         return 0
 
-    def compute(self, bars: Bars) -> np.ndarray:
+    def compute(self, bars: Bars) -> NDArray[np.float64]:
         if self.part == "range":
             return np.log(_ratio(bars.high, bars.low))
         bar_range = bars.high - bars.low
@@ -323,7 +330,7 @@ class TimeFeature(Feature):
     def warmup(self) -> int:
         return 0
 
-    def compute(self, bars: Bars) -> np.ndarray:
+    def compute(self, bars: Bars) -> NDArray[np.float64]:
         times = bars.times_ns
         if self.part.startswith("hour"):
             angle = 2 * math.pi * (times % _NS_PER_DAY) / _NS_PER_DAY
@@ -402,7 +409,7 @@ class FeatureSet:
 
 def feature_matrix(
     frame: pd.DataFrame, feature_set: FeatureSet, *, last_rows: int | None = None
-) -> np.ndarray:
+) -> NDArray[np.float64]:
     """The features as a float64 array of shape (bars, features), columns in ``feature_set.columns``
     order; only the newest ``last_rows`` rows when given (each still reads every bar before it)."""
     rows = len(frame) if last_rows is None else min(last_rows, len(frame))

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from numpy.typing import NDArray
 
 DEFAULT_NTHREAD = 2
 MODEL_FORMAT = "ubj"
@@ -91,10 +92,10 @@ class FittedModel:
 
 
 def fit(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_validation: np.ndarray,
-    y_validation: np.ndarray,
+    x_train: NDArray[np.float64],
+    y_train: NDArray[np.float64],
+    x_validation: NDArray[np.float64],
+    y_validation: NDArray[np.float64],
     *,
     classifier: bool,
     feature_names: Sequence[str],
@@ -121,7 +122,7 @@ def fit(
     return FittedModel(booster[: best + 1], best)
 
 
-def predict(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
+def predict(booster: xgb.Booster, x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Probabilities of an up-move (classifier) or predicted values (regressor); NaN inputs are missing."""
     return booster.inplace_predict(np.asarray(x, dtype=np.float64))
 

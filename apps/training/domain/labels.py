@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 class ModelType(StrEnum):
@@ -32,7 +33,7 @@ def parse_model_type(value: str) -> ModelType:
         raise ValueError(f"unknown model_type {value!r}; valid: {valid}") from None
 
 
-def make_labels(close: np.ndarray, model_type: ModelType | str, horizon: int) -> np.ndarray:
+def make_labels(close: NDArray[np.float64], model_type: ModelType | str, horizon: int) -> NDArray[np.float64]:
     """The target of every bar as float64, NaN for the last ``horizon`` bars.
 
     - ``price_prediction``: 1.0 when ``close[t+h] > close[t]``, else 0.0 (a flat close is "not up").

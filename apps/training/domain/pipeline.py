@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from numpy.typing import NDArray
 
 from apps.training.domain import evaluation
 from apps.training.domain.evaluation import DEFAULT_FEE, Metrics
@@ -88,7 +89,7 @@ class Prediction:
 class WalkForwardResult:
     """Out-of-sample model outputs for every bar of the frame (NaN before the first fold's)."""
 
-    predictions: np.ndarray
+    predictions: NDArray[np.float64]
     folds: tuple[Fold, ...]
     best_iterations: tuple[int, ...]
 
@@ -110,7 +111,7 @@ def _timestamp(ns: int) -> pd.Timestamp:
     return pd.Timestamp(int(ns), unit="ns", tz="UTC")
 
 
-def _periods_per_year(times_ns: np.ndarray) -> float:
+def _periods_per_year(times_ns: NDArray[np.int64]) -> float:
     spacing = float(np.median(np.diff(times_ns))) if len(times_ns) > 1 else 0.0
     if spacing <= 0:
         raise ValueError("bar times must increase")
@@ -128,7 +129,7 @@ def _threshold_grid(model_type: ModelType, fee: float) -> tuple[float, ...]:
 
 
 def _ml_metrics(
-    model_type: ModelType, y: np.ndarray, outputs: np.ndarray, volatility_baseline: float
+    model_type: ModelType, y: NDArray[np.float64], outputs: NDArray[np.float64], volatility_baseline: float
 ) -> Metrics:
     if model_type is ModelType.PRICE_PREDICTION:
         return evaluation.classification_metrics(y, outputs)
@@ -220,17 +221,28 @@ def train(
     threshold = None
     if model_type is not ModelType.VOLATILITY_PREDICTION:
         periods = _periods_per_year(data.times_ns)
-        trade = {"hold": horizon, "fee": fee, "periods_per_year": periods}
         validation = rows["validation"]
         grid = _threshold_grid(model_type, fee)
         threshold = evaluation.select_threshold(
-            data.open[validation], data.close[validation], outputs[validation], grid, **trade
+            data.open[validation],
+            data.close[validation],
+            outputs[validation],
+            grid,
+            hold=horizon,
+            fee=fee,
+            periods_per_year=periods,
         )
         # The test trading window runs on to the newest bar: those bars are unseen too.
         trading_windows = {"validation": validation, "test": slice(rows["test"].start, len(data.frame))}
         for name, part in trading_windows.items():
             metrics[name] |= evaluation.trading_metrics(
-                data.open[part], data.close[part], outputs[part], threshold=threshold, **trade
+                data.open[part],
+                data.close[part],
+                outputs[part],
+                threshold=threshold,
+                hold=horizon,
+                fee=fee,
+                periods_per_year=periods,
             )
 
     model_bytes, sha256 = serialize(fitted.booster)

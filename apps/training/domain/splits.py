@@ -37,7 +37,7 @@ class Fold:
 
 
 def _size(part: slice) -> int:
-    return part.stop - part.start
+    return int(part.stop - part.start)
 
 
 def _purged_tail(start: int, stop: int, horizon: int, tail_fraction: float) -> tuple[slice, slice]:

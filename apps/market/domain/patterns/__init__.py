@@ -45,7 +45,7 @@ class Pattern:
     @property
     def description(self) -> str:
         """The definition, from the docstring of the rule behind the detector."""
-        rule = CANDLESTICK_PATTERNS.get(self.name) or getattr(self.detector, "func", self.detector)
+        rule: object = CANDLESTICK_PATTERNS.get(self.name) or getattr(self.detector, "func", self.detector)
         return (rule.__doc__ or "").strip()
 
 

@@ -6,18 +6,20 @@ of several patterns and builds dicts or :class:`Detection` objects only for the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
 from apps.market.domain.indicators import get_indicator
 from apps.market.domain.windows import lag, window_mean
 
 T = TypeVar("T")
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 Kind = Literal["candlestick", "chart"]
 Direction = Literal["bullish", "bearish", "neutral"]
 # Directions are stored as codes: the index of the name in this tuple.
@@ -73,31 +75,31 @@ class Hits:
 
     pattern: str
     kind: Kind
-    direction: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    confirmed: np.ndarray
-    confidence: np.ndarray
-    levels: dict[str, np.ndarray]
-    touches: np.ndarray
+    direction: NDArray[np.int8]
+    start: NDArray[np.int64]
+    end: NDArray[np.int64]
+    confirmed: NDArray[np.int64]
+    confidence: NDArray[np.float64]
+    levels: dict[str, NDArray[np.float64]]
+    touches: NDArray[np.int64]
 
     @classmethod
     def of(
         cls,
         pattern: str,
         kind: Kind,
-        direction: np.ndarray | int,
-        start: np.ndarray,
-        end: np.ndarray,
-        confidence: np.ndarray,
-        levels: dict[str, np.ndarray],
-        confirmed: np.ndarray | None = None,
-        touches: np.ndarray | int = 0,
+        direction: NDArray[np.integer] | int,
+        start: NDArray[np.integer],
+        end: NDArray[np.integer],
+        confidence: NDArray[np.floating],
+        levels: Mapping[str, NDArray[np.floating]],
+        confirmed: NDArray[np.integer] | None = None,
+        touches: NDArray[np.integer] | int = 0,
     ) -> Hits:
         """Hits from columns or per-pattern constants; ``confirmed`` defaults to ``end``."""
         rows = len(start)
 
-        def column(values: np.ndarray | float, dtype: type) -> np.ndarray:
+        def column(values: ArrayLike, dtype: type[ScalarT]) -> NDArray[ScalarT]:
             return np.broadcast_to(np.asarray(values, dtype=dtype), (rows,)).copy()
 
         return cls(
@@ -123,7 +125,7 @@ class Detections:
     Python objects only for the rows they are asked for, e.g. after :meth:`since`.
     """
 
-    def __init__(self, hits: list[Hits], index: pd.Index, order: np.ndarray | None = None) -> None:
+    def __init__(self, hits: list[Hits], index: pd.Index, order: NDArray[np.intp] | None = None) -> None:
         self.hits = hits
         self.index = index
         self.source = np.repeat(np.arange(len(hits)), [len(h) for h in hits])  # which Hits a row is in
@@ -134,7 +136,7 @@ class Detections:
             order = np.lexsort((rank, start, confirmed))  # stable: ties keep the detectors' order
         self.source, self.row = self.source[order], self.row[order]
 
-    def _column(self, name: str) -> np.ndarray:
+    def _column(self, name: str) -> NDArray[np.int64]:
         if not self.hits:
             return np.zeros(0, np.int64)
         return np.concatenate([getattr(h, name) for h in self.hits])
@@ -143,11 +145,11 @@ class Detections:
         return len(self.row)
 
     @cached_property
-    def confirmed_index(self) -> np.ndarray:
+    def confirmed_index(self) -> NDArray[np.int64]:
         """The confirmation bar of each row, in order."""
         return self._gather("confirmed")
 
-    def _gather(self, name: str) -> np.ndarray:
+    def _gather(self, name: str) -> NDArray[np.int64]:
         out = np.zeros(len(self), dtype=np.int64)
         for k, hits in enumerate(self.hits):
             mine = self.source == k
@@ -216,6 +218,11 @@ class Bars:
 
     TREND_SMA = 5
 
+    open: NDArray[np.float64]
+    high: NDArray[np.float64]
+    low: NDArray[np.float64]
+    close: NDArray[np.float64]
+
     def __init__(self, frame: pd.DataFrame) -> None:
         missing = [c for c in ("open", "high", "low", "close") if c not in frame.columns]
         if missing:
@@ -233,31 +240,31 @@ class Bars:
         """``compute()`` once per frame: chart detectors share their swings and levels."""
         if key not in self._memo:
             self._memo[key] = compute()
-        return self._memo[key]
+        return cast(T, self._memo[key])
 
     @cached_property
-    def body(self) -> np.ndarray:
+    def body(self) -> NDArray[np.float64]:
         return np.abs(self.close - self.open)
 
     @cached_property
-    def range(self) -> np.ndarray:
+    def range(self) -> NDArray[np.float64]:
         return self.high - self.low
 
     @cached_property
-    def upper_shadow(self) -> np.ndarray:
+    def upper_shadow(self) -> NDArray[np.float64]:
         return self.high - np.maximum(self.open, self.close)
 
     @cached_property
-    def lower_shadow(self) -> np.ndarray:
+    def lower_shadow(self) -> NDArray[np.float64]:
         return np.minimum(self.open, self.close) - self.low
 
     @cached_property
-    def average_body(self) -> np.ndarray:
+    def average_body(self) -> NDArray[np.float64]:
         """Mean body of the 10 bars before each bar (NaN for the first 10): what "long" means."""
         return lag(window_mean(self.body, 10), 1)
 
     @cached_property
-    def trend(self) -> np.ndarray:
+    def trend(self) -> NDArray[np.float64]:
         """Relative change of the 5-bar SMA of closes over the last 5 bars, ending at each bar:
         negative in a downtrend, positive in an uptrend, NaN while undefined."""
         sma = window_mean(self.close, self.TREND_SMA)
@@ -265,16 +272,16 @@ class Bars:
         with np.errstate(divide="ignore", invalid="ignore"):
             return (sma - before) / before
 
-    def trend_before(self, bars: int) -> np.ndarray:
+    def trend_before(self, bars: int) -> NDArray[np.float64]:
         """At each bar t, the trend up to the bar before a pattern of ``bars`` bars ending at t."""
         return self.previous("trend", bars)
 
-    def previous(self, name: str, k: int) -> np.ndarray:
+    def previous(self, name: str, k: int) -> NDArray[np.float64]:
         """The named series (``open``, ``body``, ``trend``...) ``k`` bars ago, computed once."""
         return self.memo(f"{name}-{k}", lambda: lag(getattr(self, name), k))
 
     @cached_property
-    def atr(self) -> np.ndarray:
+    def atr(self) -> NDArray[np.float64]:
         """ATR(14), with the running mean true range standing in for its first 13 bars, so every
         bar has a volatility yardstick built from past bars only."""
         atr = get_indicator("ATR").compute(self.frame)["value"]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from apps.market.domain.patterns.base import DIRECTIONS, Bars, Direction, Hits
 from apps.market.domain.windows import kernel, window_extreme_into
@@ -36,14 +37,14 @@ SOLDIER_SHADOW = 0.3  # soldiers and crows close near their extreme: far shadow 
 class Signal:
     """Where a pattern completes (``mask``), how cleanly (``confidence``), over how many bars."""
 
-    mask: np.ndarray
-    confidence: np.ndarray
+    mask: NDArray[np.bool_]
+    confidence: NDArray[np.float64]
     bars: int
     direction: Direction
 
 
 @kernel
-def _fraction(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _fraction(numerator: NDArray[np.float64], denominator: NDArray[np.float64]) -> NDArray[np.float64]:
     """numerator / denominator where the denominator is positive, else 0."""
     out = np.empty(len(numerator))
     for t in range(len(numerator)):
@@ -52,7 +53,7 @@ def _fraction(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 @kernel
-def _score(x: np.ndarray) -> np.ndarray:
+def _score(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """x clipped to [0, 1], 0 where it is NaN."""
     out = np.empty(len(x))
     for t in range(len(x)):
@@ -60,7 +61,7 @@ def _score(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _signal(mask: np.ndarray, quality: np.ndarray, bars: int, direction: Direction) -> Signal:
+def _signal(mask: NDArray[np.bool_], quality: NDArray[np.float64], bars: int, direction: Direction) -> Signal:
     """Confidence = 0.5 for a bare match, up to 1.0 as ``quality`` (0..1) grows."""
     return Signal(mask & ~np.isnan(quality), 0.5 + 0.5 * _score(quality), bars, direction)
 
@@ -73,7 +74,7 @@ def doji(b: Bars) -> Signal:
     return Signal(mask, _score(1.0 - small / DOJI_BODY), 1, "neutral")
 
 
-def _hammer_shape(b: Bars) -> tuple[np.ndarray, np.ndarray]:
+def _hammer_shape(b: Bars) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """Small body at the top, lower shadow at least twice the body, little upper shadow."""
     body = _fraction(b.body, b.range)
     mask = (
@@ -85,7 +86,7 @@ def _hammer_shape(b: Bars) -> tuple[np.ndarray, np.ndarray]:
     return mask, _fraction(b.lower_shadow, b.body) / (2 * LONG_SHADOW)
 
 
-def _inverted_shape(b: Bars) -> tuple[np.ndarray, np.ndarray]:
+def _inverted_shape(b: Bars) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """Small body at the bottom, upper shadow at least twice the body, little lower shadow."""
     body = _fraction(b.body, b.range)
     mask = (
@@ -123,7 +124,9 @@ def shooting_star(b: Bars) -> Signal:
     return _signal(shape & (b.trend_before(1) > 0.0), quality, 1, "bearish")
 
 
-def _two_bar_context(b: Bars) -> tuple[np.ndarray, ...]:
+def _two_bar_context(
+    b: Bars,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     return b.previous("open", 1), b.previous("close", 1), b.previous("body", 1), b.previous("average_body", 1)
 
 
@@ -158,7 +161,9 @@ def bearish_engulfing(b: Bars) -> Signal:
     return _signal(mask, _fraction(b.body, body1) - 1.0, 2, "bearish")
 
 
-def _inside_previous_body(b: Bars, open1: np.ndarray, close1: np.ndarray) -> np.ndarray:
+def _inside_previous_body(
+    b: Bars, open1: NDArray[np.float64], close1: NDArray[np.float64]
+) -> NDArray[np.bool_]:
     return (np.maximum(b.open, b.close) <= np.maximum(open1, close1)) & (
         np.minimum(b.open, b.close) >= np.minimum(open1, close1)
     )
@@ -294,7 +299,7 @@ def _three_in_a_row(b: Bars, bullish: bool) -> Signal:
     return _signal(mask, quality, 3, "bullish" if bullish else "bearish")
 
 
-def _prev_bool(mask: np.ndarray, k: int) -> np.ndarray:
+def _prev_bool(mask: NDArray[np.bool_], k: int) -> NDArray[np.bool_]:
     out = np.zeros(len(mask), dtype=bool)
     out[k:] = mask[: len(mask) - k]
     return out
@@ -348,9 +353,9 @@ def detect_candlestick(b: Bars, name: str) -> Hits:
     )
 
 
-def _highest(b: Bars, bars: int) -> np.ndarray:
+def _highest(b: Bars, bars: int) -> NDArray[np.float64]:
     return b.memo(f"highest{bars}", lambda: window_extreme_into(b.high, bars, True, np.empty(b.n)))
 
 
-def _lowest(b: Bars, bars: int) -> np.ndarray:
+def _lowest(b: Bars, bars: int) -> NDArray[np.float64]:
     return b.memo(f"lowest{bars}", lambda: window_extreme_into(b.low, bars, False, np.empty(b.n)))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from apps.market.domain.patterns.base import BEARISH, BULLISH, NEUTRAL, Bars, Hits
 from apps.market.domain.windows import kernel, lag, window_max
@@ -52,10 +53,10 @@ class Swing:
 class Swings:
     """Every swing high and low as columns, sorted by confirmation bar (then highs first)."""
 
-    index: np.ndarray
-    confirmed: np.ndarray
-    price: np.ndarray
-    high: np.ndarray
+    index: NDArray[np.int64]
+    confirmed: NDArray[np.int64]
+    price: NDArray[np.float64]
+    high: NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -68,7 +69,7 @@ class Swings:
 def find_swings(b: Bars, order: int = SWING_ORDER) -> Swings:
     """Every swing high and low, sorted by confirmation bar (then by bar)."""
 
-    def swings_of(values: np.ndarray, sign: float) -> np.ndarray:
+    def swings_of(values: NDArray[np.float64], sign: float) -> NDArray[np.intp]:
         signed = sign * values
         before = lag(window_max(signed, order), 1)
         after = np.full(b.n, np.nan)
@@ -87,14 +88,14 @@ def swings(b: Bars) -> Swings:
     return b.memo("swings", lambda: find_swings(b))
 
 
-def swing_tails(b: Bars) -> np.ndarray:
+def swing_tails(b: Bars) -> NDArray[np.int64]:
     """The last ``TAIL`` swings of the alternating sequence after each change to it: one row per
     change, swing numbers oldest to newest, -1 where the sequence was shorter."""
     return b.memo("tails", lambda: _tails(swings(b).price, swings(b).high, TAIL))
 
 
 @kernel
-def _tails(price: np.ndarray, high: np.ndarray, length: int) -> np.ndarray:
+def _tails(price: NDArray[np.float64], high: NDArray[np.bool_], length: int) -> NDArray[np.int64]:
     tails = np.full((len(price), length), -1, dtype=np.int64)
     sequence = np.empty(len(price), dtype=np.int64)
     size = changes = 0
@@ -135,8 +136,12 @@ def detect_swings(b: Bars, kind: Literal["high", "low"]) -> Hits:
 
 @kernel
 def _swing_heights(
-    index: np.ndarray, confirmed: np.ndarray, price: np.ndarray, far: np.ndarray, high: bool
-) -> np.ndarray:
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    price: NDArray[np.float64],
+    far: NDArray[np.float64],
+    high: bool,
+) -> NDArray[np.float64]:
     """Each swing's height above the lowest low (or depth below the highest high) of the bars
     from ``SWING_ORDER`` before it to its confirmation."""
     out = np.empty(len(index))
@@ -156,11 +161,11 @@ class Levels:
     """Where each swing went: the level it touched or started (numbered in order of creation), the
     level's price and touch count after it, and each level's touches as a chain of swings."""
 
-    level: np.ndarray
-    price: np.ndarray
-    count: np.ndarray
-    first_touch: np.ndarray
-    next_touch: np.ndarray
+    level: NDArray[np.int64]
+    price: NDArray[np.float64]
+    count: NDArray[np.int64]
+    first_touch: NDArray[np.int64]
+    next_touch: NDArray[np.int64]
 
 
 def price_levels(b: Bars) -> Levels:
@@ -177,7 +182,9 @@ def price_levels(b: Bars) -> Levels:
 
 
 @kernel
-def _cluster(price: np.ndarray, tolerance: np.ndarray) -> tuple[np.ndarray, ...]:
+def _cluster(
+    price: NDArray[np.float64], tolerance: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     count = len(price)
     level = np.empty(count, dtype=np.int64)
     after = np.empty(count)
@@ -247,7 +254,7 @@ def _cluster(price: np.ndarray, tolerance: np.ndarray) -> tuple[np.ndarray, ...]
 
 
 @kernel
-def _pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
+def _pairwise_sum(a: NDArray[np.float64], start: int, n: int) -> float:
     """numpy's float64 summation, to the bit: runs of up to 128 values summed with eight
     accumulators, longer runs split in two (at a multiple of 8) and their sums added. The halving
     is walked with an explicit stack, as numba cannot cache recursive functions."""
@@ -271,7 +278,7 @@ def _pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
 
 
 @kernel
-def _run_sum(a: np.ndarray, start: int, n: int) -> float:
+def _run_sum(a: NDArray[np.float64], start: int, n: int) -> float:
     if n < 8:
         total = 0.0
         for i in range(start, start + n):
@@ -298,7 +305,7 @@ def _run_sum(a: np.ndarray, start: int, n: int) -> float:
     while i < n:
         total += a[start + i]
         i += 1
-    return total
+    return float(total)
 
 
 def detect_levels(b: Bars, pattern: Literal["support", "resistance"]) -> Hits:
@@ -324,7 +331,17 @@ def detect_levels(b: Bars, pattern: Literal["support", "resistance"]) -> Hits:
     )
 
 
-def _level_reports(b: Bars) -> tuple[np.ndarray, ...]:
+def _level_reports(
+    b: Bars,
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.int64],
+]:
     s, levels = swings(b), price_levels(b)
     return _reports(
         s.index, s.confirmed, s.price, levels.price, levels.count, levels.first_touch, levels.next_touch
@@ -333,14 +350,22 @@ def _level_reports(b: Bars) -> tuple[np.ndarray, ...]:
 
 @kernel
 def _reports(
-    index: np.ndarray,
-    confirmed: np.ndarray,
-    price: np.ndarray,
-    level_price: np.ndarray,
-    level_count: np.ndarray,
-    first_touch: np.ndarray,
-    next_touch: np.ndarray,
-) -> tuple[np.ndarray, ...]:
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    price: NDArray[np.float64],
+    level_price: NDArray[np.float64],
+    level_count: NDArray[np.int64],
+    first_touch: NDArray[np.int64],
+    next_touch: NDArray[np.int64],
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.int64],
+]:
     """Every level from its second touch on, level by level: first and latest touched bar, the bar
     that confirmed the touch, the level's price, the lowest and highest touch, the touch count."""
     rows = len(index)
@@ -392,15 +417,23 @@ def detect_breakouts(b: Bars) -> Hits:
 
 @kernel
 def _breakouts(
-    index: np.ndarray,
-    confirmed: np.ndarray,
-    high: np.ndarray,
-    level_price: np.ndarray,
-    first_touch: np.ndarray,
-    next_touch: np.ndarray,
-    close: np.ndarray,
-    atr: np.ndarray,
-) -> tuple[np.ndarray, ...]:
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    high: NDArray[np.bool_],
+    level_price: NDArray[np.float64],
+    first_touch: NDArray[np.int64],
+    next_touch: NDArray[np.int64],
+    close: NDArray[np.float64],
+    atr: NDArray[np.float64],
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.int64],
+]:
     bars = len(close)
     room = 0  # at most one breakout per level and bar scanned
     for touch in range(len(index)):
@@ -448,8 +481,8 @@ def _breakouts(
 
 @kernel
 def _first_break(
-    close: np.ndarray,
-    far: np.ndarray,
+    close: NDArray[np.float64],
+    far: NDArray[np.float64],
     start: int,
     stop: int,
     base: float,
@@ -501,16 +534,23 @@ def detect_double(b: Bars, pattern: Literal["double_top", "double_bottom"]) -> H
 
 @kernel
 def _doubles(
-    tails: np.ndarray,
-    index: np.ndarray,
-    confirmed: np.ndarray,
-    price: np.ndarray,
-    high: np.ndarray,
-    close: np.ndarray,
-    far: np.ndarray,
-    atr: np.ndarray,
+    tails: NDArray[np.int64],
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    price: NDArray[np.float64],
+    high: NDArray[np.bool_],
+    close: NDArray[np.float64],
+    far: NDArray[np.float64],
+    atr: NDArray[np.float64],
     bearish: bool,
-) -> tuple[np.ndarray, ...]:
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+]:
     rows = len(tails)
     first_of, middle_of = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
     second_of, end = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
@@ -573,16 +613,24 @@ def detect_head_and_shoulders(
 
 @kernel
 def _heads_and_shoulders(
-    tails: np.ndarray,
-    index: np.ndarray,
-    confirmed: np.ndarray,
-    price: np.ndarray,
-    high: np.ndarray,
-    close: np.ndarray,
-    far: np.ndarray,
-    atr: np.ndarray,
+    tails: NDArray[np.int64],
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    price: NDArray[np.float64],
+    high: NDArray[np.bool_],
+    close: NDArray[np.float64],
+    far: NDArray[np.float64],
+    atr: NDArray[np.float64],
     bearish: bool,
-) -> tuple[np.ndarray, ...]:
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+]:
     rows = len(tails)
     left_of, head_of = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
     right_of, end = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
@@ -630,16 +678,18 @@ def _heads_and_shoulders(
 
 
 @kernel
-def _fit(points: np.ndarray, index: np.ndarray, price: np.ndarray) -> tuple[float, float, float]:
+def _fit(
+    points: NDArray[np.int64], index: NDArray[np.int64], price: NDArray[np.float64]
+) -> tuple[float, float, float]:
     """Ordinary least squares through swing points, in plain arithmetic (np.polyfit's SVD costs
     more than the rest of the pattern scan): slope, intercept and the worst miss of the line."""
     count = len(points)
-    mean_x = 0
+    sum_x = 0  # an integer sum of bar numbers, divided once
     mean_y = 0.0
     for p in points:
-        mean_x += index[p]
+        sum_x += index[p]
         mean_y += price[p]
-    mean_x /= count
+    mean_x = sum_x / count
     mean_y /= count
     spread = 0.0
     covariance = 0.0
@@ -678,7 +728,16 @@ def _shape(change: float, tolerance: float) -> int:
     return 2 if change > 0 else 0
 
 
-def formations(b: Bars) -> tuple[np.ndarray, ...]:
+def formations(
+    b: Bars,
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+]:
     """Every triangle and channel, computed once per frame (see :func:`detect_formation`): the
     formation number (a key of ``FORMATIONS``, in order), then its columns."""
     s = swings(b)
@@ -692,15 +751,22 @@ def formations(b: Bars) -> tuple[np.ndarray, ...]:
 
 @kernel
 def _formations(
-    tails: np.ndarray,
-    index: np.ndarray,
-    confirmed: np.ndarray,
-    price: np.ndarray,
-    high: np.ndarray,
-    atr: np.ndarray,
-    formation_of: np.ndarray,
-    channels: np.ndarray,
-) -> tuple[np.ndarray, ...]:
+    tails: NDArray[np.int64],
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    price: NDArray[np.float64],
+    high: NDArray[np.bool_],
+    atr: NDArray[np.float64],
+    formation_of: NDArray[np.int64],
+    channels: NDArray[np.bool_],
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+]:
     rows = len(tails)
     shape, first_of = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
     last_of, confirmed_of = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
@@ -788,14 +854,21 @@ def detect_trend_lines(b: Bars) -> Hits:
 
 @kernel
 def _trend_lines(
-    tails: np.ndarray,
-    index: np.ndarray,
-    confirmed: np.ndarray,
-    price: np.ndarray,
-    high: np.ndarray,
-    close: np.ndarray,
-    atr: np.ndarray,
-) -> tuple[np.ndarray, ...]:
+    tails: NDArray[np.int64],
+    index: NDArray[np.int64],
+    confirmed: NDArray[np.int64],
+    price: NDArray[np.float64],
+    high: NDArray[np.bool_],
+    close: NDArray[np.float64],
+    atr: NDArray[np.float64],
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+]:
     rows = len(tails)
     direction, first_of = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)
     last_of, confirmed_of = np.empty(rows, dtype=np.int64), np.empty(rows, dtype=np.int64)

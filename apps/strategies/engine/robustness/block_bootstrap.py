@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 _GROUP_BLOCKS = 2**16  # blocks drawn and summarised together: enough for numpy, few for memory
 _SEARCH_POINTS = 2**22  # bar levels gathered per step of the duration search
@@ -53,7 +55,9 @@ def default_mean_block_length(bars: int) -> float:
     return max(1.0, math.sqrt(bars))
 
 
-def stationary_bootstrap_indices(bars: int, *, paths: int, mean_block_length: float, seed: int) -> np.ndarray:
+def stationary_bootstrap_indices(
+    bars: int, *, paths: int, mean_block_length: float, seed: int
+) -> NDArray[np.int64]:
     """The bar indices of each path, shape (paths, bars): the same draws :func:`bootstrap_statistics`
     uses for the same arguments, materialised (for inspection and tests, not for long series)."""
     rows = []
@@ -67,8 +71,8 @@ def stationary_bootstrap_indices(bars: int, *, paths: int, mean_block_length: fl
 
 
 def bootstrap_statistics(
-    returns: np.ndarray, *, paths: int, mean_block_length: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    returns: NDArray[np.float64], *, paths: int, mean_block_length: float, seed: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Per path: the final log return, the maximum drawdown in log terms and the longest drawdown in bars."""
     levels = _log_equity(returns)
     bars = len(levels) - 1
@@ -78,10 +82,11 @@ def bootstrap_statistics(
         _path_statistics(levels, ranges, starts, lengths)
         for starts, lengths in _blocks(bars, paths, mean_block_length, seed)
     ]
-    return tuple(np.concatenate(column) for column in zip(*results, strict=True))
+    final, worst, durations = (np.concatenate(column) for column in zip(*results, strict=True))
+    return final, worst, durations
 
 
-def _log_equity(returns: np.ndarray) -> np.ndarray:
+def _log_equity(returns: NDArray[np.float64]) -> NDArray[np.float64]:
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1 or len(r) == 0 or not np.isfinite(r).all():
         raise BootstrapError("returns must be a non-empty one-dimensional array of finite numbers")
@@ -90,7 +95,7 @@ def _log_equity(returns: np.ndarray) -> np.ndarray:
 
 def _blocks(
     bars: int, paths: int, mean_block_length: float, seed: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """(starts, lengths) of the blocks of successive groups of paths, one row per path; each row's
     lengths sum to ``bars``, with zero-length blocks after the last one.
 
@@ -135,8 +140,8 @@ def _chunk_bars(mean_block_length: float) -> int:
 
 
 def _path_statistics(
-    levels: np.ndarray, ranges: _RangeStats, starts: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    levels: NDArray[np.float64], ranges: _RangeStats, starts: NDArray[np.int64], lengths: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     bars = len(levels) - 1
     move, high, low, drawdown, top = _block_summaries(levels, ranges, starts, lengths)
     # Path scans over its blocks: level at each block's start, and the path's high before the block.
@@ -154,8 +159,10 @@ def _path_statistics(
 
 
 def _block_summaries(
-    levels: np.ndarray, ranges: _RangeStats, starts: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, ...]:
+    levels: NDArray[np.float64], ranges: _RangeStats, starts: NDArray[np.int64], lengths: NDArray[np.int64]
+) -> tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]
+]:
     """Per block: move, highest and lowest point relative to its start, internal drawdown, and the
     offset of its last highest point. Zero-length blocks are all zeros."""
     bars = len(levels) - 1
@@ -183,19 +190,20 @@ def _block_summaries(
         array[real] = values
     top = np.zeros(starts.shape, dtype=np.int64)
     top[real] = records[_AT].astype(np.int64) - first
-    return (*out, top)
+    move, high, low, drawdown = out
+    return move, high, low, drawdown, top
 
 
 def _durations(
-    levels: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    start_level: np.ndarray,
-    peak: np.ndarray,
-    crest: np.ndarray,
-    top: np.ndarray,
+    levels: NDArray[np.float64],
+    starts: NDArray[np.int64],
+    lengths: NDArray[np.int64],
+    start_level: NDArray[np.float64],
+    peak: NDArray[np.float64],
+    crest: NDArray[np.float64],
+    top: NDArray[np.int64],
     bars: int,
-) -> np.ndarray:
+) -> NDArray[np.int64]:
     """The longest stretch under water of each path, in bars (see the module docstring)."""
     offset = np.cumsum(lengths, axis=1) - lengths
     reaches = crest >= peak  # the block gets back to (or starts at) the path's high
@@ -220,17 +228,21 @@ def _durations(
             _stretch(offset[rows, columns] + crossing - previous[rows, columns]), longest_inside
         )
         np.maximum.at(best, rows, found)
-    return best.astype(np.int64)
+    return cast(NDArray[np.int64], best.astype(np.int64))  # numpy types a reduction over an axis as Any
 
 
-def _stretch(gap: np.ndarray) -> np.ndarray:
+def _stretch(gap: NDArray[np.int64]) -> NDArray[np.int64]:
     """A gap between two bars at the high is a stretch under water only if some bar lies between them."""
     return np.where(gap >= 2, gap, 0)
 
 
 def _search(
-    levels: np.ndarray, starts: np.ndarray, tops: np.ndarray, start_level: np.ndarray, peak: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    levels: NDArray[np.float64],
+    starts: NDArray[np.int64],
+    tops: NDArray[np.int64],
+    start_level: NDArray[np.float64],
+    peak: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """For blocks that reach the path's high: the offset of the first bar back at it, and the longest
     stretch under water between that bar and the block's last high point, bar by bar."""
     bars = len(levels) - 1
@@ -276,7 +288,7 @@ class _RangeStats:
     prefix; a run inside one chunk (shorter than a chunk) is summarised from its levels directly.
     """
 
-    def __init__(self, levels: np.ndarray, chunk: int) -> None:
+    def __init__(self, levels: NDArray[np.float64], chunk: int) -> None:
         self.levels, self.chunk = levels, chunk
         bars = len(levels) - 1
         chunks = -(-bars // chunk)
@@ -297,7 +309,7 @@ class _RangeStats:
         self.depth = max(1, math.ceil(math.log2(chunks)))
         size = 1 << self.depth
         base = np.concatenate((self.whole, np.repeat(self.whole[-1:], size - chunks, axis=0)))
-        self.table = np.empty((self.depth, size, 4))
+        self.table: NDArray[np.float64] = np.empty((self.depth, size, 4))  # then (depth * size, 4)
         for level in range(self.depth):
             half = 1 << level
             pairs = base.reshape(size // (2 * half), 2, half, 4)
@@ -307,7 +319,7 @@ class _RangeStats:
         self.table = self.table.reshape(-1, 4)
         self.size = size
 
-    def query(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    def query(self, first: NDArray[np.int64], last: NDArray[np.int64]) -> NDArray[np.float64]:
         """Records (4, n) of the runs of bars ``first[i]..last[i]`` (inclusive, first <= last)."""
         chunk = self.chunk
         left, right = first // chunk, last // chunk
@@ -329,7 +341,7 @@ class _RangeStats:
             records[:, inside] = self._brute_force(first[inside], last[inside])
         return records
 
-    def _brute_force(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    def _brute_force(self, first: NDArray[np.int64], last: NDArray[np.int64]) -> NDArray[np.float64]:
         steps = np.arange(self.chunk + 1)
         # Points past the run's end repeat its last level: no new high, low or drawdown.
         points = np.minimum(first[:, None] + steps, last[:, None] + 1)
@@ -341,12 +353,12 @@ class _RangeStats:
         return np.stack((highest, window.min(axis=1), drawdown, last_top.astype(np.float64)))
 
 
-def _gather(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _gather(table: NDArray[np.float64], rows: NDArray[np.int64]) -> NDArray[np.float64]:
     """Rows of an (n, 4) table as a (4, len(rows)) array: one random read per record, then columns."""
     return np.ascontiguousarray(np.take(table, rows, axis=0).T)
 
 
-def _combine(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+def _combine(first: NDArray[np.float64], then: NDArray[np.float64]) -> NDArray[np.float64]:
     """The records (4, n) of runs followed by the runs that start at their last points."""
     out = np.empty_like(first)
     np.maximum(first[_MAX], then[_MAX], out=out[_MAX])
@@ -359,7 +371,7 @@ def _combine(first: np.ndarray, then: np.ndarray) -> np.ndarray:
     return out
 
 
-def _prefix_scan(records: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+def _prefix_scan(records: tuple[NDArray[np.float64], ...]) -> tuple[NDArray[np.float64], ...]:
     """Records of the runs from the first item to each item, along the last axis of (n, items) arrays."""
     highest, lowest, drawdown, at = records
     running = np.maximum.accumulate(highest, axis=-1)
@@ -372,7 +384,7 @@ def _prefix_scan(records: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     )
 
 
-def _suffix_scan(records: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+def _suffix_scan(records: tuple[NDArray[np.float64], ...]) -> tuple[NDArray[np.float64], ...]:
     """Records of the runs from each item to the last, along the last axis of (n, items) arrays."""
     highest, lowest, drawdown, at = (values[..., ::-1] for values in records)
     running = np.maximum.accumulate(highest, axis=-1)

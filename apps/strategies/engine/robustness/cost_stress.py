@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy.optimize import brentq
 
 from ..backtest import RiskSettings, backtest_signals
@@ -80,7 +81,7 @@ class BreakEvenCosts:
 
 
 def break_even_costs(
-    frame: pd.DataFrame, codes: np.ndarray, risk: RiskSettings, report: BacktestReport
+    frame: pd.DataFrame, codes: NDArray[np.integer], risk: RiskSettings, report: BacktestReport
 ) -> BreakEvenCosts:
     """Break-even costs of the backtest ``report`` of ``codes`` on ``frame`` with ``risk``."""
     if len(report.trades) == 0:
@@ -137,8 +138,8 @@ class _TradeCosts:
         self.rest = np.flatnonzero(~folded)
 
     def growth(
-        self, commission: float, slippage: float, trades: np.ndarray | slice = slice(None)
-    ) -> np.ndarray:
+        self, commission: float, slippage: float, trades: NDArray[np.intp] | slice = slice(None)
+    ) -> NDArray[np.float64]:
         side, entry, exit_ = self.side[trades], self.raw_entry[trades], self.raw_exit[trades]
         ratio = (exit_ * (1.0 - side * slippage)) / (entry * (1.0 + side * slippage))
         return 1.0 + self.size / (1.0 + commission) * (side * (ratio - 1.0) - commission * (1.0 + ratio))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..backtest import RiskSettings, backtest_signals
 from ..metrics import OPEN_EXITS, BacktestReport, bars_per_year, finite_or_none
@@ -55,7 +56,7 @@ class DelayTest:
 
 
 def delay_test(
-    frame: pd.DataFrame, codes: np.ndarray, risk: RiskSettings, report: BacktestReport
+    frame: pd.DataFrame, codes: NDArray[np.integer], risk: RiskSettings, report: BacktestReport
 ) -> DelayTest:
     """The delay test of the backtest ``report`` of ``codes`` on ``frame`` with ``risk``."""
     # A wiped-out account records no trades after its ruin, which one bar later might not happen.
@@ -125,7 +126,10 @@ def _delayed_sharpe(frame: pd.DataFrame, report: BacktestReport, risk: RiskSetti
 
 
 def _curve_sharpe(
-    close: np.ndarray, fill_bar: np.ndarray, cash_after: np.ndarray, held: np.ndarray
+    close: NDArray[np.float64],
+    fill_bar: NDArray[np.int64],
+    cash_after: NDArray[np.float64],
+    held: NDArray[np.float64],
 ) -> float | None:
     """The per-bar Sharpe ratio (as :mod:`..metrics` computes it) of the equity ``cash_after[s] +
     held[s] * close[t]`` at each bar ``t``, ``s`` being the state after the fills up to ``t`` (state

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..metrics import BacktestReport, finite_or_none
 from .block_bootstrap import RUIN_FLOOR, BootstrapError, bootstrap_statistics, default_mean_block_length
@@ -41,7 +42,7 @@ class Percentiles:
     p95: float
 
     @classmethod
-    def of(cls, values: np.ndarray) -> Percentiles:
+    def of(cls, values: NDArray[np.float64] | NDArray[np.int64]) -> Percentiles:
         return cls(*(float(v) for v in np.percentile(values, PERCENTILES)))
 
     def to_dict(self) -> dict[str, float | None]:
@@ -78,7 +79,7 @@ class MonteCarlo:
         }
 
 
-def trade_returns(report: BacktestReport) -> np.ndarray:
+def trade_returns(report: BacktestReport) -> NDArray[np.float64]:
     """Each trade's growth factor minus 1: the equity at its exit bar's close over the equity at the
     close before its entry bar. The account is flat at both (the next entry fills after this exit's
     bar), so this is exactly the factor the backtest compounded, with no precision lost to equity
@@ -88,7 +89,7 @@ def trade_returns(report: BacktestReport) -> np.ndarray:
 
 
 def reshuffle_trades(
-    returns: np.ndarray,
+    returns: NDArray[np.float64],
     *,
     paths: int = DEFAULT_PATHS,
     seed: int = 0,
@@ -127,7 +128,7 @@ def reshuffle_trades(
 
 
 def bootstrap_returns(
-    returns: np.ndarray,
+    returns: NDArray[np.float64],
     *,
     paths: int = DEFAULT_PATHS,
     mean_block_length: float | None = None,
@@ -146,7 +147,9 @@ def bootstrap_returns(
     return _summary("block_bootstrap", paths, seed, final, drawdown, duration, "bars", ruin_drawdown, length)
 
 
-def _path_statistics(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _path_statistics(
+    levels: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Final log return, maximum drawdown (log) and longest stretch under water (in steps) of each row
     of log-equity ``levels`` (first column the start, 0); a stretch runs from the last step at a high to
     the first step back at or above it, or to the last step."""
@@ -164,7 +167,7 @@ def _path_statistics(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return levels[:, -1], drawdown, np.maximum(closed, open_end)
 
 
-def _log_growth(returns: np.ndarray, paths: int, ruin_drawdown: float) -> np.ndarray:
+def _log_growth(returns: NDArray[np.float64], paths: int, ruin_drawdown: float) -> NDArray[np.float64]:
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1 or not np.isfinite(r).all():
         raise BootstrapError("returns must be a one-dimensional array of finite numbers")
@@ -180,9 +183,9 @@ def _summary(
     method: str,
     paths: int,
     seed: int,
-    final: np.ndarray,
-    drawdown: np.ndarray,
-    duration: np.ndarray,
+    final: NDArray[np.float64],
+    drawdown: NDArray[np.float64],
+    duration: NDArray[np.int64],
     unit: str,
     ruin_drawdown: float,
     mean_block_length: float | None,

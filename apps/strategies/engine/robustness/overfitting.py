@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..metrics import finite_or_none
 
@@ -48,10 +49,10 @@ class Overfitting:
     """The outcome of CSCV; per-combination arrays are in :func:`itertools.combinations` order."""
 
     pbo: float
-    logits: np.ndarray
-    in_sample: np.ndarray  # the chosen trial's in-sample Sharpe ratio, per combination
-    out_of_sample: np.ndarray  # its out-of-sample Sharpe ratio
-    chosen: np.ndarray  # the chosen trial's column
+    logits: NDArray[np.float64]
+    in_sample: NDArray[np.float64]  # the chosen trial's in-sample Sharpe ratio, per combination
+    out_of_sample: NDArray[np.float64]  # its out-of-sample Sharpe ratio
+    chosen: NDArray[np.intp]  # the chosen trial's column
     probability_of_loss: float
     degradation_slope: float | None
     partitions: int
@@ -80,7 +81,9 @@ class Overfitting:
         }
 
 
-def probability_of_overfitting(performance: np.ndarray, partitions: int = DEFAULT_PARTITIONS) -> Overfitting:
+def probability_of_overfitting(
+    performance: NDArray[np.float64], partitions: int = DEFAULT_PARTITIONS
+) -> Overfitting:
     """CSCV over a (T observations x N trials) matrix with ``partitions`` blocks; see the module docstring."""
     matrix = _checked(performance, partitions)
     observations, trials = matrix.shape
@@ -124,7 +127,7 @@ def probability_of_overfitting(performance: np.ndarray, partitions: int = DEFAUL
     )
 
 
-def _checked(performance: np.ndarray, partitions: int) -> np.ndarray:
+def _checked(performance: NDArray[np.float64], partitions: int) -> NDArray[np.float64]:
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 2 or partitions % 2:
         raise OverfittingError(f"partitions must be an even whole number >= 2, got {partitions!r}")
     matrix = np.asarray(performance, dtype=np.float64)
@@ -141,7 +144,7 @@ def _checked(performance: np.ndarray, partitions: int) -> np.ndarray:
     return matrix
 
 
-def _half_selectors(partitions: int) -> np.ndarray:
+def _half_selectors(partitions: int) -> NDArray[np.float64]:
     """One row per choice of half the blocks, 1.0 on the chosen blocks."""
     chosen = np.array(list(itertools.combinations(range(partitions), partitions // 2)))
     selectors = np.zeros((len(chosen), partitions))
@@ -149,7 +152,9 @@ def _half_selectors(partitions: int) -> np.ndarray:
     return selectors
 
 
-def _sharpe(sums: np.ndarray, squares: np.ndarray, count: int, centre: np.ndarray) -> np.ndarray:
+def _sharpe(
+    sums: NDArray[np.float64], squares: NDArray[np.float64], count: int, centre: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Sharpe ratios (ddof=1) from sums of deviations from ``centre`` and of their squares."""
     spread = squares - sums**2 / count
     flat = spread <= _FLAT * squares
@@ -157,7 +162,7 @@ def _sharpe(sums: np.ndarray, squares: np.ndarray, count: int, centre: np.ndarra
     return np.where(flat, 0.0, (sums / count + centre) / deviation)
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float | None:
+def _slope(x: NDArray[np.float64], y: NDArray[np.float64]) -> float | None:
     spread = x - x.mean()
     denominator = float(spread @ spread)
     if denominator == 0.0 or not math.isfinite(denominator):

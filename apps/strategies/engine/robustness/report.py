@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..backtest import RiskSettings
 from ..metrics import BacktestReport, bar_returns, finite_or_none
@@ -130,14 +131,21 @@ def sharpe_tests(
     deflatable = trials == 1 or sharpe_variance is not None
     benchmark = expected_max_sharpe(trials, sharpe_variance or 0.0) if deflatable else None
     psr = deflated = min_bars = None
-    if sharpe is not None:
-        shape = {"skewness": moments.skewness, "kurtosis": moments.kurtosis}
-        psr = probabilistic_sharpe(sharpe, observations, **shape)
+    skewness, kurtosis = moments.skewness, moments.kurtosis
+    if sharpe is not None and skewness is not None and kurtosis is not None:  # (None together: flat)
+        psr = probabilistic_sharpe(sharpe, observations, skewness=skewness, kurtosis=kurtosis)
         if deflatable:
             deflated = deflated_sharpe(
-                sharpe, observations, trials=trials, sharpe_variance=sharpe_variance or 0.0, **shape
+                sharpe,
+                observations,
+                trials=trials,
+                sharpe_variance=sharpe_variance or 0.0,
+                skewness=skewness,
+                kurtosis=kurtosis,
             )
-        min_bars = min_track_record_length(sharpe, confidence=CONFIDENCE, **shape)
+        min_bars = min_track_record_length(
+            sharpe, confidence=CONFIDENCE, skewness=skewness, kurtosis=kurtosis
+        )
     return SharpeTests(
         observations=observations,
         sharpe=sharpe,
@@ -154,7 +162,7 @@ def sharpe_tests(
 
 def robustness_block(
     frame: pd.DataFrame,
-    codes: np.ndarray,
+    codes: NDArray[np.integer],
     risk: RiskSettings,
     report: BacktestReport,
     *,
@@ -203,7 +211,7 @@ def optimisation_block(
     returns: TrialReturns,
     *,
     costs: Costs = DEFAULT_COSTS,
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
     partitions: int = DEFAULT_PARTITIONS,
     trials: int | None = None,
     sharpe_variance: float | None = None,

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.stats import norm
 
 NORMAL_KURTOSIS = 3.0
@@ -44,7 +45,7 @@ class ReturnMoments:
     kurtosis: float | None
 
 
-def return_moments(returns: np.ndarray) -> ReturnMoments:
+def return_moments(returns: NDArray[np.float64]) -> ReturnMoments:
     """Observations, per-bar Sharpe ratio (ddof=1), skewness and kurtosis (population) of ``returns``."""
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1:
@@ -52,13 +53,13 @@ def return_moments(returns: np.ndarray) -> ReturnMoments:
     return _moments((r[start : start + _SLICE] for start in range(0, len(r), _SLICE)), len(r), repair=False)
 
 
-def equity_moments(equity: np.ndarray) -> ReturnMoments:
+def equity_moments(equity: NDArray[np.float64]) -> ReturnMoments:
     """:func:`return_moments` of an equity curve's bar returns (:func:`..metrics.bar_returns`: a return
     that is not finite, past a wiped-out account, counts as 0), without materialising them."""
     curve = np.asarray(equity, dtype=np.float64)
     buffer = np.empty(max(min(len(curve) - 1, _SLICE), 0))
 
-    def slices() -> Iterator[np.ndarray]:
+    def slices() -> Iterator[NDArray[np.float64]]:
         for start in range(0, len(curve) - 1, _SLICE):
             window = curve[start : start + _SLICE + 1]
             returns = buffer[: len(window) - 1]
@@ -70,7 +71,7 @@ def equity_moments(equity: np.ndarray) -> ReturnMoments:
     return _moments(slices(), max(len(curve) - 1, 0), repair=True)
 
 
-def _moments(slices: Iterator[np.ndarray], count: int, *, repair: bool) -> ReturnMoments:
+def _moments(slices: Iterator[NDArray[np.float64]], count: int, *, repair: bool) -> ReturnMoments:
     """Moments of a series given as consecutive ``slices``, in one pass through reused buffers: a
     million-bar series would otherwise allocate (and page in) several arrays its size, which costs
     more than the arithmetic. Each slice's central sums are merged exactly (Pébay 2008, "Formulas for

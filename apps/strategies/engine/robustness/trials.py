@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..backtest import BacktestError, RiskSettings, backtest_signals
 from ..metrics import bar_returns
-from ..optimize import Costs, Window
+from ..optimize import ChunkTrial, Costs, Window
 from ..rules import IndicatorCache, Rule, RuleError, as_rules, signals
 from ..rules import validate as validate_condition
 
@@ -21,11 +22,11 @@ DEFAULT_COSTS = Costs()
 class TrialReturns:
     """Column ``j`` holds the per-bar equity returns of trial ``indices[j]``; rejected trials have none."""
 
-    indices: np.ndarray
-    returns: np.ndarray  # (bars - 1) x trials
+    indices: NDArray[np.int64]
+    returns: NDArray[np.float64]  # (bars - 1) x trials
     rejected: dict[int, str]  # trial index: why the strategy rejected its parameters
 
-    def column(self, index: int) -> np.ndarray | None:
+    def column(self, index: int) -> NDArray[np.float64] | None:
         """The returns of trial ``index``, or None if it has none."""
         found = np.flatnonzero(self.indices == index)
         return self.returns[:, found[0]] if len(found) else None
@@ -35,11 +36,11 @@ def trial_returns(
     frame: pd.DataFrame,
     rules: Sequence[Rule | Mapping[str, object]],
     base_parameters: Mapping[str, object],
-    trials: Sequence[Mapping[str, object]],
+    trials: Sequence[ChunkTrial],
     *,
     window: Window | None = None,
     costs: Costs = DEFAULT_COSTS,
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
 ) -> TrialReturns:
     """Backtest each trial (``{"index", "params"}`` as :func:`..optimize.chunk` numbers them) on
     ``window`` (default: every bar) and keep its equity curve's bar returns. Signals are computed on
@@ -48,7 +49,9 @@ def trial_returns(
     rules = as_rules(rules)
     window = window or Window(0, len(frame))
     cache = IndicatorCache(frame)
-    columns, indices, rejected = [], [], {}
+    columns: list[NDArray[np.float64]] = []
+    indices: list[int] = []
+    rejected: dict[int, str] = {}
     for trial in trials:
         parameters = {**base_parameters, **trial["params"]}
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ..backtest import RiskSettings, backtest_signals
 from ..metrics import EquityCurve, finite_or_none, iso_times
@@ -30,7 +31,7 @@ class WalkForward:
     """The stitched out-of-sample equity curve and each fold's share of it."""
 
     curve: EquityCurve
-    fold_starts: np.ndarray  # position in ``curve`` of each fold's first test bar
+    fold_starts: NDArray[np.int64]  # position in ``curve`` of each fold's first test bar
     folds: list[dict[str, object]]  # per fold: fold, best_index, best_params, start, end, return_pct
     total_return_pct: float
     efficiency: float | None
@@ -53,22 +54,25 @@ def stitched_out_of_sample(
     summary: Summary,
     *,
     costs: Costs = DEFAULT_COSTS,
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
 ) -> WalkForward | None:
     """The stitched curve of ``summary``'s per-fold picks over ``folds``' test windows; None when a
     fold has no test window (in-sample only) or no trial succeeded."""
     picks = {pick["fold"]: pick for pick in summary.folds}
-    if not folds or any(fold.test is None or fold.index not in picks for fold in folds):
+    tests = [(fold.index, fold.test) for fold in folds if fold.test is not None and fold.index in picks]
+    if not folds or len(tests) < len(folds):
         return None
     scale = 1.0
-    parts, starts, described = [], [], []
-    for fold in sorted(folds, key=lambda f: f.test.start):
-        pick = picks[fold.index]
+    parts: list[EquityCurve] = []
+    starts: list[int] = []
+    described: list[dict[str, object]] = []
+    for index, test in sorted(tests, key=lambda t: t[1].start):
+        pick = picks[index]
         parameters = {**base_parameters, **pick["best_params"]}
         codes = signals(rules, frame, parameters, external)
         report = backtest_signals(
-            frame.iloc[fold.test.slice],
-            codes[fold.test.slice],
+            frame.iloc[test.slice],
+            codes[test.slice],
             RiskSettings.from_parameters(parameters),
             initial_capital=costs.initial_capital,
             commission=costs.commission,
@@ -82,7 +86,7 @@ def stitched_out_of_sample(
         )
         described.append(
             {
-                "fold": fold.index,
+                "fold": index,
                 "best_index": pick["best_index"],
                 "best_params": pick["best_params"],
                 "start": iso_times(curve.times[:1])[0],

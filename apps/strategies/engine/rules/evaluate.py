@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator, Mapping
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from apps.market.domain.indicators import REGISTRY, IndicatorError, Param, get_indicator
 from apps.market.domain.indicators import Indicator as IndicatorSpec
@@ -36,8 +38,10 @@ from .syntax import (
     parse,
 )
 
-Values = np.ndarray | np.float64
-Truth = tuple[np.ndarray | np.bool_, np.ndarray | np.bool_ | None]  # (true, known); true implies known
+Values = NDArray[np.float64] | np.float64
+Mask = NDArray[np.bool_] | np.bool_
+Truth = tuple[Mask, Mask | None]  # (true, known); true implies known
+_Scalar = TypeVar("_Scalar", np.float64, np.bool_)
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal}
 
@@ -57,15 +61,15 @@ class IndicatorCache:
         self.frame = frame
         self.length = len(frame)
         self.computed = 0
-        self._columns: dict[str, np.ndarray] = {}
-        self._outputs: dict[tuple[str, tuple[tuple[str, float], ...]], dict[str, np.ndarray]] = {}
+        self._columns: dict[str, NDArray[np.float64]] = {}
+        self._outputs: dict[tuple[str, tuple[tuple[str, float], ...]], dict[str, NDArray[np.float64]]] = {}
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str) -> NDArray[np.float64]:
         if name not in self._columns:
             self._columns[name] = _read_only(self.frame[name].to_numpy(dtype=np.float64))
         return self._columns[name]
 
-    def outputs(self, spec: IndicatorSpec, params: dict[str, float]) -> dict[str, np.ndarray]:
+    def outputs(self, spec: IndicatorSpec, params: dict[str, float]) -> dict[str, NDArray[np.float64]]:
         key = (spec.name, tuple(sorted(params.items())))
         if key not in self._outputs:
             self._outputs[key] = {k: _read_only(v) for k, v in spec.compute(self.frame, params).items()}
@@ -77,10 +81,10 @@ def evaluate(
     condition: Condition,
     frame: pd.DataFrame,
     parameters: Mapping[str, object],
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
     *,
     cache: IndicatorCache | None = None,
-) -> np.ndarray:
+) -> NDArray[np.bool_]:
     """Evaluate a parsed condition on every bar of ``frame``: a bool array, True where it fires.
 
     ``parameters`` are the strategy's; ``external`` supplies series such as ``ML_PROBA`` (arrays
@@ -192,14 +196,14 @@ def _number(condition: str, position: int, name: str, value: object) -> float:
     raise RuleSyntaxError(condition, position, f"a finite number for {name}", f"{name} is {value!r}")
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
+def _read_only(array: NDArray[np.float64]) -> NDArray[np.float64]:
     array.setflags(write=False)
     return array
 
 
-def _shift(values: np.ndarray | np.generic, bars: int, fill: float | bool) -> np.ndarray | np.generic:
+def _shift(values: NDArray[_Scalar] | _Scalar, bars: int, fill: float | bool) -> NDArray[_Scalar] | _Scalar:
     """``values`` delayed by ``bars``; scalars are constant, so they are their own past."""
-    if np.ndim(values) == 0 or bars == 0:
+    if isinstance(values, np.generic) or values.ndim == 0 or bars == 0:
         return values
     out = np.full(len(values), fill, dtype=values.dtype)
     if bars < len(values):
@@ -213,7 +217,7 @@ class _Evaluator:
         condition: str,
         cache: IndicatorCache,
         parameters: Mapping[str, object],
-        external: Mapping[str, np.ndarray | pd.Series],
+        external: Mapping[str, NDArray[np.floating] | pd.Series],
     ) -> None:
         self.condition = condition
         self.cache = cache
@@ -250,14 +254,19 @@ class _Evaluator:
                 true = np.logical_and.reduce([t for t, _ in parts])
                 if not with_known:
                     return true, None
-                known_false = np.logical_or.reduce([k & ~t for t, k in parts])
-                return true, np.logical_and.reduce([k for _, k in parts]) | known_false
+                known_parts = cast(list[tuple[Mask, Mask]], parts)  # every known was computed
+                known_false = np.logical_or.reduce([k & ~t for t, k in known_parts])
+                return true, np.logical_and.reduce([k for _, k in known_parts]) | known_false
             case Logical(op="or", operands=operands):
                 parts = [self.truth(o, with_known) for o in operands]
                 true = np.logical_or.reduce([t for t, _ in parts])
-                return true, (np.logical_and.reduce([k for _, k in parts]) | true) if with_known else None
+                if not with_known:
+                    return true, None
+                known_parts = cast(list[tuple[Mask, Mask]], parts)  # every known was computed
+                return true, np.logical_and.reduce([k for _, k in known_parts]) | true
             case Not(operand=operand):
                 true, known = self.truth(operand, with_known=True)
+                known = cast(Mask, known)  # asked for, so computed
                 return ~true & known, known if with_known else None
             case Lag(operand=operand, bars=bars):
                 true, known = self.truth(operand, with_known)
@@ -265,7 +274,7 @@ class _Evaluator:
                 return lagged, _shift(np.asarray(known), bars, False) if with_known else None
         raise TypeError(f"not a condition node: {node!r}")
 
-    def _indicator(self, node: IndicatorCall) -> np.ndarray:
+    def _indicator(self, node: IndicatorCall) -> NDArray[np.float64]:
         params = indicator_parameters(self.condition, node, self.parameters)
         spec = get_indicator(node.name)
         try:
@@ -275,14 +284,14 @@ class _Evaluator:
                 self.condition, node.position, f"candles with {', '.join(spec.inputs)}", str(error)
             ) from None
 
-    def _column(self, node: Field, name: str) -> np.ndarray:
+    def _column(self, node: Field, name: str) -> NDArray[np.float64]:
         if name not in self.cache.frame.columns:
             raise RuleError(
                 self.condition, node.position, f"candles with a {name!r} column", f"no {name!r} column"
             )
         return self.cache.column(name)
 
-    def _external(self, node: External) -> np.ndarray:
+    def _external(self, node: External) -> NDArray[np.float64]:
         if node.name not in self.external:
             raise MissingSeriesError(
                 self.condition,

@@ -8,6 +8,7 @@ from enum import IntEnum
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from .evaluate import IndicatorCache, evaluate
 from .syntax import Condition, RuleError, parse
@@ -79,10 +80,10 @@ def signals(
     rules: Iterable[Rule | Mapping[str, object]],
     frame: pd.DataFrame,
     parameters: Mapping[str, object],
-    external: Mapping[str, np.ndarray | pd.Series] | None = None,
+    external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
     *,
     cache: IndicatorCache | None = None,
-) -> np.ndarray:
+) -> NDArray[np.int8]:
     """The winning :class:`Action` code of every bar (int8, 0 where no rule fires)."""
     rules = as_rules(rules)
     if cache is None:

@@ -448,8 +448,9 @@ class _Parser:
                 f"at most {len(indicator.params)} arguments ({names})",
                 f"{indicator.name} given {len(args)} arguments",
             )
-        if args is not None and all(isinstance(a, Number) for a in args):
-            self._check_arguments(indicator.name, args, token)
+        values = [a.value for a in args or () if isinstance(a, Number)]
+        if args is not None and len(values) == len(args):  # all numbers: check them now
+            self._check_arguments(indicator.name, values, token)
         output = indicator.default_output
         if self._at_op("."):
             self._advance()
@@ -485,10 +486,10 @@ class _Parser:
             return Parameter(current.position, current.text)
         raise self._error("a number or a parameter name")
 
-    def _check_arguments(self, name: str, args: tuple[Number | Parameter, ...], token: Token) -> None:
+    def _check_arguments(self, name: str, values: list[float], token: Token) -> None:
         indicator = get_indicator(name)
         try:
-            indicator.resolve([a.value for a in args])
+            indicator.resolve(values)
         except IndicatorError as error:
             raise RuleSyntaxError(
                 self.condition, token.position, _parameter_list(indicator), str(error)
