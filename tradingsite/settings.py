@@ -384,6 +384,8 @@ TRAINING_PROMOTION_MARGIN = env.dict(
 )
 # A shared holdout smaller than this is no evidence: the candidate is not promoted.
 TRAINING_PROMOTION_MIN_HOLDOUT_BARS = env.int("TRAINING_PROMOTION_MIN_HOLDOUT_BARS", default=100)
+# A candidate whose series' newest candle closed more than this many bars ago is never promoted.
+TRAINING_PROMOTION_MAX_DATA_AGE_BARS = env.int("TRAINING_PROMOTION_MAX_DATA_AGE_BARS", default=24)
 # Backtest series ML_PROBA/ML_RETURN: a walk-forward model is refitted every this many bars.
 TRAINING_WALK_FORWARD_STEP = env.int("TRAINING_WALK_FORWARD_STEP", default=500)
 TRAINING_WALK_FORWARD_CACHE_SECONDS = env.int("TRAINING_WALK_FORWARD_CACHE_SECONDS", default=7 * 24 * 3600)

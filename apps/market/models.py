@@ -73,6 +73,30 @@ class Candle(models.Model):
         return f"{self.instrument.symbol} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
 
 
+class CandleSeries(models.Model):
+    """What is stored of one instrument in one timeframe, kept up to date by every write of candles:
+    the API, health and freshness read this row instead of scanning the candle table."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="series")
+    timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
+    first_open = models.DateTimeField(help_text="Open time of the oldest stored candle")
+    newest_open = models.DateTimeField(help_text="Open time of the newest stored candle (always closed)")
+    count = models.PositiveBigIntegerField(help_text="Stored candles")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When candles were last written")
+
+    class Meta:
+        ordering = ("instrument", "timeframe")
+        constraints = [
+            models.UniqueConstraint(fields=("instrument", "timeframe"), name="candle_series_unique")
+        ]
+        verbose_name_plural = "candle series"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.instrument} {self.timeframe}: {self.count} candles to {self.newest_open:%Y-%m-%d %H:%M}"
+        )
+
+
 class MarketAnalysis(Job):
     """The analysis of one instrument and timeframe for one 30-minute slot (unique: reruns add nothing)."""
 
@@ -84,6 +108,12 @@ class MarketAnalysis(Job):
     candles_fetched = models.PositiveIntegerField(default=0)
     last_candle_time = models.DateTimeField(null=True, blank=True)
     last_close = models.FloatField(null=True, blank=True)
+    stale = models.BooleanField(
+        default=False, help_text="The newest candle is more than a bar old: no signals were derived from it"
+    )
+    freshness = models.CharField(
+        max_length=200, blank=True, default="", help_text="How old the newest candle is"
+    )
     indicators = models.JSONField(default=dict, blank=True, help_text="Latest value of each indicator output")
     regime = models.JSONField(default=dict, blank=True, help_text="Trend and volatility regime")
     patterns = models.JSONField(default=list, blank=True, help_text="Patterns detected on recent bars")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import Max, Min, QuerySet
+from django.db.models import QuerySet
 
 from apps.core.symbols import normalise_symbol
 from apps.market.domain.candles import COLUMNS, INDEX_NAME, parse_timeframe
 from apps.market.domain.patterns import find
-from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
+from apps.market.models import Candle, CandleSeries, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.queries import IndicatorRequest
 
 # Extra bars loaded before an indicator window so recursive indicators have settled.
@@ -48,35 +49,71 @@ def instrument_resolve(*, symbol: str, exchange: str | None = None) -> Instrumen
 
 
 def candle_timeframes(*, instrument: Instrument) -> list[str]:
-    return list(
-        Candle.objects.filter(instrument=instrument).values_list("timeframe", flat=True).distinct().order_by()
-    )
+    """The timeframes the instrument has stored candles in (from the series' summary rows)."""
+    return list(CandleSeries.objects.filter(instrument=instrument).values_list("timeframe", flat=True))
+
+
+def series_get(*, instrument: Instrument, timeframe: str) -> CandleSeries | None:
+    """The summary row of the instrument's candles in ``timeframe``; None when none are stored."""
+    return CandleSeries.objects.filter(instrument=instrument, timeframe=timeframe).first()
 
 
 def newest_candle_time(*, instrument: Instrument, timeframe: str) -> datetime | None:
-    return Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
-        newest=Max("open_time")
-    )["newest"]
+    series = series_get(instrument=instrument, timeframe=timeframe)
+    return None if series is None else series.newest_open
 
 
 def candle_span(*, instrument: Instrument, timeframe: str) -> tuple[datetime, datetime] | None:
     """Open times of the first and last stored candle, or None when there are none."""
-    span = Candle.objects.filter(instrument=instrument, timeframe=timeframe).aggregate(
-        first=Min("open_time"), last=Max("open_time")
-    )
-    return None if span["first"] is None else (span["first"], span["last"])
+    series = series_get(instrument=instrument, timeframe=timeframe)
+    return None if series is None else (series.first_open, series.newest_open)
 
 
 def candle_count(
     *, instrument: Instrument, timeframe: str, start: datetime | None = None, end: datetime | None = None
 ) -> int:
     """How many candles are stored, with open times in [start, end] when given."""
+    if start is None and end is None:
+        series = series_get(instrument=instrument, timeframe=timeframe)
+        return 0 if series is None else series.count
     candles = Candle.objects.filter(instrument=instrument, timeframe=timeframe)
     if start is not None:
         candles = candles.filter(open_time__gte=start)
     if end is not None:
         candles = candles.filter(open_time__lte=end)
     return candles.count()
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old a series' newest closed candle is, at a moment: ``stale`` once a whole bar has closed
+    since it (plus a grace for the exchange and the fetch) without reaching the store."""
+
+    newest_open: datetime | None
+    newest_close: datetime | None
+    age_seconds: float | None
+    stale: bool
+
+    def describe(self, timeframe: str) -> str:
+        if self.newest_close is None:
+            return f"no {timeframe} candles are stored"
+        minutes = (self.age_seconds or 0) / 60
+        closed = f"{self.newest_close:%Y-%m-%d %H:%M} UTC"
+        return f"the newest {timeframe} candle closed {closed}, {minutes:,.0f} minutes ago"
+
+
+FRESHNESS_GRACE = timedelta(minutes=5)
+
+
+def series_freshness(*, instrument: Instrument, timeframe: str, now: datetime) -> Freshness:
+    """The age of the newest stored closed candle at ``now`` (the market clock)."""
+    newest = newest_candle_time(instrument=instrument, timeframe=timeframe)
+    if newest is None:
+        return Freshness(None, None, None, True)
+    duration = parse_timeframe(timeframe).duration.to_pytimedelta()
+    closed = newest + duration
+    age = now - closed
+    return Freshness(newest, closed, age.total_seconds(), age > duration + FRESHNESS_GRACE)
 
 
 def candle_times(*, instrument: Instrument, timeframe: str) -> pd.DatetimeIndex:
@@ -201,11 +238,10 @@ def pattern_detections(
 
 
 def newest_candles_by_series() -> list[dict]:
-    """The newest candle time of each active instrument's stored timeframes."""
+    """The newest candle time of each active instrument's stored timeframes (summary rows: no scan)."""
     rows = (
-        Candle.objects.filter(instrument__active=True)
-        .values("instrument__symbol", "instrument__exchange", "timeframe")
-        .annotate(newest=Max("open_time"))
+        CandleSeries.objects.filter(instrument__active=True)
+        .values("instrument__symbol", "instrument__exchange", "timeframe", "newest_open")
         .order_by("instrument__symbol", "timeframe")
     )
     return [
@@ -213,7 +249,7 @@ def newest_candles_by_series() -> list[dict]:
             "symbol": r["instrument__symbol"],
             "exchange": r["instrument__exchange"],
             "timeframe": r["timeframe"],
-            "newest": r["newest"],
+            "newest": r["newest_open"],
         }
         for r in rows
     ]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import F, Value
+from django.db.models.functions import Greatest, Least
 
+from apps.core import clock
 from apps.core.jobs import job_claimed, job_complete, job_fail
 from apps.core.models import JobStatus
 from apps.core.symbols import normalise_symbol
@@ -28,7 +30,7 @@ from apps.market.domain.candles import (
     resample,
     validate_candles,
 )
-from apps.market.models import Instrument, MarketAnalysis, MarketEvent, Signal
+from apps.market.models import CandleSeries, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.providers.base import CandleProvider, FetchProgress, MarketInfo, ProviderError
 from apps.market.providers.ccxt_provider import CcxtProvider
 from apps.market.storage import UpsertCounts, upsert_candles
@@ -151,19 +153,67 @@ def _report(
 
 
 def candles_store(*, instrument: Instrument, timeframe: str, frame: pd.DataFrame) -> UpsertCounts:
-    """Validate and upsert candles in one transaction: all of them are stored, or none."""
+    """Validate and upsert closed candles in one transaction: all of them are stored, or none.
+
+    Only closed candles are stored, whatever their source: the candle still forming (it opened
+    before :func:`apps.core.clock.now` and closes after it) is left out, since its prices will still
+    change; a candle that opens in the future is an error.
+    """
     timeframe = _checked_timeframe(timeframe)
     try:
         validate_candles(frame)
     except CandleError as error:
         raise MarketInputError(str(error)) from None
-    off_grid = frame.index != parse_timeframe(timeframe).floor(frame.index)
+    period = parse_timeframe(timeframe)
+    off_grid = frame.index != period.floor(frame.index)
     if off_grid.any():
         raise MarketInputError(
             f"candle at {frame.index[off_grid][0]} does not open on a {timeframe} boundary"
         )
+    now = pd.Timestamp(clock.now())
+    if (frame.index > now).any():
+        first = frame.index[frame.index > now][0]
+        raise MarketInputError(f"candle at {first} opens in the future (it is {now:%Y-%m-%d %H:%M} UTC)")
+    forming = frame.index + period.duration > now
+    if forming.any():
+        logger.info(
+            "%s %s: the candle at %s is still forming; not stored",
+            instrument,
+            timeframe,
+            frame.index[forming][0],
+        )
+        frame = frame[~forming]
     with transaction.atomic():
-        return upsert_candles(instrument.pk, timeframe, frame)
+        counts = upsert_candles(instrument.pk, timeframe, frame)
+        if len(frame):
+            _series_record(instrument, timeframe, frame.index.min(), frame.index.max(), counts.inserted)
+        return counts
+
+
+def _series_record(
+    instrument: Instrument, timeframe: str, first: pd.Timestamp, newest: pd.Timestamp, inserted: int
+) -> None:
+    """Fold a write into the series' summary row (the caller's transaction holds both)."""
+    first_open, newest_open = first.to_pydatetime(), newest.to_pydatetime()
+    rows = CandleSeries.objects.filter(instrument=instrument, timeframe=timeframe)
+    fold = {
+        "count": F("count") + inserted,
+        "first_open": Least("first_open", Value(first_open)),
+        "newest_open": Greatest("newest_open", Value(newest_open)),
+    }
+    if rows.update(**fold):
+        return
+    try:
+        with transaction.atomic():
+            CandleSeries.objects.create(
+                instrument=instrument,
+                timeframe=timeframe,
+                first_open=first_open,
+                newest_open=newest_open,
+                count=inserted,
+            )
+    except IntegrityError:  # a concurrent first write created it: fold ours in
+        rows.update(**fold)
 
 
 def candles_import_file(*, path: Path, symbol: str, timeframe: str, exchange: str) -> IngestReport:
@@ -237,7 +287,7 @@ def candles_fetch_latest(
     """Fetch what is newer than the newest stored candle (or the last 1000 bars when none is)."""
     newest = selectors.newest_candle_time(instrument=instrument, timeframe=timeframe)
     duration = parse_timeframe(timeframe).duration
-    since = newest + duration if newest is not None else timezone.now() - 1000 * duration
+    since = newest + duration if newest is not None else clock.now() - 1000 * duration
     return candles_fetch(
         instrument=instrument, timeframe=timeframe, since=since, provider=provider, backfill=False
     )
@@ -265,7 +315,7 @@ ANALYSIS_BARS = 500
 
 def analysis_slot(now: datetime | None = None) -> datetime:
     """The start of the 30-minute slot ``now`` falls in (UTC)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     return now.replace(minute=now.minute - now.minute % ANALYSIS_SLOT_MINUTES, second=0, microsecond=0)
 
 
@@ -327,7 +377,23 @@ def analysis_run(
             insights = analyse(frame, parse_timeframe(timeframe).duration.total_seconds())
         except ValueError as error:
             return job_fail(job=analysis, error=str(error))
+        freshness = selectors.series_freshness(instrument=instrument, timeframe=timeframe, now=clock.now())
         patterns = selectors.recent_patterns(frame)
+        if freshness.stale:
+            # Old data must not pass for a current view: no signals, events or commentary from it.
+            return job_complete(
+                job=analysis,
+                **fetched,
+                last_candle_time=insights.last_time.to_pydatetime(),
+                last_close=insights.last_close,
+                stale=True,
+                freshness=freshness.describe(timeframe),
+                indicators=insights.indicators,
+                regime=insights.regime,
+                patterns=patterns,
+                summary=f"Stale data: {freshness.describe(timeframe)}; no signals derived.",
+                commentary={"status": "none", "reason": "the market data is stale"},
+            )
         # Asked before the transaction: an LLM call may take seconds and must not hold it open.
         commentary = commentary_for(
             symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
@@ -339,6 +405,7 @@ def analysis_run(
                 **fetched,
                 last_candle_time=insights.last_time.to_pydatetime(),
                 last_close=insights.last_close,
+                freshness=freshness.describe(timeframe),
                 indicators=insights.indicators,
                 regime=insights.regime,
                 patterns=patterns,

@@ -12,9 +12,9 @@ import pandas as pd
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 from xgboost.core import XGBoostError
 
+from apps.core import clock
 from apps.core.jobs import job_claimed, job_complete, job_fail, job_progress
 from apps.market import selectors as market
 from apps.market import services as market_services
@@ -117,7 +117,7 @@ def model_train_request(*, spec: TrainingSpec, now: datetime | None = None) -> M
     The id is the brief's ``<type>_<SYMBOL>_<timeframe>_<YYYYmmddHHMMSS>``; when that second is
     taken for the same series and type, the next free second is used.
     """
-    moment = (now or timezone.now()).replace(microsecond=0)
+    moment = (now or clock.now()).replace(microsecond=0)
     for _ in range(60):
         try:
             with transaction.atomic():
@@ -290,6 +290,14 @@ def model_promote_if_better(*, candidate: MLModel) -> PromotionDecision:
             f"the shared holdout after {holdout.start.isoformat()} has {holdout.rows} bars with a known "
             f"outcome; at least {minimum} are needed to decide (TRAINING_PROMOTION_MIN_HOLDOUT_BARS)"
         )
+    elif promote and (stale := _stale_data(candidate)):
+        promote, reason = False, stale
+    elif (
+        promote
+        and champion is None
+        and (short := _short_of_baseline(candidate, holdout.candidate, metric, margin))
+    ):
+        promote, reason = False, short
     record = {
         "candidate": candidate,
         "champion": champion,
@@ -306,6 +314,49 @@ def model_promote_if_better(*, candidate: MLModel) -> PromotionDecision:
     except IntegrityError:
         reason = "another model of this series became champion at the same moment; this one stays a candidate"
         return PromotionDecision.objects.create(**record, promoted=False, reason=reason)
+
+
+def _stale_data(candidate: MLModel) -> str | None:
+    """Why the candidate's data is too old to put it in charge, or None: a champion trades the live
+    market, so its training data must reach close to now (TRAINING_PROMOTION_MAX_DATA_AGE_BARS)."""
+    newest = market.newest_candle_time(instrument=candidate.instrument, timeframe=candidate.timeframe)
+    limit = settings.TRAINING_PROMOTION_MAX_DATA_AGE_BARS
+    duration = selectors.bar_duration(candidate.timeframe)
+    if newest is None or clock.now() - (newest + duration) > limit * duration:
+        last = "none" if newest is None else f"{newest + duration:%Y-%m-%d %H:%M} UTC"
+        return (
+            f"its data is stale: the newest {candidate.timeframe} candle closed {last}, more than {limit} "
+            "bars ago (TRAINING_PROMOTION_MAX_DATA_AGE_BARS); a champion must know the current market"
+        )
+    return None
+
+
+def _short_of_baseline(
+    candidate: MLModel, metrics: Mapping[str, float | None] | None, metric: str, margin: float
+) -> str | None:
+    """Why a first champion is refused, or None: with no champion to beat, the candidate must beat
+    no skill on its holdout (an AUC of 0.5, the naive error of predicting no change) and, where it
+    trades, buy-and-hold."""
+    metrics = metrics or {}
+    value = metrics.get(metric)
+    if ModelType(candidate.model_type).is_classifier:
+        no_skill = 0.5 if metric == "roc_auc" else metrics.get(f"baseline_{metric}")
+        beats = value is not None and no_skill is not None and value > no_skill + margin
+    else:
+        no_skill = metrics.get(f"baseline_{metric}")
+        beats = value is not None and no_skill is not None and value < no_skill - margin
+    if not beats:
+        return (
+            f"no champion yet, and the candidate's holdout {metric} {value} does not beat no skill "
+            f"({no_skill}) by the margin {margin:g}: a first champion must show skill"
+        )
+    strategy, hold = metrics.get("trading_total_return"), metrics.get("buy_hold_total_return")
+    if strategy is not None and hold is not None and strategy <= hold:
+        return (
+            f"no champion yet, and trading on the candidate's holdout signals returns {strategy:+.2%} "
+            f"against buy-and-hold's {hold:+.2%}: a first champion must beat holding"
+        )
+    return None
 
 
 def _promotion_apply(
@@ -333,7 +384,7 @@ def _promotion_apply(
                 "it stays a candidate"
             )
         if promote:
-            now = timezone.now()
+            now = clock.now()
             if current is not None:
                 MLModel.objects.filter(pk=current.pk).update(stage=Stage.RETIRED)
             MLModel.objects.filter(pk=locked.pk).update(stage=Stage.CHAMPION, promoted_at=now)
@@ -416,7 +467,7 @@ def ml_signal_parameters_update(*, champion: MLModel) -> MLSignalUpdate:
 
 def run_slot(now: datetime | None = None) -> datetime:
     """The start of the 6-hour slot (00, 06, 12, 18 UTC) that ``now`` falls in."""
-    now = (now or timezone.now()).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     return now.replace(hour=now.hour - now.hour % RUN_SLOT_HOURS, minute=0, second=0, microsecond=0)
 
 

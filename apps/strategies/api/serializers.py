@@ -16,6 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.models import JobStatus
+from apps.llm.models import OFFLINE
 from apps.market import selectors as market
 from apps.market.domain.candles import TIMEFRAMES
 from apps.strategies import selectors
@@ -30,6 +31,7 @@ from apps.strategies.models import (
     OptimizationRun,
     Strategy,
     StrategyDecision,
+    StrategySource,
     StrategyStatus,
     StrategyType,
     StrategyVersion,
@@ -277,7 +279,6 @@ class CandidateSerializer(serializers.ModelSerializer):
             "holdout_metrics", "holdout_buy_and_hold_pct", "strategy_id",
         )  # fmt: skip
         read_only_fields = fields
-
 
     def get_proposed_by(self, candidate: GenerationCandidate) -> str:
         return StrategySource.TEMPLATE if candidate.run.provider_used == OFFLINE else StrategySource.LLM

@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from apps.core import clock
 from apps.market import services
 from apps.market.models import MarketAnalysis, MarketEvent, Signal
 from tests.fakes.http import closed_port_url
@@ -48,6 +49,27 @@ def test_an_offline_fetch_is_recorded_and_the_stored_candles_are_analysed(btc_ho
     assert analysis.summary
     assert analysis.commentary["status"] == "none"
     assert isinstance(analysis.patterns, list)
+
+
+def test_stale_data_is_analysed_but_no_signal_is_derived_from_it(btc_hourly, offline):
+    with clock.replaying(SLOT_TIME):  # the shipped history ended in 2019
+        analysis = services.analysis_run_all(now=SLOT_TIME)[0]
+
+    assert analysis.stale is True
+    assert analysis.freshness.startswith("the newest 1h candle closed 2019-10-17 10:00 UTC")
+    assert analysis.summary.startswith("Stale data:")
+    assert not Signal.objects.exists() and not MarketEvent.objects.exists()
+    assert analysis.commentary == {"status": "none", "reason": "the market data is stale"}
+
+
+def test_fresh_data_gives_signals_and_events(btc_hourly, offline):
+    live = datetime(2019, 10, 17, 10, 20, tzinfo=UTC)  # twenty minutes after the newest candle closed
+    with clock.replaying(live):
+        analysis = services.analysis_run_all(now=live)[0]
+
+    assert analysis.stale is False
+    assert "20 minutes ago" in analysis.freshness
+    assert Signal.objects.filter(analysis=analysis).exists()
 
 
 def test_the_next_slot_gets_its_own_analysis_but_events_of_the_same_bar_are_not_repeated(btc_hourly, offline):

@@ -7,17 +7,20 @@ from datetime import UTC, datetime
 
 import pytest
 
+from apps.core import clock
 from apps.llm.models import LLMCall
 from apps.market import services
 from tests.fakes.llm import Reply
 
 pytestmark = pytest.mark.django_db
 SLOT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FRESH = datetime(2019, 10, 17, 10, 20, tzinfo=UTC)  # just after the shipped history's newest candle
 
 
 def _analyse(instrument):
     row = services.analysis_request(instrument=instrument, timeframe="1h", slot=SLOT)
-    return services.analysis_run(analysis_id=row.pk, fetch=False)
+    with clock.replaying(FRESH):  # commentary is asked only about fresh data
+        return services.analysis_run(analysis_id=row.pk, fetch=False)
 
 
 def test_without_an_llm_provider_no_commentary_is_stored_and_the_reason_is(btc_hourly):

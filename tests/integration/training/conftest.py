@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from apps.core import clock
 from apps.training import selectors, services
 from apps.training.models import MLModel
 from tests.integration.market.conftest import btc_hourly  # noqa: F401  (the shipped real candles)
 
 FAST_LOOKBACK = 1000
+SHIPPED_HISTORY_NOW = datetime(2019, 10, 17, 10, 5, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _live_at_the_end_of_the_shipped_history():
+    """These tests train on the shipped BTCUSD 1h history as if it were live: the market clock stands
+    just after its newest candle closed (2019-10-17 10:00 UTC), so it is fresh data, not stale."""
+    with clock.replaying(SHIPPED_HISTORY_NOW):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.core import clock
 from apps.core.sweeper import jobs_sweep
 from apps.market import selectors as market
 from apps.market import services as market_services
 from apps.training import selectors, services
 from apps.training.domain.pipeline import predict_latest
 from apps.training.models import MLModel
-from tests.integration.training.conftest import train_now
+from tests.integration.training.conftest import SHIPPED_HISTORY_NOW, train_now
 
 pytestmark = pytest.mark.django_db
 
@@ -215,9 +216,12 @@ def test_predict_answers_for_the_newest_closed_candle_with_the_stored_model(api_
 def test_a_new_candle_gets_a_new_prediction(api_client, model, btc_hourly):
     before = api_client.get(f"/api/training/models/{model.model_id}/predict").json()
     newest = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=1)
-    market_services.candles_store(
-        instrument=btc_hourly, timeframe="1h", frame=newest.set_axis(newest.index + timedelta(hours=1)) * 1.02
-    )
+    with clock.replaying(SHIPPED_HISTORY_NOW + timedelta(hours=1)):  # the 10:00 candle has closed
+        market_services.candles_store(
+            instrument=btc_hourly,
+            timeframe="1h",
+            frame=newest.set_axis(newest.index + timedelta(hours=1)) * 1.02,
+        )
 
     after = api_client.get(f"/api/training/models/{model.model_id}/predict").json()
 
