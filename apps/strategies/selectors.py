@@ -8,8 +8,8 @@ from datetime import date, datetime
 import pandas as pd
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
-from django.utils import timezone
 
+from apps.core import clock
 from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
@@ -202,7 +202,7 @@ class GenerationNeed:
 def strategies_needing_generation(*, day: date | None = None) -> list[GenerationNeed]:
     """Each active instrument's timeframes with fewer than ``STRATEGY_MIN_ACTIVE`` active strategies
     or with strategies retired on ``day`` (UTC, default today): where new strategies should come from."""
-    day = day or timezone.now().date()
+    day = day or clock.now().date()
     counts = {
         (row["instrument"], row["timeframe"]): row
         for row in Strategy.objects.values("instrument", "timeframe").annotate(

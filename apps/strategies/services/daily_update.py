@@ -27,8 +27,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.core import clock
 from apps.core.jobs import Interrupted, job_claimed, job_complete
 from apps.core.models import UNFINISHED, JobStatus
+from apps.market import selectors as market_selectors
 from apps.strategies import documents, selectors
 from apps.strategies.engine.optimize import (
     Costs,
@@ -120,7 +122,7 @@ class UpdateStep:
 
 def daily_update_request(*, now: datetime | None = None) -> tuple[StrategyUpdateRun, bool]:
     """The run row of ``now``'s UTC date, and whether this call created it. Does not start it."""
-    now = now or timezone.now()
+    now = now or clock.now()
     day = now.astimezone(UTC).date()
     try:
         with transaction.atomic():
@@ -158,7 +160,7 @@ def _start(run: StrategyUpdateRun) -> UpdateStep:
         status=JobStatus.RUNNING,
         phase=UpdatePhase.STRATEGIES,
         started_at=timezone.now(),
-        as_of=run.as_of or timezone.now(),
+        as_of=run.as_of or clock.now(),
         attempts=run.attempts + 1,
     )
     run.refresh_from_db()
@@ -291,6 +293,15 @@ def _update_strategy(strategy: Strategy, run: StrategyUpdateRun, limits: RetireL
         newest=settings.STRATEGY_UPDATE_WINDOW_BARS,
     )
     links = {"update_run": run, "created_at": now}
+    freshness = market_selectors.series_freshness(
+        instrument=strategy.instrument, timeframe=strategy.timeframe, now=now
+    )
+    if freshness.stale:
+        reason = f"not evaluated on stale data: {freshness.describe(strategy.timeframe)}"
+        decision_record(
+            strategy, DecisionKind.SKIPPED, reason, {"age_seconds": freshness.age_seconds}, **links
+        )
+        return DecisionKind.SKIPPED
     if window.bars < MIN_UPDATE_BARS:
         reason = f"the window has {window.bars} {strategy.timeframe} candles; {MIN_UPDATE_BARS} are needed"
         decision_record(strategy, DecisionKind.SKIPPED, reason, {"bars": window.bars}, **links)

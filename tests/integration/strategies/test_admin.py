@@ -36,7 +36,7 @@ def finished_backtest(rsi_strategy) -> Backtest:
 @pytest.mark.parametrize("model", MODELS)
 def test_every_strategies_list_loads(admin_client, finished_backtest, model):
     optimization_create(strategy=finished_backtest.strategy, space={"rsi_period": [10, 14]})
-    strategies_daily_update(now=datetime(2019, 10, 18, 2, tzinfo=UTC))
+    strategies_daily_update(now=datetime(2019, 10, 17, 10, 5, tzinfo=UTC))
 
     response = admin_client.get(reverse(f"admin:strategies_{model}_changelist"))
 

@@ -22,7 +22,7 @@ from tests.integration.strategies.conftest import SMA_RULES, make_strategy
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2019, 10, 18, 2, 0, tzinfo=UTC)
+NOW = datetime(2019, 10, 17, 10, 5, tzinfo=UTC)  # just after the newest shipped candle closed: fresh data
 # Buys every up-close and sells every down-close: 0.1% commission on each fill bleeds it dry.
 CHURN_RULES = [
     {"condition": "close > close[1]", "action": "buy", "priority": 1},
@@ -200,3 +200,17 @@ def test_a_strategy_with_too_few_candles_is_skipped_with_a_reason(churn, limits)
     decision = _decisions(churn)[0]
     assert decision.kind == DecisionKind.SKIPPED
     assert decision.reason == "the window has 50 1h candles; 100 are needed"
+
+
+def test_stale_data_is_neither_retired_on_nor_reoptimised_the_skip_says_why(churn):
+    two_days_later = datetime(2019, 10, 19, 2, 0, tzinfo=UTC)
+
+    run = strategies_daily_update(now=two_days_later)
+
+    churn.refresh_from_db()
+    (decision,) = _decisions(churn)
+    assert churn.status == StrategyStatus.ACTIVE  # the losing strategy is kept until data says otherwise
+    assert decision.kind == DecisionKind.SKIPPED
+    assert decision.reason.startswith("not evaluated on stale data: the newest 1h candle closed 2019-10-17")
+    assert run.summary["outcomes"] == {"skipped": 1}
+    assert not Backtest.objects.exists() and not OptimizationRun.objects.exists()

@@ -4,9 +4,11 @@ market that needs one, and the run completes with every outcome once the last of
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
+from apps.core import clock
 from apps.core.models import JobStatus
 from apps.strategies.models import StrategyDecision, StrategyStatus, StrategyUpdateRun, UpdatePhase
 from tests.integration.strategies.conftest import SMA_RULES, make_strategy
@@ -39,7 +41,10 @@ def test_the_beat_driven_update_fans_out_and_completes_with_every_outcome(tmp_pa
     )
 
     with running_worker(tmp_path / "worker.log"):
-        daily_update()  # what beat sends at 02:00 UTC; here it runs in the test process and fans out
+        # What beat sends at 02:00 UTC, here in the test process at the end of the shipped history
+        # (fresh data); the run keeps that moment, so the workers evaluate at it too.
+        with clock.replaying(datetime(2019, 10, 17, 10, 5, tzinfo=UTC)):
+            daily_update()
         run = _finished_run()
 
     churn.refresh_from_db()

@@ -34,7 +34,7 @@ from workers.strategies import generate_run
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2019, 10, 18, 2, 0, tzinfo=UTC)
+NOW = datetime(2019, 10, 17, 10, 5, tzinfo=UTC)  # just after the newest shipped candle closed
 
 
 @pytest.fixture(autouse=True)
