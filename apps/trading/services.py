@@ -225,9 +225,9 @@ def order_place(
                 _remember_key(user, idempotency_key, request_hash, order)
             return _decide(locked, order, intent["expected_price"], at or timezone.now())
     except _KeyTaken:
-        replay = _replay(account, user, idempotency_key, "", request_hash)
-        assert replay is not None  # the key exists: its transaction committed before ours failed
-        return replay
+        # The key exists: its transaction committed before ours failed. A missing row raises DoesNotExist.
+        used = IdempotencyKey.objects.select_related("order").get(user=user, key=idempotency_key)
+        return _key_replay(used, idempotency_key, request_hash)
 
 
 def _order_input(
@@ -340,9 +340,7 @@ def _replay(
     if key and user is not None:
         used = IdempotencyKey.objects.filter(user=user, key=key).select_related("order").first()
         if used is not None:
-            if used.request_hash != request_hash:
-                raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for a different request")
-            return _placement_of(used.order)
+            return _key_replay(used, key, request_hash)
     if client_order_id:
         earlier = account.orders.filter(client_order_id=client_order_id).first()
         if earlier is not None:
@@ -350,6 +348,13 @@ def _replay(
                 _remember_key(user, key, request_hash, earlier)
             return _placement_of(earlier)
     return None
+
+
+def _key_replay(used: IdempotencyKey, key: str, request_hash: str) -> Placement:
+    """The first answer to ``key``, if this request is the one it was used for."""
+    if used.request_hash != request_hash:
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for a different request")
+    return _placement_of(used.order)
 
 
 def _placement_of(order: Order) -> Placement:
