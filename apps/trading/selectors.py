@@ -19,7 +19,7 @@ from apps.strategies.models import StrategyStatus
 from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, money
 from apps.trading.domain.portfolio import MarkedPosition, PortfolioFigures, portfolio_figures, ratio
-from apps.trading.domain.risk import AccountRisk, TradingState
+from apps.trading.domain.risk_rules import AccountRisk, TradingState
 from apps.trading.models import (
     LIVE_STATUSES,
     Account,

@@ -33,7 +33,7 @@ from apps.trading.accounting import lock_account, order_finish
 from apps.trading.brokers import live, paper
 from apps.trading.domain.fills import Bar, OrderType, Side
 from apps.trading.domain.ledger import round_price, round_quantity
-from apps.trading.domain.risk import TradingState
+from apps.trading.domain.risk_rules import TradingState
 from apps.trading.errors import (
     AccountNotFound,
     ExchangeUnavailable,
