@@ -11,7 +11,7 @@ import pytest
 from apps.strategies.models import StrategyStatus
 from apps.strategies.services.backtests import external_series_prepare
 from apps.strategies.services.strategies import strategy_create, strategy_update
-from apps.trading import orchestrator, performance, selectors, services
+from apps.trading import orchestrator, performance, selectors
 from apps.trading.models import (
     AccountKind,
     Order,
@@ -21,6 +21,7 @@ from apps.trading.models import (
     StrategyAction,
     StrategyAllocation,
 )
+from apps.trading.services.snapshots import portfolio_snapshot
 from tests.unit.market_providers.conftest import hourly_rows
 
 from .conftest import LAST_CLOSE, NO_LIMITS, hour, store_candles
@@ -177,7 +178,7 @@ def test_a_live_entry_is_left_new_for_the_submit_task(make_account, strategy, fa
 def test_the_health_document_components_report_the_last_cycle_and_the_strategies(allocation, paper_account):
     assert selectors.orchestrator_status(now=NOW)["status"] == "degraded"  # a strategy to trade, no cycle yet
     orchestrator.orchestrator_run(now=NOW)
-    services.portfolio_snapshot(account=paper_account, now=NOW)
+    portfolio_snapshot(account=paper_account, now=NOW)
     performance.performance_record(allocation=allocation, now=NOW)
 
     component = selectors.orchestrator_status(now=NOW)

@@ -1,15 +1,13 @@
-"""Writes of the trading app: accounts, orders through the risk manager to a broker, matching,
-reconciliation, portfolio snapshots and the kill switch.
+"""Orders in: input checked and rounded, Idempotency-Keys, the risk manager, the broker, cancels.
 
-Every change to an account's cash, positions or orders happens in a transaction holding the
-account's row lock. Exchange calls are made outside it.
+A paper order is matched at once where it can be; a live one is left NEW for
+:func:`apps.trading.services.submission.order_submit`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,140 +17,34 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Min
 from django.utils import timezone
 
-from apps.core.jobs import job_claimed, job_complete
-from apps.core.models import JobStatus
 from apps.market import selectors as market
-from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Instrument
 from apps.strategies.models import Strategy
-from apps.trading import risk, selectors
+from apps.trading import risk
 from apps.trading.accounting import lock_account, order_finish
 from apps.trading.brokers import live, paper
-from apps.trading.domain.fills import Bar, OrderType, Side
+from apps.trading.domain.fills import OrderType, Side
 from apps.trading.domain.ledger import round_price, round_quantity
-from apps.trading.domain.risk_rules import TradingState
-from apps.trading.errors import (
-    AccountNotFound,
-    ExchangeUnavailable,
-    OrderInputError,
-    OrderNotCancelable,
-    TradingError,
-)
+from apps.trading.errors import OrderInputError, OrderNotCancelable, TradingError
 from apps.trading.models import (
     Account,
-    AccountKind,
-    AccountStateChange,
     IdempotencyKey,
     Order,
     OrderSource,
     OrderStatus,
-    PortfolioSnapshot,
-    Reconciliation,
-    Repair,
     RiskRefusal,
     TimeInForce,
 )
 
-logger = logging.getLogger(__name__)
-
 CLIENT_ORDER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:/_-")
 PRICED_TYPES = (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT)
 TRIGGERED_TYPES = (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT)
-SNAPSHOT_SLOT_MINUTES = 5
 
 
 class IdempotencyConflict(TradingError):
     """An Idempotency-Key already used for a different request."""
-
-
-# -- accounts --------------------------------------------------------------------------------------
-
-
-def account_create(
-    *,
-    owner: AbstractBaseUser,
-    name: str,
-    kind: str = AccountKind.PAPER,
-    starting_cash: Decimal,
-    quote_currency: str | None = None,
-    exchange: str = "binance",
-    api_key: str = "",
-    secret: str = "",
-    **fields: object,
-) -> Account:
-    """Create an account holding ``starting_cash``; ``fields`` set other Account fields by name (risk
-    limits, paper costs, ``auto_trading``). Paper costs default to ``TRADING_PAPER_*``."""
-    account = Account(
-        owner=owner,
-        name=name,
-        kind=kind,
-        exchange=exchange,
-        quote_currency=quote_currency or settings.TRADING_DEFAULT_QUOTE_CURRENCY,
-        starting_cash=starting_cash,
-        cash=starting_cash,
-        peak_equity=starting_cash,
-        day_start_equity=starting_cash,
-        **{
-            "paper_fee_rate": Decimal(settings.TRADING_PAPER_FEE_RATE),
-            "paper_slippage": Decimal(settings.TRADING_PAPER_SLIPPAGE),
-            **fields,
-        },
-    )
-    account.set_api_keys(api_key=api_key, secret=secret)
-    account.full_clean(exclude=["owner"])
-    account.save()
-    return account
-
-
-def account_for(*, user: AbstractBaseUser, account_id: int | None = None) -> Account:
-    """The user's account ``account_id``, or their default (oldest) one, created as a paper account
-    holding ``TRADING_PAPER_STARTING_CASH`` the first time a user without accounts trades or asks."""
-    if account_id is not None:
-        account = Account.objects.filter(pk=account_id, owner=user).first()
-        if account is None:
-            raise AccountNotFound(f"you have no trading account {account_id}")
-        return account
-    existing = selectors.account_list(user=user).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return account_create(
-                owner=user, name="Paper", starting_cash=Decimal(settings.TRADING_PAPER_STARTING_CASH)
-            )
-    except IntegrityError:  # another request created it first
-        return selectors.account_list(user=user).get(name="Paper")
-
-
-def account_halt(
-    *, account: Account, by: AbstractBaseUser | None, reason: str = ""
-) -> AccountStateChange | None:
-    """The kill switch: nothing new reaches the broker until the account is resumed. Cancels still work."""
-    with transaction.atomic():
-        locked = lock_account(account.pk)
-        return risk.state_set(
-            account=locked, state=TradingState.HALTED, reason=reason or "halted by an operator", by=by
-        )
-
-
-def account_resume(
-    *, account: Account, by: AbstractBaseUser | None, reason: str = ""
-) -> AccountStateChange | None:
-    """Back to active; the drawdown peak restarts from the equity now, so the limit that halted it
-    does not halt it again at once."""
-    with transaction.atomic():
-        locked = lock_account(account.pk)
-        locked.peak_equity = selectors.portfolio(account=locked).figures.equity
-        locked.save(update_fields=["peak_equity"])
-        return risk.state_set(
-            account=locked, state=TradingState.ACTIVE, reason=reason or "resumed by an operator", by=by
-        )
-
-
-# -- placing orders --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -413,42 +305,6 @@ def protection_attach(*, order: Order, at: datetime | None = None) -> list[Order
     return placed
 
 
-# -- live submission, cancels, reconciliation ------------------------------------------------------
-
-
-def order_submit(*, order_id: int) -> Order | None:
-    """Send a NEW live order to the exchange once. None if it was not NEW (a redelivered task).
-
-    The SUBMITTING claim is committed before the request. If the exchange cannot be reached before
-    anything is sent, the claim is undone and ExchangeUnavailable raised, so a retry is safe.
-    """
-    claimed = Order.objects.filter(
-        pk=order_id, status=OrderStatus.NEW, account__kind=AccountKind.LIVE
-    ).update(status=OrderStatus.SUBMITTING, submitted_at=timezone.now())
-    if claimed != 1:
-        return None
-    order = Order.objects.select_related("account", "instrument").get(pk=order_id)
-    account = order.account
-    refusal = risk.submit_check(account=account)
-    if refusal is not None:
-        with transaction.atomic():
-            lock_account(account.pk)
-            risk.refusal_record(order=order, refusal=refusal)
-        return order
-    client = live.exchange_client_for(account)
-    try:
-        client.market(order.instrument.ccxt_symbol)
-    except ExchangeUnavailable:
-        Order.objects.filter(pk=order_id, status=OrderStatus.SUBMITTING).update(
-            status=OrderStatus.NEW, submitted_at=None
-        )
-        raise
-    live.submit(order, client)
-    order.refresh_from_db()
-    protection_attach(order=order)
-    return order
-
-
 def order_cancel(*, order: Order) -> Order:
     """Cancel an order that may still fill. A live order resting on the exchange is canceled there.
 
@@ -466,173 +322,6 @@ def order_cancel(*, order: Order) -> Order:
             raise OrderNotCancelable(f"order {order.pk} is {order.status} and cannot be canceled now")
         order_finish(order, OrderStatus.CANCELED, reason="canceled on request")
     return order
-
-
-def account_reconcile(*, account: Account, now: datetime | None = None) -> Reconciliation | None:
-    """Compare a live account with its exchange and repair the ledger, recording each repair.
-
-    Returns the finished reconciliation, or None when live trading is off (no exchange is asked) or
-    another reconciliation of the account is running.
-    """
-    if not (account.is_live and settings.LIVE_TRADING_ENABLED and account.has_api_keys):
-        return None
-    with transaction.atomic():
-        lock_account(account.pk)  # one reconciliation of an account at a time
-        busy = Reconciliation.objects.filter(
-            account=account, status=JobStatus.RUNNING, lease_expires_at__gte=timezone.now()
-        )
-        if busy.exists():
-            return None
-        created = Reconciliation.objects.create(account=account)
-    counts: dict[str, int] = {}
-    repaired: set[int] = set()
-    with job_claimed(model=Reconciliation, pk=created.pk) as run:
-        if run is None:
-            return None
-
-        def record(changes: list[live.Change]) -> None:
-            Repair.objects.bulk_create(
-                Repair(
-                    reconciliation=run,
-                    account=account,
-                    kind=change.kind,
-                    order=change.order,
-                    before=change.before,
-                    after=change.after,
-                    message=change.message[:500],
-                )
-                for change in changes
-            )
-            for change in changes:
-                counts[change.kind] = counts.get(change.kind, 0) + 1
-                if change.order is not None:
-                    repaired.add(change.order.pk)
-
-        live.reconcile(account, live.exchange_client_for(account), record=record, now=now)
-        for order in Order.objects.filter(pk__in=repaired).select_related("account", "instrument"):
-            protection_attach(order=order)
-        return job_complete(job=run, summary={"repairs": sum(counts.values()), "by_kind": counts})
-
-
-# -- paper matching --------------------------------------------------------------------------------
-
-
-def paper_orders_match(*, instrument: Instrument | None = None) -> int:
-    """Match resting paper orders against candles that opened since each was last checked.
-
-    Per instrument, the finest timeframe with candles the orders have not seen is used. Returns the
-    number of fills.
-    """
-    resting = Order.objects.filter(
-        account__kind=AccountKind.PAPER, status__in=(OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
-    )
-    if instrument is not None:
-        resting = resting.filter(instrument=instrument)
-    fills = 0
-    for row in resting.values("instrument").annotate(start=Min("match_from")).order_by("instrument"):
-        traded = Instrument.objects.get(pk=row["instrument"])
-        fills += _match_instrument(traded, row["start"])
-    return fills
-
-
-def _match_instrument(instrument: Instrument, start: datetime) -> int:
-    timeframe = _finest_timeframe_since(instrument, start)
-    if timeframe is None:
-        return 0
-    frame = market.candles_frame(instrument=instrument, timeframe=timeframe, start=start)
-    duration = parse_timeframe(timeframe).duration.to_pytimedelta()
-    bars = [
-        (time.to_pydatetime(), Bar(*(Decimal(str(v)) for v in values)))
-        for time, values in zip(
-            frame.index, frame[["open", "high", "low", "close"]].itertuples(index=False), strict=True
-        )
-    ]
-    accounts = (
-        Order.objects.filter(instrument=instrument, account__kind=AccountKind.PAPER, status=OrderStatus.OPEN)
-        .values_list("account", flat=True)
-        .distinct()
-    )
-    fills = 0
-    for account_id in accounts:
-        with transaction.atomic():
-            account = lock_account(account_id)
-            for opened_at, bar in bars:
-                orders = list(
-                    account.orders.filter(
-                        instrument=instrument, status=OrderStatus.OPEN, match_from__lte=opened_at
-                    ).select_related("instrument")
-                )
-                if not orders:
-                    continue
-                filled = paper.match_bar(account=account, orders=orders, bar=bar, opened_at=opened_at)
-                account.orders.filter(pk__in=[o.pk for o in orders], status=OrderStatus.OPEN).update(
-                    match_from=opened_at + duration
-                )
-                for order in filled:
-                    # Where inside the bar the entry filled is unknown: protection starts with the next bar.
-                    protection_attach(order=order, at=opened_at + duration)
-                fills += len(filled)
-    return fills
-
-
-def _finest_timeframe_since(instrument: Instrument, start: datetime) -> str | None:
-    candidates = []
-    for timeframe in market.candle_timeframes(instrument=instrument):
-        newest = market.newest_candle_time(instrument=instrument, timeframe=timeframe)
-        if newest is not None and newest >= start:
-            candidates.append((parse_timeframe(timeframe).duration, timeframe))
-    return min(candidates)[1] if candidates else None
-
-
-# -- portfolio snapshots ---------------------------------------------------------------------------
-
-
-def snapshot_slot(now: datetime) -> datetime:
-    return now.replace(minute=now.minute - now.minute % SNAPSHOT_SLOT_MINUTES, second=0, microsecond=0)
-
-
-def portfolio_snapshot(*, account: Account, now: datetime | None = None) -> PortfolioSnapshot:
-    """Store the account's value for the current 5-minute slot (once per slot) and apply the loss
-    limits to its trading state."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        locked = lock_account(account.pk)
-        current = selectors.portfolio(account=locked)
-        risk.state_refresh(account=locked, figures=current.figures, now=now)
-        figures = selectors.portfolio(account=locked).figures
-        snapshot, _ = PortfolioSnapshot.objects.get_or_create(
-            account=locked,
-            time=snapshot_slot(now),
-            defaults={
-                "cash": figures.cash,
-                "positions_value": figures.positions_value,
-                "equity": figures.equity,
-                "unrealised_pnl": figures.unrealised_pnl,
-                "realised_pnl": figures.realised_pnl,
-                "total_pnl": figures.total_pnl,
-                "daily_pnl": figures.daily_pnl,
-                "exposure": figures.exposure,
-                "drawdown": figures.drawdown,
-                "positions": [
-                    {
-                        "symbol": row.marked.symbol,
-                        "quantity": str(row.position.quantity),
-                        "mark": None if row.marked.mark is None else str(row.marked.mark),
-                        "value": str(row.marked.value),
-                    }
-                    for row in current.rows
-                ],
-            },
-        )
-    return snapshot
-
-
-def portfolio_snapshot_all(*, now: datetime | None = None) -> int:
-    """Snapshot every account; return how many."""
-    accounts = list(Account.objects.all())
-    for account in accounts:
-        portfolio_snapshot(account=account, now=now)
-    return len(accounts)
 
 
 def idempotency_keys_prune(*, now: datetime | None = None) -> int:
