@@ -8,11 +8,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from apps.trading import risk, selectors
+from apps.trading import selectors
 from apps.trading.accounting import lock_account
 from apps.trading.domain.risk_rules import TradingState
 from apps.trading.errors import AccountNotFound
 from apps.trading.models import Account, AccountKind, AccountStateChange
+from apps.trading.services import risk_gate
 
 
 def account_create(
@@ -77,7 +78,7 @@ def account_halt(
     """The kill switch: nothing new reaches the broker until the account is resumed. Cancels still work."""
     with transaction.atomic():
         locked = lock_account(account.pk)
-        return risk.state_set(
+        return risk_gate.state_set(
             account=locked, state=TradingState.HALTED, reason=reason or "halted by an operator", by=by
         )
 
@@ -91,6 +92,6 @@ def account_resume(
         locked = lock_account(account.pk)
         locked.peak_equity = selectors.portfolio(account=locked).figures.equity
         locked.save(update_fields=["peak_equity"])
-        return risk.state_set(
+        return risk_gate.state_set(
             account=locked, state=TradingState.ACTIVE, reason=reason or "resumed by an operator", by=by
         )

@@ -22,7 +22,6 @@ from django.utils import timezone
 from apps.market import selectors as market
 from apps.market.models import Instrument
 from apps.strategies.models import Strategy
-from apps.trading import risk
 from apps.trading.accounting import lock_account, order_finish
 from apps.trading.brokers import live, paper
 from apps.trading.domain.fills import OrderType, Side
@@ -37,6 +36,7 @@ from apps.trading.models import (
     RiskRefusal,
     TimeInForce,
 )
+from apps.trading.services import risk_gate
 
 CLIENT_ORDER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:/_-")
 PRICED_TYPES = (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT)
@@ -254,11 +254,13 @@ def _placement_of(order: Order) -> Placement:
 
 
 def _decide(account: Account, order: Order, expected_price: Decimal | None, at: datetime) -> Placement:
-    refusal, last = risk.order_check(
+    refusal, last = risk_gate.order_check(
         account=account, order=order, expected_price=expected_price, now=timezone.now()
     )
     if refusal is not None:
-        return Placement(order=order, created=True, refusal=risk.refusal_record(order=order, refusal=refusal))
+        return Placement(
+            order=order, created=True, refusal=risk_gate.refusal_record(order=order, refusal=refusal)
+        )
     if not account.is_live:
         paper.accept(account=account, order=order, last_price=last, at=at)
         protection_attach(order=order, at=at)

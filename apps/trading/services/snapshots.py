@@ -7,9 +7,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from apps.trading import risk, selectors
+from apps.trading import selectors
 from apps.trading.accounting import lock_account
 from apps.trading.models import Account, PortfolioSnapshot
+from apps.trading.services import risk_gate
 
 SNAPSHOT_SLOT_MINUTES = 5
 
@@ -26,7 +27,7 @@ def portfolio_snapshot(*, account: Account, now: datetime | None = None) -> Port
     with transaction.atomic():
         locked = lock_account(account.pk)
         current = selectors.portfolio(account=locked)
-        risk.state_refresh(account=locked, figures=current.figures, now=now)
+        risk_gate.state_refresh(account=locked, figures=current.figures, now=now)
         figures = selectors.portfolio(account=locked).figures
         snapshot, _ = PortfolioSnapshot.objects.get_or_create(
             account=locked,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from apps.trading import risk
 from apps.trading.accounting import lock_account
 from apps.trading.brokers import live
 from apps.trading.errors import ExchangeUnavailable
 from apps.trading.models import AccountKind, Order, OrderStatus
+from apps.trading.services import risk_gate
 from apps.trading.services.orders import protection_attach
 
 
@@ -26,11 +26,11 @@ def order_submit(*, order_id: int) -> Order | None:
         return None
     order = Order.objects.select_related("account", "instrument").get(pk=order_id)
     account = order.account
-    refusal = risk.submit_check(account=account)
+    refusal = risk_gate.submit_check(account=account)
     if refusal is not None:
         with transaction.atomic():
             lock_account(account.pk)
-            risk.refusal_record(order=order, refusal=refusal)
+            risk_gate.refusal_record(order=order, refusal=refusal)
         return order
     client = live.exchange_client_for(account)
     try:

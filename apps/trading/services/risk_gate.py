@@ -1,9 +1,10 @@
-"""The risk manager at the database: an account's limits and state in, a decision out, refusals stored.
+"""The risk gate: the pure risk rules applied to an account's facts under its lock, refusals stored.
 
 The rules themselves are pure (:mod:`apps.trading.domain.risk_rules`); this module reads what they need
 under the account's row lock, moves the account's trading state when a loss limit is reached, and
-records every refusal. Callers: :func:`apps.trading.services.order_place` (every order, whatever its
-source) and the portfolio snapshot job.
+records every refusal. Callers: :func:`apps.trading.services.orders.order_place` (every order,
+whatever its source), :func:`apps.trading.services.submission.order_submit` (the last word before a
+live order is sent), the kill switch and the portfolio snapshots.
 """
 
 from __future__ import annotations
