@@ -6,9 +6,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.core.models import JobStatus
+from apps.health.checks import check_performance_monitor
 from apps.market import services as market_services
 from apps.strategies.models import Strategy, StrategyStatus, StrategyType
 from apps.trading.domain.risk_rules import TradingState
@@ -244,3 +247,20 @@ def test_each_enabled_allocation_shows_its_newest_record_and_its_newest_backtest
         ],
         "models": [],
     }
+
+
+def _performance_monitor_queries(allocations: int, user) -> int:
+    account = _account(user, f"Account of {allocations}")
+    for number in range(allocations):
+        allocation = _allocation(account, 10 * allocations + number)
+        _performance(allocation, 10, "1", backtest="1")
+        _performance(allocation, 5, "2")
+    with CaptureQueriesContext(connection) as queries:
+        monitor = check_performance_monitor()
+    assert len(monitor["strategies"]) == allocations
+    Account.objects.all().delete()  # and with them their allocations and records
+    return len(queries)
+
+
+def test_the_performance_monitor_makes_as_many_queries_for_five_allocations_as_for_one(user):
+    assert _performance_monitor_queries(5, user) == _performance_monitor_queries(1, user)
