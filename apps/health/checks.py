@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -28,6 +28,8 @@ HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 Component = dict[str, Any]
 WORKER_PING_CACHE_KEY = "health:workers-ping"
 EXTERNAL_PROBE_MAX_AGE = timedelta(minutes=15)
+# The orchestrator and the portfolio snapshots run every few minutes; older than this, something is stuck.
+TRADING_MAX_AGE = timedelta(minutes=15)
 
 
 def _failure(status: str, error: Exception, started: float) -> Component:
@@ -190,20 +192,72 @@ def check_market_data() -> Component:
     }
 
 
-def check_performance_monitor() -> Component:
+def check_performance_monitor(*, now: datetime | None = None) -> Component:
     """Live trading results beside their backtests, and champion models' accuracy on unseen bars."""
-    component = trading_selectors.performance_status(now=timezone.now())
+    now = now or timezone.now()
+    newest = trading_selectors.snapshot_newest_time()
+    halted = trading_selectors.halted_account_names()
+    strategies = [
+        {
+            "strategy_id": result.allocation.strategy.strategy_id,
+            "account": result.allocation.account.name,
+            "total_pnl": str(result.latest.total_pnl),
+            "return_pct": float(result.latest.return_pct),
+            "drawdown_pct": float(result.latest.drawdown_pct),
+            "backtest_return_pct": None
+            if result.backtest_return_pct is None
+            else float(result.backtest_return_pct),
+        }
+        for result in trading_selectors.allocation_results_latest()
+    ]
+    if trading_selectors.account_list_all().exists() and (newest is None or now - newest > TRADING_MAX_AGE):
+        status, message = DEGRADED, "No recent portfolio snapshot"
+    elif halted:
+        status, message = DEGRADED, f"Trading halted on: {', '.join(halted)}"
+    else:
+        status, message = HEALTHY, "Performance monitor operational"
     champions = training_selectors.champion_live_accuracy()
     measured = [c for c in champions if c.get("accuracy") is not None]
     if champions:
         accuracy = ", ".join(f"{c['model_id']}: {c['accuracy']:.3f}" for c in measured) or "no outcomes yet"
-        component["message"] += f"; live accuracy of champion models: {accuracy}"
-    return {**component, "models": champions}
+        message += f"; live accuracy of champion models: {accuracy}"
+    return {
+        "status": status,
+        "message": message,
+        "last_snapshot": newest.isoformat() if newest else None,
+        "halted_accounts": halted,
+        "strategies": strategies,
+        "models": champions,
+    }
 
 
-def check_trading_orchestrator() -> Component:
+def check_trading_orchestrator(*, now: datetime | None = None) -> Component:
     """The orchestrator's last cycle: when, and how many orders it placed and how many were refused."""
-    return trading_selectors.orchestrator_status(now=timezone.now())
+    now = now or timezone.now()
+    trading = trading_selectors.allocations_to_trade_count()
+    last = trading_selectors.orchestrator_cycle_last()
+    if last is None:
+        return {
+            "status": HEALTHY if trading == 0 else DEGRADED,
+            "message": f"No cycle yet; {trading} strategies to trade",
+            "strategies": trading,
+        }
+    moment = last.finished_at or last.created_at
+    if last.status == JobStatus.FAILED:
+        status, message = UNHEALTHY, f"The last cycle failed: {last.error[:200]}"
+    elif trading and now - moment > TRADING_MAX_AGE:
+        status, message = DEGRADED, f"No cycle since {moment:%Y-%m-%d %H:%M} UTC"
+    else:
+        status, message = HEALTHY, "Trading orchestrator operational"
+    return {
+        "status": status,
+        "message": message,
+        "strategies": trading,
+        "last_cycle": moment.isoformat(),
+        "acted": last.acted,
+        "orders_placed": last.orders_placed,
+        "orders_refused": last.orders_refused,
+    }
 
 
 def check_jobs() -> Component:

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
-from apps.trading import selectors, services
+from apps.trading import selectors
 from apps.trading.errors import ExchangeUnavailable, TradingError
 from apps.trading.models import (
     Account,
@@ -28,6 +28,8 @@ from apps.trading.models import (
     StrategyAllocation,
     StrategyPerformance,
 )
+from apps.trading.services.accounts import account_halt, account_resume
+from apps.trading.services.orders import order_cancel
 
 CHART_POINTS = 500
 CHART_WIDTH, CHART_HEIGHT = 600, 160
@@ -156,17 +158,13 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.action(description="Halt trading (kill switch)")
     def halt(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         for account in queryset:
-            services.account_halt(
-                account=account, by=request.user, reason=f"halted in the admin by {request.user}"
-            )
+            account_halt(account=account, by=request.user, reason=f"halted in the admin by {request.user}")
         self.message_user(request, f"{queryset.count()} account(s) halted.", messages.WARNING)
 
     @admin.action(description="Resume trading")
     def resume(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         for account in queryset:
-            services.account_resume(
-                account=account, by=request.user, reason=f"resumed in the admin by {request.user}"
-            )
+            account_resume(account=account, by=request.user, reason=f"resumed in the admin by {request.user}")
         self.message_user(request, f"{queryset.count()} account(s) resumed.")
 
     @admin.display(description="Equity over time")
@@ -216,7 +214,7 @@ class OrderAdmin(ReadOnlyAdmin):
         canceled = 0
         for order in queryset.select_related("account", "instrument"):
             try:
-                services.order_cancel(order=order)
+                order_cancel(order=order)
             except (TradingError, ExchangeUnavailable) as error:
                 self.message_user(request, f"Order {order.pk}: {error}", messages.ERROR)
             else:

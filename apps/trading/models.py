@@ -17,7 +17,7 @@ from apps.core.models import Job
 from apps.market.models import Instrument
 from apps.trading import crypto
 from apps.trading.domain.fills import OrderType, Side
-from apps.trading.domain.risk import TradingState
+from apps.trading.domain.risk_rules import TradingState
 
 
 def amount_field(**options: object) -> models.DecimalField:

@@ -34,7 +34,7 @@ from apps.strategies import selectors as strategy_selectors
 from apps.strategies.engine import Action, RiskSettings, signals
 from apps.strategies.models import StrategyStatus, StrategyVersion
 from apps.strategies.services.backtests import external_series_stored
-from apps.trading import selectors, services
+from apps.trading import selectors
 from apps.trading.accounting import lock_account
 from apps.trading.brokers import paper
 from apps.trading.domain.fills import OrderType, Side
@@ -48,6 +48,7 @@ from apps.trading.models import (
     StrategyAction,
     StrategyAllocation,
 )
+from apps.trading.services.orders import Placement, order_cancel, order_place
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def _act(
         if quantity <= 0:
             return "buy: nothing to buy with (no cash or no price)", None
         settings = RiskSettings.from_parameters(version.parameters)
-        placement = services.order_place(
+        placement = order_place(
             side=Side.BUY,
             quantity=quantity,
             attach_stop_loss_pct=_decimal(settings.stop_loss_pct),
@@ -213,7 +214,7 @@ def _act(
         )
         return _decision("buy", placement), placement.order
     if signal == Action.SELL and held > 0:
-        placement = services.order_place(side=Side.SELL, quantity=held, **common)
+        placement = order_place(side=Side.SELL, quantity=held, **common)
         return _decision("sell", placement), placement.order
     return f"{signal.name.lower()} while holding {held}: nothing to do", None
 
@@ -240,10 +241,10 @@ def _cancel_protection(allocation: StrategyAllocation) -> None:
         status__in=(OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
     ).select_related("account", "instrument")
     for order in protective:
-        services.order_cancel(order=order)
+        order_cancel(order=order)
 
 
-def _decision(verb: str, placement: services.Placement) -> str:
+def _decision(verb: str, placement: Placement) -> str:
     if placement.refusal is not None:
         return f"{verb}: refused by the risk manager ({placement.refusal.code})"
     order = placement.order

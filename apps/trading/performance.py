@@ -26,7 +26,7 @@ from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, apply_fill
 from apps.trading.domain.portfolio import ratio
 from apps.trading.models import Fill, StrategyAllocation, StrategyPerformance
-from apps.trading.services import snapshot_slot
+from apps.trading.services.snapshots import snapshot_slot
 
 logger = logging.getLogger(__name__)
 PERCENT = Decimal(100)

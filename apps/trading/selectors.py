@@ -8,10 +8,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Instrument
@@ -19,7 +18,7 @@ from apps.strategies.models import StrategyStatus
 from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, money
 from apps.trading.domain.portfolio import MarkedPosition, PortfolioFigures, portfolio_figures, ratio
-from apps.trading.domain.risk import AccountRisk, TradingState
+from apps.trading.domain.risk_rules import AccountRisk, TradingState
 from apps.trading.models import (
     LIVE_STATUSES,
     Account,
@@ -30,6 +29,7 @@ from apps.trading.models import (
     PortfolioSnapshot,
     Position,
     StrategyAllocation,
+    StrategyPerformance,
 )
 
 Prices = dict[int, Decimal | None]
@@ -244,74 +244,64 @@ def orders_awaiting_submission(
     return list(orders.values_list("pk", flat=True))
 
 
-# -- the health document's trading components ------------------------------------------------------
-
-HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
-# The orchestrator and the snapshots run every few minutes; older than this, something is stuck.
-STATUS_MAX_AGE = timedelta(minutes=15)
+# -- facts for the health document's trading components (apps.health classifies them) -------------
 
 
-def orchestrator_status(*, now: datetime) -> dict:
-    """``trading_orchestrator`` of the health document: its last cycle, orders placed and refused."""
-    trading = StrategyAllocation.objects.filter(
+def allocations_to_trade_count() -> int:
+    """How many enabled allocations of active strategies are on accounts with auto-trading on."""
+    return StrategyAllocation.objects.filter(
         enabled=True, account__auto_trading=True, strategy__status=StrategyStatus.ACTIVE
     ).count()
-    last = OrchestratorCycle.objects.order_by("-created_at").first()
-    if last is None:
-        status = HEALTHY if trading == 0 else DEGRADED
-        return {
-            "status": status,
-            "message": f"No cycle yet; {trading} strategies to trade",
-            "strategies": trading,
-        }
-    moment = last.finished_at or last.created_at
-    if last.status == JobStatus.FAILED:
-        status, message = UNHEALTHY, f"The last cycle failed: {last.error[:200]}"
-    elif trading and now - moment > STATUS_MAX_AGE:
-        status, message = DEGRADED, f"No cycle since {moment:%Y-%m-%d %H:%M} UTC"
-    else:
-        status, message = HEALTHY, "Trading orchestrator operational"
-    return {
-        "status": status,
-        "message": message,
-        "strategies": trading,
-        "last_cycle": moment.isoformat(),
-        "acted": last.acted,
-        "orders_placed": last.orders_placed,
-        "orders_refused": last.orders_refused,
-    }
 
 
-def performance_status(*, now: datetime) -> dict:
-    """``performance_monitor`` of the health document: the latest snapshots and each strategy's
-    live results beside its backtest."""
-    newest = PortfolioSnapshot.objects.aggregate(newest=Max("time"))["newest"]
-    halted = list(Account.objects.filter(trading_state=TradingState.HALTED).values_list("name", flat=True))
-    strategies = []
-    for allocation in StrategyAllocation.objects.filter(enabled=True).select_related("strategy", "account"):
-        latest = allocation.performance.order_by("-time").first()
-        if latest is not None:
-            compared = allocation.performance.exclude(backtest_return_pct=None).order_by("-time").first()
-            strategies.append(
-                {
-                    "strategy_id": allocation.strategy.strategy_id,
-                    "account": allocation.account.name,
-                    "total_pnl": str(latest.total_pnl),
-                    "return_pct": float(latest.return_pct),
-                    "drawdown_pct": float(latest.drawdown_pct),
-                    "backtest_return_pct": None if compared is None else float(compared.backtest_return_pct),
-                }
-            )
-    if Account.objects.exists() and (newest is None or now - newest > STATUS_MAX_AGE):
-        status, message = DEGRADED, "No recent portfolio snapshot"
-    elif halted:
-        status, message = DEGRADED, f"Trading halted on: {', '.join(halted)}"
-    else:
-        status, message = HEALTHY, "Performance monitor operational"
-    return {
-        "status": status,
-        "message": message,
-        "last_snapshot": newest.isoformat() if newest else None,
-        "halted_accounts": halted,
-        "strategies": strategies,
+def orchestrator_cycle_last() -> OrchestratorCycle | None:
+    """The orchestrator's newest cycle, whatever its status."""
+    return OrchestratorCycle.objects.order_by("-created_at").first()
+
+
+def snapshot_newest_time() -> datetime | None:
+    """When the newest portfolio snapshot of any account was taken."""
+    return PortfolioSnapshot.objects.aggregate(newest=Max("time"))["newest"]
+
+
+def halted_account_names() -> list[str]:
+    """The accounts whose trading is halted (by an operator or the drawdown limit), by name."""
+    return list(Account.objects.filter(trading_state=TradingState.HALTED).values_list("name", flat=True))
+
+
+@dataclass(frozen=True)
+class AllocationResult:
+    """An enabled allocation's newest performance record, and the backtest return of its newest record
+    that has one (None: no record has a backtest yet)."""
+
+    allocation: StrategyAllocation
+    latest: StrategyPerformance
+    backtest_return_pct: Decimal | None
+
+
+def allocation_results_latest() -> list[AllocationResult]:
+    """Each enabled allocation with a performance record, in the allocations' order; two queries in all."""
+    newest_first = StrategyPerformance.objects.filter(allocation=OuterRef("pk")).order_by("-time")
+    allocations = list(
+        StrategyAllocation.objects.filter(enabled=True)
+        .annotate(
+            latest_id=Subquery(newest_first.values("pk")[:1]),
+            compared_id=Subquery(newest_first.exclude(backtest_return_pct=None).values("pk")[:1]),
+        )
+        .filter(latest_id__isnull=False)
+        .select_related("strategy", "account")
+    )
+    wanted = {a.latest_id for a in allocations} | {
+        a.compared_id for a in allocations if a.compared_id is not None
     }
+    records = StrategyPerformance.objects.in_bulk(wanted)
+    return [
+        AllocationResult(
+            allocation=allocation,
+            latest=records[allocation.latest_id],
+            backtest_return_pct=records[allocation.compared_id].backtest_return_pct
+            if allocation.compared_id is not None
+            else None,
+        )
+        for allocation in allocations
+    ]

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from apps.trading.domain.fills import OrderType, Side
-from apps.trading.domain.risk import TradingState
+from apps.trading.domain.risk_rules import TradingState
 from apps.trading.models import (
     Account,
     AccountKind,

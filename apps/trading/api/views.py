@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import error_body
 from apps.core.dispatch import send_on_commit
-from apps.trading import selectors, services
+from apps.trading import selectors
 from apps.trading.api.serializers import (
     AccountQuerySerializer,
     AccountSerializer,
@@ -34,6 +34,8 @@ from apps.trading.api.serializers import (
 )
 from apps.trading.errors import AccountNotFound, ExchangeUnavailable, OrderInputError, OrderNotCancelable
 from apps.trading.models import Account, AccountKind, Order, OrderStatus, PortfolioSnapshot
+from apps.trading.services.accounts import account_for, account_halt, account_resume
+from apps.trading.services.orders import IdempotencyConflict, Placement, order_cancel, order_place
 from workers.trading import order_submit
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -48,7 +50,7 @@ def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
 
 def _account(request: Request, account_id: int | None) -> Account:
     try:
-        return services.account_for(user=request.user, account_id=account_id)
+        return account_for(user=request.user, account_id=account_id)
     except AccountNotFound as error:
         raise Http404(str(error)) from None
 
@@ -59,7 +61,7 @@ def _error(status_code: int, code: str, message: str, **extra: Any) -> Response:
     return Response(body, status=status_code)
 
 
-def _placement_response(placement: services.Placement) -> Response:
+def _placement_response(placement: Placement) -> Response:
     order, refusal = placement.order, placement.refusal
     headers = {} if placement.created else {"Idempotent-Replayed": "true"}
     if refusal is not None:
@@ -109,14 +111,14 @@ class TradesView(generics.ListAPIView):
         if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError({IDEMPOTENCY_HEADER: [f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"]})
         try:
-            account = services.account_for(user=request.user, account_id=data.pop("account", None))
+            account = account_for(user=request.user, account_id=data.pop("account", None))
         except AccountNotFound as error:
             raise ValidationError({"account": [str(error)]}) from None
         try:
-            placement = services.order_place(account=account, user=request.user, idempotency_key=key, **data)
+            placement = order_place(account=account, user=request.user, idempotency_key=key, **data)
         except OrderInputError as error:
             raise ValidationError({error.field: [error.message]}) from None
-        except services.IdempotencyConflict as error:
+        except IdempotencyConflict as error:
             return _error(status.HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused", str(error))
         order = placement.order
         if placement.created and account.kind == AccountKind.LIVE and order.status == OrderStatus.NEW:
@@ -140,7 +142,7 @@ class TradeCancelView(APIView):
     @extend_schema(request=None, responses=OrderSerializer)
     def post(self, request: Request, order_id: int) -> Response:
         try:
-            order = services.order_cancel(order=selectors.order_get(user=request.user, order_id=order_id))
+            order = order_cancel(order=selectors.order_get(user=request.user, order_id=order_id))
         except Order.DoesNotExist:
             raise Http404 from None
         except OrderNotCancelable as error:
@@ -199,7 +201,7 @@ class AccountsView(generics.ListAPIView):
 
 class _StateView(APIView):
     permission_classes = (IsAdminUser,)
-    change = staticmethod(services.account_halt)
+    change = staticmethod(account_halt)
 
     @extend_schema(request=StateChangeSerializer, responses=AccountSerializer)
     def post(self, request: Request, account_id: int) -> Response:
@@ -215,10 +217,10 @@ class _StateView(APIView):
 class AccountHaltView(_StateView):
     """Staff only: the kill switch. Nothing new reaches the broker until the account is resumed."""
 
-    change = staticmethod(services.account_halt)
+    change = staticmethod(account_halt)
 
 
 class AccountResumeView(_StateView):
     """Staff only: trading resumes; the drawdown peak restarts from the equity now."""
 
-    change = staticmethod(services.account_resume)
+    change = staticmethod(account_resume)

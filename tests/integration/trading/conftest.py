@@ -11,8 +11,8 @@ import pytest
 
 from apps.market import services as market_services
 from apps.market.models import Instrument
-from apps.trading import services
 from apps.trading.models import Account, AccountKind
+from apps.trading.services.accounts import account_create
 from tests.fakes.exchange import FakeExchange
 from tests.unit.market_providers.conftest import hourly_rows
 
@@ -68,7 +68,7 @@ def make_account(user) -> Callable[..., Account]:
             "name": f"Account {Account.objects.count() + 1}",
             "starting_cash": D(10000),
         }
-        return services.account_create(**{**settings, **fields})
+        return account_create(**{**settings, **fields})
 
     return make
 

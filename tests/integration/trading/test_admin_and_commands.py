@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from apps.trading import services
 from apps.trading.models import Account, Order, OrderStatus, Repair
+from apps.trading.services.orders import order_place
+from apps.trading.services.snapshots import portfolio_snapshot
 
 D = Decimal
 
@@ -23,7 +24,7 @@ def admin_client(client, db):
 
 
 def test_the_admin_pages_of_the_trading_app_open(admin_client, paper_account, btcusdt):
-    services.order_place(account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1))
+    order_place(account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1))
     pages = [
         "account",
         "order",
@@ -45,7 +46,7 @@ def test_the_account_page_never_shows_the_keys_and_draws_the_equity(admin_client
 
     account = make_account(name="Keyed", api_key="shown-nowhere-key", secret="shown-nowhere-secret")
     for minute in (0, 5, 10):
-        services.portfolio_snapshot(account=account, now=datetime(2024, 3, 1, 12, minute, tzinfo=UTC))
+        portfolio_snapshot(account=account, now=datetime(2024, 3, 1, 12, minute, tzinfo=UTC))
 
     page = admin_client.get(f"/admin/trading/account/{account.pk}/change/").content.decode()
 
@@ -57,7 +58,7 @@ def test_editing_limits_in_the_admin_changes_only_the_limits(admin_client, paper
     page = admin_client.get(f"/admin/trading/account/{paper_account.pk}/change/")
     form = page.context["adminform"].form
     data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
-    services.order_place(
+    order_place(
         account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1)
     )  # cash moves
 
@@ -73,7 +74,7 @@ def test_editing_limits_in_the_admin_changes_only_the_limits(admin_client, paper
 
 
 def test_the_halt_action_halts_and_the_cancel_action_cancels(admin_client, paper_account, btcusdt):
-    order = services.order_place(
+    order = order_place(
         account=paper_account, symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=D(1), price=D(100)
     ).order
 
@@ -159,7 +160,7 @@ def test_reconcile_orders_prints_every_repair(live_account, fake_exchange):
 
 
 def test_portfolio_prints_the_figures_and_positions(paper_account, btcusdt):
-    services.order_place(account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1))
+    order_place(account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1))
     out = StringIO()
 
     call_command("portfolio", "--account", paper_account.pk, stdout=out)

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from apps.trading import services
 from apps.trading.models import Fill, IdempotencyKey, Order, OrderStatus, Position, RiskRefusal
+from apps.trading.services.snapshots import portfolio_snapshot
 
 from .conftest import LAST_CLOSE
 
@@ -220,12 +220,10 @@ def test_positions_and_portfolio_value_what_is_held_at_the_last_price(api_client
 def test_the_portfolio_history_lists_the_snapshots_oldest_first(api_client, paper_account, btcusdt):
     from datetime import UTC, datetime
 
-    services.portfolio_snapshot(account=paper_account, now=datetime(2024, 2, 1, 12, 3, tzinfo=UTC))
+    portfolio_snapshot(account=paper_account, now=datetime(2024, 2, 1, 12, 3, tzinfo=UTC))
     place(api_client)
-    services.portfolio_snapshot(account=paper_account, now=datetime(2024, 2, 1, 12, 7, tzinfo=UTC))
-    services.portfolio_snapshot(
-        account=paper_account, now=datetime(2024, 2, 1, 12, 9, tzinfo=UTC)
-    )  # same slot
+    portfolio_snapshot(account=paper_account, now=datetime(2024, 2, 1, 12, 7, tzinfo=UTC))
+    portfolio_snapshot(account=paper_account, now=datetime(2024, 2, 1, 12, 9, tzinfo=UTC))  # same slot
 
     history = api_client.get("/api/trading/portfolio/history").json()
 

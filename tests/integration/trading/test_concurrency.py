@@ -15,8 +15,8 @@ from django.db import connection
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from apps.trading import services
 from apps.trading.models import Fill, IdempotencyKey, Order, OrderStatus, Position
+from apps.trading.services.orders import order_place
 
 from .threads import run_together
 
@@ -32,7 +32,7 @@ def test_orders_placed_at_once_leave_cash_and_positions_exactly_as_the_fills_say
 
     def place(i: int) -> Order:
         side, quantity = ("BUY", D(1)) if i in buys else ("SELL", D("0.5"))
-        return services.order_place(
+        return order_place(
             account=paper_account, symbol="BTCUSDT", side=side, type="MARKET", quantity=quantity
         ).order
 

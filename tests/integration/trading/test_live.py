@@ -13,8 +13,10 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from apps.trading import services
 from apps.trading.models import Account, Fill, Order, OrderStatus, Position, RepairKind, RiskRefusal
+from apps.trading.services.accounts import account_halt
+from apps.trading.services.orders import order_place
+from apps.trading.services.reconciliation import account_reconcile
 from tests.fakes.exchange import Fault
 from workers.trading import order_submit
 
@@ -102,12 +104,12 @@ def test_an_unknown_outcome_the_exchange_never_saw_stays_unknown_then_is_rejecte
 
     order = place(api_client, live_account, django_capture_on_commit_callbacks)
     assert order.status == OrderStatus.UNKNOWN
-    services.account_reconcile(account=live_account)  # within the grace period: still unknown
+    account_reconcile(account=live_account)  # within the grace period: still unknown
     order.refresh_from_db()
     assert order.status == OrderStatus.UNKNOWN
 
     later = timezone.now() + timedelta(seconds=settings.TRADING_UNKNOWN_ORDER_GRACE_SECONDS + 1)
-    run = services.account_reconcile(account=live_account, now=later)
+    run = account_reconcile(account=live_account, now=later)
 
     order.refresh_from_db()
     assert (order.status, order.reject_code) == (OrderStatus.REJECTED, "not_placed")
@@ -150,7 +152,7 @@ def test_reconciliation_repairs_what_changed_on_the_exchange_while_the_system_wa
     usdt_free, _ = fake_exchange.balance("USDT")
     fake_exchange.set_balance("USDT", usdt_free + 250)
 
-    run = services.account_reconcile(account=live_account)
+    run = account_reconcile(account=live_account)
 
     resting.refresh_from_db(), doomed.refresh_from_db()
     assert (resting.status, resting.filled_quantity, doomed.status) == (
@@ -176,7 +178,7 @@ def test_reconciliation_repairs_what_changed_on_the_exchange_while_the_system_wa
     )
     assert run.summary["repairs"] == 5
 
-    again = services.account_reconcile(account=live_account)
+    again = account_reconcile(account=live_account)
 
     assert again.repairs.count() == 0  # nothing left to repair: reconciliation is idempotent
     assert Fill.objects.filter(order=resting).count() == 1
@@ -202,7 +204,7 @@ def test_a_halted_account_sends_nothing_to_the_exchange(
         waiting = api_client.post(
             "/api/trading/trades", {**BUY, "account": live_account.pk}, format="json"
         ).json()
-    services.account_halt(account=live_account, by=None, reason="kill switch test")
+    account_halt(account=live_account, by=None, reason="kill switch test")
 
     order_submit(waiting["id"])  # the task for the order placed just before the halt
     refused = api_client.post("/api/trading/trades", {**BUY, "account": live_account.pk}, format="json")
@@ -264,7 +266,7 @@ def test_a_filled_live_entry_is_protected_by_a_stop_loss_on_the_exchange(
     from workers.celery import app
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)  # the follow-up task runs inline
-    entry = services.order_place(
+    entry = order_place(
         account=live_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.5"),
         attach_stop_loss_pct=D("0.02"), attach_take_profit_pct=D("0.05"),
     ).order  # fmt: skip

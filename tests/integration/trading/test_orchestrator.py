@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from apps.health.checks import check_performance_monitor, check_trading_orchestrator
 from apps.strategies.models import StrategyStatus
 from apps.strategies.services.backtests import external_series_prepare
 from apps.strategies.services.strategies import strategy_create, strategy_update
-from apps.trading import orchestrator, performance, selectors, services
+from apps.trading import orchestrator, performance
 from apps.trading.models import (
     AccountKind,
     Order,
@@ -21,6 +22,7 @@ from apps.trading.models import (
     StrategyAction,
     StrategyAllocation,
 )
+from apps.trading.services.snapshots import portfolio_snapshot
 from tests.unit.market_providers.conftest import hourly_rows
 
 from .conftest import LAST_CLOSE, NO_LIMITS, hour, store_candles
@@ -158,7 +160,7 @@ def test_an_order_the_risk_manager_refuses_is_counted_and_explained(allocation, 
 
     assert (result.cycle.orders_placed, result.cycle.orders_refused) == (0, 1)
     assert "refused by the risk manager (max_order_notional)" in StrategyAction.objects.get().decision
-    assert selectors.orchestrator_status(now=NOW)["orders_refused"] == 1
+    assert check_trading_orchestrator(now=NOW)["orders_refused"] == 1
 
 
 def test_a_live_entry_is_left_new_for_the_submit_task(make_account, strategy, fake_exchange):
@@ -175,13 +177,13 @@ def test_a_live_entry_is_left_new_for_the_submit_task(make_account, strategy, fa
 
 
 def test_the_health_document_components_report_the_last_cycle_and_the_strategies(allocation, paper_account):
-    assert selectors.orchestrator_status(now=NOW)["status"] == "degraded"  # a strategy to trade, no cycle yet
+    assert check_trading_orchestrator(now=NOW)["status"] == "degraded"  # a strategy to trade, no cycle yet
     orchestrator.orchestrator_run(now=NOW)
-    services.portfolio_snapshot(account=paper_account, now=NOW)
+    portfolio_snapshot(account=paper_account, now=NOW)
     performance.performance_record(allocation=allocation, now=NOW)
 
-    component = selectors.orchestrator_status(now=NOW)
-    monitor = selectors.performance_status(now=NOW)
+    component = check_trading_orchestrator(now=NOW)
+    monitor = check_performance_monitor(now=NOW)
 
     assert (component["status"], component["orders_placed"], component["acted"]) == ("healthy", 1, 1)
     assert (

@@ -22,8 +22,10 @@ from apps.market import services as market_services
 from apps.strategies.engine import Action, run_backtest, signals
 from apps.strategies.models import StrategyStatus
 from apps.strategies.services.strategies import strategy_create
-from apps.trading import orchestrator, services
+from apps.trading import orchestrator
 from apps.trading.models import Fill, OrderSource, StrategyAllocation
+from apps.trading.services.orders import order_place
+from apps.trading.services.paper_matching import paper_orders_match
 
 from .conftest import NO_LIMITS
 
@@ -96,7 +98,7 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
 
     for t in range(len(frame)):
         market_services.candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[t : t + 1])
-        services.paper_orders_match(instrument=instrument)
+        paper_orders_match(instrument=instrument)
         if t + 1 < len(frame) and codes[t] in (Action.BUY, Action.SELL):
             orchestrator.signal_apply(
                 allocation=allocation,
@@ -107,7 +109,7 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
             )
     position = account.positions.get(instrument=instrument)
     if position.quantity:  # the backtester closes what is still open at the last close
-        services.order_place(
+        order_place(
             account=account,
             instrument=instrument,
             side="SELL",

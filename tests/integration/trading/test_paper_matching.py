@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from apps.trading import services
 from apps.trading.models import Fill, OrderStatus, Position
+from apps.trading.services.orders import order_place
+from apps.trading.services.paper_matching import paper_orders_match
 
 from .conftest import LAST_CLOSE, hour, store_candles
 
@@ -21,7 +22,7 @@ def candle(n: int, open_: str, high: str, low: str, close: str) -> tuple:
 
 def place(account, **order):
     defaults = {"symbol": "BTCUSDT", "quantity": D(1), "at": hour(5)}
-    return services.order_place(account=account, **{**defaults, **order}).order
+    return order_place(account=account, **{**defaults, **order}).order
 
 
 @pytest.fixture
@@ -37,19 +38,19 @@ def test_a_limit_buy_fills_at_its_price_when_a_later_candle_reaches_it(paper_acc
         btcusdt, [candle(5, "102", "103", "101", "102"), candle(6, "101.5", "102", "99.5", "100.5")]
     )
 
-    assert services.paper_orders_match() == 1
+    assert paper_orders_match() == 1
 
     order.refresh_from_db()
     assert (order.status, order.average_price) == (OrderStatus.FILLED, D(100))
     assert order.fills.get().executed_at == hour(6)
-    assert services.paper_orders_match() == 0  # matched once, however often the job runs
+    assert paper_orders_match() == 0  # matched once, however often the job runs
 
 
 def test_a_candle_that_opens_through_the_limit_fills_at_the_open(paper_account, btcusdt):
     order = place(paper_account, side="BUY", type="LIMIT", price=D(100))
     store_candles(btcusdt, [candle(5, "98", "99", "97", "98.5")])
 
-    services.paper_orders_match()
+    paper_orders_match()
 
     order.refresh_from_db()
     assert order.average_price == D(98)
@@ -59,7 +60,7 @@ def test_candles_that_opened_before_the_order_cannot_fill_it(paper_account, btcu
     order = place(paper_account, side="BUY", type="LIMIT", price=D(100), at=hour(5) + (hour(1) - hour(0)) / 2)
     store_candles(btcusdt, [candle(5, "101", "101", "95", "101")])  # opened half an hour before the order
 
-    services.paper_orders_match()
+    paper_orders_match()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.OPEN
@@ -69,7 +70,7 @@ def test_a_stop_loss_fills_at_its_level_moved_by_slippage(holding, btcusdt):
     stop = place(holding, side="SELL", type="STOP_LOSS", stop_price=D(99))
     store_candles(btcusdt, [candle(5, "102", "102.5", "98", "98.5")])
 
-    services.paper_orders_match()
+    paper_orders_match()
 
     stop.refresh_from_db()
     assert (stop.status, stop.average_price) == (OrderStatus.FILLED, D(99) * (2 - SLIP))
@@ -84,7 +85,7 @@ def test_a_bracket_touched_on_both_sides_in_one_candle_fills_the_stop_and_cancel
     )
     store_candles(btcusdt, [candle(5, "102", "106", "98", "103")])
 
-    services.paper_orders_match()
+    paper_orders_match()
 
     stop.refresh_from_db(), target.refresh_from_db()
     assert (stop.status, target.status) == (OrderStatus.FILLED, OrderStatus.CANCELED)
@@ -107,7 +108,7 @@ def test_a_stop_limit_that_gaps_past_its_limit_rests_at_the_limit_until_reached(
     order = place(holding, side="SELL", type="STOP_LOSS_LIMIT", stop_price=D(100), price=D(99.5))
     store_candles(btcusdt, [candle(5, "99", "99.4", "98", "99"), candle(6, "99", "99.8", "98.5", "99.7")])
 
-    services.paper_orders_match()
+    paper_orders_match()
 
     order.refresh_from_db()
     assert order.triggered_at == hour(5)
@@ -124,7 +125,7 @@ def test_a_stop_buy_that_gaps_beyond_the_cash_expires_instead_of_overdrawing(pap
     order = place(paper_account, side="BUY", type="STOP_LOSS", stop_price=D(110))
     store_candles(btcusdt, [candle(5, "130", "131", "129", "130")])
 
-    services.paper_orders_match()
+    paper_orders_match()
 
     order.refresh_from_db(), paper_account.refresh_from_db()
     assert (order.status, order.reject_code, paper_account.cash) == (

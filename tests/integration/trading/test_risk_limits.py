@@ -9,15 +9,17 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from apps.trading import services
 from apps.trading.models import AccountStateChange, Order, OrderStatus, RiskRefusal
+from apps.trading.services.accounts import account_resume
+from apps.trading.services.orders import order_cancel, order_place
+from apps.trading.services.snapshots import portfolio_snapshot
 
 D = Decimal
 
 
 def place(account, **order):
     defaults = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": D(1)}
-    return services.order_place(account=account, **{**defaults, **order})
+    return order_place(account=account, **{**defaults, **order})
 
 
 def code(placement) -> str | None:
@@ -64,7 +66,7 @@ def test_open_orders_are_limited_and_a_canceled_one_frees_its_place(paper_accoun
     resting = [place(paper_account, type="LIMIT", price=D(100)).order for _ in range(2)]
 
     assert code(place(paper_account, type="LIMIT", price=D(100))) == "max_open_orders"
-    services.order_cancel(order=resting[0])
+    order_cancel(order=resting[0])
     assert code(place(paper_account, type="LIMIT", price=D(100))) is None
 
 
@@ -109,7 +111,7 @@ def test_a_daily_loss_beyond_the_limit_allows_only_orders_that_reduce_risk_until
     assert (code(buy), code(sell), paper_account.trading_state) == ("reducing_only", None, "reducing")
     change = AccountStateChange.objects.get()
     assert (change.previous, change.state) == ("active", "reducing") and "max_daily_loss_pct" in change.reason
-    services.portfolio_snapshot(account=paper_account, now=timezone.now() + timedelta(days=1))
+    portfolio_snapshot(account=paper_account, now=timezone.now() + timedelta(days=1))
     paper_account.refresh_from_db()
     assert paper_account.trading_state == "active"
 
@@ -124,7 +126,7 @@ def test_a_drawdown_beyond_the_limit_halts_everything_until_a_person_resumes(
 
     paper_account.refresh_from_db()
     assert (code(sell), paper_account.trading_state) == ("trading_halted", "halted")
-    services.account_resume(account=paper_account, by=staff_user)
+    account_resume(account=paper_account, by=staff_user)
     paper_account.refresh_from_db()
     assert paper_account.trading_state == "active" and paper_account.peak_equity < 10000
     assert code(place(paper_account, side="SELL")) is None

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from apps.trading import services
 from apps.trading.models import IdempotencyKey, Order, OrderStatus, PortfolioSnapshot
+from apps.trading.services.orders import order_place
 from tests.integration.worker import running_worker
 from workers import trading as tasks
 from workers.celery import app, queue_for
@@ -34,7 +34,7 @@ def test_reconciling_an_account_submits_the_live_orders_whose_message_was_lost(
     live_account, fake_exchange, monkeypatch
 ):
     monkeypatch.setitem(app.conf, "task_always_eager", True)
-    lost = services.order_place(
+    lost = order_place(
         account=live_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.1")
     ).order
 
@@ -90,7 +90,7 @@ def test_a_live_order_placed_through_the_api_is_sent_once_by_a_real_worker(
         placed = api_client.post("/api/trading/trades", body, format="json").json()
         order = _wait_for_final(placed["id"])
         tasks.order_submit.delay(order.pk)  # a redelivered message
-        later = services.order_place(
+        later = order_place(
             account=live_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.1")
         ).order
         tasks.order_submit.delay(later.pk)  # consumed only after the redelivery, by the solo worker

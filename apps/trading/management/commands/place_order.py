@@ -8,10 +8,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.errors import TemporaryError
-from apps.trading import selectors, services
+from apps.trading import selectors
 from apps.trading.domain.fills import OrderType, Side
 from apps.trading.errors import OrderInputError
 from apps.trading.models import OrderSource, OrderStatus, TimeInForce
+from apps.trading.services.orders import order_place
+from apps.trading.services.submission import order_submit
 
 
 def _decimal(text: str) -> Decimal:
@@ -42,7 +44,7 @@ class Command(BaseCommand):
         if account is None:
             raise CommandError(f"no account {options['account']}")
         try:
-            placement = services.order_place(
+            placement = order_place(
                 account=account,
                 symbol=options["symbol"],
                 side=options["side"],
@@ -62,7 +64,7 @@ class Command(BaseCommand):
             raise CommandError(f"order {order.pk} refused: {refusal.code}: {refusal.message}")
         if placement.created and account.is_live and order.status == OrderStatus.NEW:
             try:
-                order = services.order_submit(order_id=order.pk) or order
+                order = order_submit(order_id=order.pk) or order
             except TemporaryError as error:
                 raise CommandError(
                     f"order {order.pk} not sent, the exchange is unreachable: {error}"

@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.errors import TemporaryError
-from apps.trading import selectors, services
+from apps.trading import selectors
+from apps.trading.services.reconciliation import account_reconcile
 
 
 class Command(BaseCommand):
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             )
         for target in accounts:
             try:
-                run = services.account_reconcile(account=target)
+                run = account_reconcile(account=target)
             except TemporaryError as error:
                 raise CommandError(f"{target.name}: the exchange is unreachable: {error}") from None
             if run is None:

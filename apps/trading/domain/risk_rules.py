@@ -260,7 +260,8 @@ def _price_band(
     limits: RiskLimits, market: MarketRules, account: AccountRisk, order: OrderIntent
 ) -> Refusal | None:
     last = order.last_price
-    assert last is not None  # _price_known ran first
+    if last is None:  # unreachable through check_order: _price_known refuses such an order first
+        raise ValueError("the price band needs the last price")
     for name, price in (
         ("price", order.price),
         ("stop_price", order.stop_price),

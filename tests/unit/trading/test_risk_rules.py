@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from apps.trading.domain.fills import OrderType, Side
-from apps.trading.domain.risk import (
+from apps.trading.domain.risk_rules import (
     AccountRisk,
     MarketRules,
     OrderIntent,

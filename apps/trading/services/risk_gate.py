@@ -1,9 +1,10 @@
-"""The risk manager at the database: an account's limits and state in, a decision out, refusals stored.
+"""The risk gate: the pure risk rules applied to an account's facts under its lock, refusals stored.
 
-The rules themselves are pure (:mod:`apps.trading.domain.risk`); this module reads what they need
+The rules themselves are pure (:mod:`apps.trading.domain.risk_rules`); this module reads what they need
 under the account's row lock, moves the account's trading state when a loss limit is reached, and
-records every refusal. Callers: :func:`apps.trading.services.order_place` (every order, whatever its
-source) and the portfolio snapshot job.
+records every refusal. Callers: :func:`apps.trading.services.orders.order_place` (every order,
+whatever its source), :func:`apps.trading.services.submission.order_submit` (the last word before a
+live order is sent), the kill switch and the portfolio snapshots.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from apps.trading.accounting import order_finish
 from apps.trading.brokers import paper
 from apps.trading.domain.fills import OrderType, Side
 from apps.trading.domain.portfolio import PortfolioFigures
-from apps.trading.domain.risk import (
+from apps.trading.domain.risk_rules import (
     AccountRisk,
     MarketRules,
     OrderIntent,
@@ -83,7 +84,7 @@ def state_refresh(*, account: Account, figures: PortfolioFigures, now: datetime)
     """Keep the loss limits' reference points and apply them (the account is locked).
 
     A new UTC day starts from the equity now and lifts a ``reducing`` state the daily loss limit set;
-    the peak follows the equity up; :func:`~apps.trading.domain.risk.next_state` then tightens the
+    the peak follows the equity up; :func:`~apps.trading.domain.risk_rules.next_state` then tightens the
     state if a limit is reached.
     """
     today = now.date()

@@ -1,0 +1,97 @@
+"""Trading accounts: create one, find a user's (a paper one the first time), halt and resume trading."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from apps.trading import selectors
+from apps.trading.accounting import lock_account
+from apps.trading.domain.risk_rules import TradingState
+from apps.trading.errors import AccountNotFound
+from apps.trading.models import Account, AccountKind, AccountStateChange
+from apps.trading.services import risk_gate
+
+
+def account_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    kind: str = AccountKind.PAPER,
+    starting_cash: Decimal,
+    quote_currency: str | None = None,
+    exchange: str = "binance",
+    api_key: str = "",
+    secret: str = "",
+    **fields: object,
+) -> Account:
+    """Create an account holding ``starting_cash``; ``fields`` set other Account fields by name (risk
+    limits, paper costs, ``auto_trading``). Paper costs default to ``TRADING_PAPER_*``."""
+    account = Account(
+        owner=owner,
+        name=name,
+        kind=kind,
+        exchange=exchange,
+        quote_currency=quote_currency or settings.TRADING_DEFAULT_QUOTE_CURRENCY,
+        starting_cash=starting_cash,
+        cash=starting_cash,
+        peak_equity=starting_cash,
+        day_start_equity=starting_cash,
+        **{
+            "paper_fee_rate": Decimal(settings.TRADING_PAPER_FEE_RATE),
+            "paper_slippage": Decimal(settings.TRADING_PAPER_SLIPPAGE),
+            **fields,
+        },
+    )
+    account.set_api_keys(api_key=api_key, secret=secret)
+    account.full_clean(exclude=["owner"])
+    account.save()
+    return account
+
+
+def account_for(*, user: AbstractBaseUser, account_id: int | None = None) -> Account:
+    """The user's account ``account_id``, or their default (oldest) one, created as a paper account
+    holding ``TRADING_PAPER_STARTING_CASH`` the first time a user without accounts trades or asks."""
+    if account_id is not None:
+        account = Account.objects.filter(pk=account_id, owner=user).first()
+        if account is None:
+            raise AccountNotFound(f"you have no trading account {account_id}")
+        return account
+    existing = selectors.account_list(user=user).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return account_create(
+                owner=user, name="Paper", starting_cash=Decimal(settings.TRADING_PAPER_STARTING_CASH)
+            )
+    except IntegrityError:  # another request created it first
+        return selectors.account_list(user=user).get(name="Paper")
+
+
+def account_halt(
+    *, account: Account, by: AbstractBaseUser | None, reason: str = ""
+) -> AccountStateChange | None:
+    """The kill switch: nothing new reaches the broker until the account is resumed. Cancels still work."""
+    with transaction.atomic():
+        locked = lock_account(account.pk)
+        return risk_gate.state_set(
+            account=locked, state=TradingState.HALTED, reason=reason or "halted by an operator", by=by
+        )
+
+
+def account_resume(
+    *, account: Account, by: AbstractBaseUser | None, reason: str = ""
+) -> AccountStateChange | None:
+    """Back to active; the drawdown peak restarts from the equity now, so the limit that halted it
+    does not halt it again at once."""
+    with transaction.atomic():
+        locked = lock_account(account.pk)
+        locked.peak_equity = selectors.portfolio(account=locked).figures.equity
+        locked.save(update_fields=["peak_equity"])
+        return risk_gate.state_set(
+            account=locked, state=TradingState.ACTIVE, reason=reason or "resumed by an operator", by=by
+        )
