@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.trading import orchestrator, performance, selectors, services
+from apps.trading import orchestrator, performance, selectors
 from apps.trading.errors import ExchangeUnavailable
 from apps.trading.models import OrderStatus
+from apps.trading.services import orders, paper_matching, reconciliation, snapshots, submission
 from workers.periodic import once_per_slot
 from workers.strategies import ml_series_prepare
 
@@ -21,7 +22,7 @@ from workers.strategies import ml_series_prepare
 )
 def order_submit(order_id: int) -> None:
     """Send a NEW live order once; then the protective orders its fill called for."""
-    order = services.order_submit(order_id=order_id)
+    order = submission.order_submit(order_id=order_id)
     if order is not None:
         for child in order.children.filter(status=OrderStatus.NEW).values_list("pk", flat=True):
             order_submit.delay(child)
@@ -43,7 +44,7 @@ def account_reconcile(account_id: int) -> None:
     account = selectors.account_get(account_id=account_id)
     if account is None:
         return
-    services.account_reconcile(account=account)
+    reconciliation.account_reconcile(account=account)
     for order_id in selectors.orders_awaiting_submission(account=account, min_age_seconds=0):
         order_submit.delay(order_id)
 
@@ -52,7 +53,7 @@ def account_reconcile(account_id: int) -> None:
 @once_per_slot
 def paper_orders_match() -> None:
     """Beat-driven: match resting paper orders against the candles stored since."""
-    services.paper_orders_match()
+    paper_matching.paper_orders_match()
 
 
 @shared_task(name="trading.orchestrator_run")
@@ -70,7 +71,7 @@ def orchestrator_run() -> None:
 @once_per_slot
 def portfolio_snapshot_all() -> None:
     """Beat-driven: a portfolio snapshot of every account (applying the loss limits)."""
-    services.portfolio_snapshot_all()
+    snapshots.portfolio_snapshot_all()
 
 
 @shared_task(name="trading.performance_record_all")
@@ -83,4 +84,4 @@ def performance_record_all() -> None:
 @shared_task(name="trading.idempotency_keys_prune")
 @once_per_slot
 def idempotency_keys_prune() -> None:
-    services.idempotency_keys_prune()
+    orders.idempotency_keys_prune()

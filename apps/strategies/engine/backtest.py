@@ -481,7 +481,8 @@ class _Simulator:
             if target is not None:
                 reached = favourable[start:end] >= target
                 hit = reached if hit is None else hit | reached
-            assert hit is not None  # has_stops: a stop, a target or a trailing stop is set
+            if hit is None:  # cannot happen: has_stops means a stop, a target or a trailing stop is set
+                raise RuntimeError("a stop search without any stop, target or trailing stop")
             offset = int(hit.argmax())
             if hit[offset]:
                 bar = start + offset
@@ -508,7 +509,8 @@ class _Simulator:
             return bar, side * opens[bar], _TAKE_PROFIT
         if level is not None and adverse[bar] <= level:
             return bar, side * level, stop_reason
-        assert target is not None  # the bar hit no stop, so it reached the target
+        if target is None:  # cannot happen: the bar was found by a stop or a target, and no stop hit
+            raise RuntimeError(f"bar {bar} filled neither a stop nor a target")
         return bar, side * target, _TAKE_PROFIT
 
 

@@ -15,8 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import error_body
+from apps.core.api import error_body, validated
 from apps.core.dispatch import send_on_commit
+from apps.core.symbols import normalise_symbol
 from apps.trading import selectors
 from apps.trading.api.serializers import (
     AccountQuerySerializer,
@@ -40,12 +41,6 @@ from workers.trading import order_submit
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-
-
-def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _account(request: Request, account_id: int | None) -> Account:
@@ -89,7 +84,7 @@ class TradesView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Order]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
             return Order.objects.none()
-        query = _valid(OrderQuerySerializer, self.request.query_params)
+        query = validated(OrderQuerySerializer, self.request.query_params)
         accounts = selectors.account_list(user=self.request.user)
         if "account" in query:
             accounts = accounts.filter(pk=query["account"])
@@ -97,7 +92,7 @@ class TradesView(generics.ListAPIView):
         if "status" in query:
             orders = orders.filter(status=query["status"])
         if "symbol" in query:
-            orders = orders.filter(instrument__symbol=query["symbol"].strip().upper().replace("/", ""))
+            orders = orders.filter(instrument__symbol=normalise_symbol(query["symbol"]))
         return orders
 
     @extend_schema(
@@ -106,7 +101,7 @@ class TradesView(generics.ListAPIView):
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
     )
     def post(self, request: Request) -> Response:
-        data = _valid(OrderCreateSerializer, request.data)
+        data = validated(OrderCreateSerializer, request.data)
         key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
         if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError({IDEMPOTENCY_HEADER: [f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"]})
@@ -157,7 +152,7 @@ class PositionsView(APIView):
 
     @extend_schema(parameters=[AccountQuerySerializer], responses=PositionSerializer(many=True))
     def get(self, request: Request) -> Response:
-        account = _account(request, _valid(AccountQuerySerializer, request.query_params).get("account"))
+        account = _account(request, validated(AccountQuerySerializer, request.query_params).get("account"))
         rows = selectors.portfolio(account=account).rows
         return Response(PositionSerializer([position_data(row) for row in rows], many=True).data)
 
@@ -167,7 +162,7 @@ class PortfolioView(APIView):
 
     @extend_schema(parameters=[AccountQuerySerializer], responses=PortfolioSerializer)
     def get(self, request: Request) -> Response:
-        account = _account(request, _valid(AccountQuerySerializer, request.query_params).get("account"))
+        account = _account(request, validated(AccountQuerySerializer, request.query_params).get("account"))
         return Response(PortfolioSerializer(portfolio_data(selectors.portfolio(account=account))).data)
 
 
@@ -183,7 +178,7 @@ class PortfolioHistoryView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[PortfolioSnapshot]:
         if getattr(self, "swagger_fake_view", False):
             return PortfolioSnapshot.objects.none()
-        query = _valid(HistoryQuerySerializer, self.request.query_params)
+        query = validated(HistoryQuerySerializer, self.request.query_params)
         account = _account(self.request, query.get("account"))
         return selectors.snapshot_list(account=account, start=query.get("start"), end=query.get("end"))
 
@@ -205,7 +200,7 @@ class _StateView(APIView):
 
     @extend_schema(request=StateChangeSerializer, responses=AccountSerializer)
     def post(self, request: Request, account_id: int) -> Response:
-        reason = _valid(StateChangeSerializer, request.data)["reason"]
+        reason = validated(StateChangeSerializer, request.data)["reason"]
         account = selectors.account_get(account_id=account_id)
         if account is None:
             raise Http404
