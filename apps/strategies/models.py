@@ -233,6 +233,8 @@ class DecisionKind(models.TextChoices):
     EDITED = "edited"
     SKIPPED = "skipped"
     GENERATED = "generated"
+    ALLOCATED = "allocated"
+    WOUND_DOWN = "wound_down"
 
 
 class StrategyDecision(models.Model):

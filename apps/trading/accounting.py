@@ -13,8 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.utils import timezone
 
+from apps.core import clock
 from apps.market.models import Instrument
 from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import FeeAsset, PositionState, apply_fill, money
@@ -28,8 +28,11 @@ def lock_account(account_id: int) -> Account:
     return Account.objects.select_for_update().get(pk=account_id)
 
 
-def position_for(account: Account, instrument: Instrument) -> Position:
-    position, _ = Position.objects.get_or_create(account=account, instrument=instrument)
+def position_for(account: Account, instrument: Instrument, allocation_id: int | None = None) -> Position:
+    """The position of one book of the account (an allocation's, or the manual book), created empty."""
+    position, _ = Position.objects.get_or_create(
+        account=account, instrument=instrument, allocation_id=allocation_id
+    )
     return position
 
 
@@ -51,7 +54,8 @@ def fill_record(
     trade_id: str | None = None,
     is_maker: bool = False,
 ) -> Fill | None:
-    """Book one execution of ``order``: the fill, the order's totals, the position and the cash.
+    """Book one execution of ``order``: the fill, the order's totals, the position of the order's
+    book (its allocation's, or the manual book) and the account's cash.
 
     Returns None, changing nothing, when ``trade_id`` is already booked. ``account`` must be the
     locked row; its ``cash`` is updated in memory and in the database.
@@ -60,7 +64,8 @@ def fill_record(
     trade_id = trade_id or f"paper-{uuid.uuid4().hex}"
     if Fill.objects.filter(account=account, instrument=instrument, trade_id=trade_id).exists():
         return None
-    position = Position.objects.select_for_update().filter(pk=position_for(account, instrument).pk).get()
+    book = position_for(account, instrument, order.allocation_id)
+    position = Position.objects.select_for_update().filter(pk=book.pk).get()
     before = PositionState(position.quantity, position.cost_basis, position.realised_pnl)
     effect = apply_fill(
         before,
@@ -113,7 +118,7 @@ def order_finish(order: Order, status: str, *, code: str = "", reason: str = "")
     order.status = status
     fields = ["status", "updated_at"]
     if status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
-        order.closed_at = order.closed_at or timezone.now()
+        order.closed_at = order.closed_at or clock.now()
         fields.append("closed_at")
     if code or reason:
         order.reject_code, order.reject_reason = code[:40], reason[:500]

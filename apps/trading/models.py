@@ -78,6 +78,11 @@ class Account(models.Model):
     state_reason = models.CharField(max_length=300, blank=True, default="")
     state_changed_at = models.DateTimeField(null=True, blank=True)
     auto_trading = models.BooleanField(default=False, help_text="Strategies linked to this account may trade")
+    auto_allocate = models.BooleanField(
+        default=False,
+        help_text="The lifecycle policy (with TRADING_AUTO_ALLOCATE): strategies that pass the gates are "
+        "allocated a share automatically, retired ones are wound down",
+    )
     # Risk limits, editable in the admin.
     max_order_notional = amount_field(
         null=True, blank=True, help_text="Largest order, in the quote currency."
@@ -209,6 +214,10 @@ class Order(models.Model):
     strategy = models.ForeignKey(
         "strategies.Strategy", on_delete=models.SET_NULL, null=True, blank=True, related_name="orders"
     )
+    allocation = models.ForeignKey(
+        "StrategyAllocation", on_delete=models.PROTECT, null=True, blank=True, related_name="orders",
+        help_text="The strategy allocation whose book the order trades; empty: the manual book",
+    )  # fmt: skip
     attach_stop_loss_pct = models.DecimalField(
         max_digits=9, decimal_places=6, null=True, blank=True,
         help_text="Once filled, protect the position with a stop this fraction below the fill price",
@@ -284,10 +293,19 @@ class Fill(models.Model):
 
 
 class Position(models.Model):
-    """What an account holds of one instrument, its cost and the PnL realised on it."""
+    """What one book of an account holds of one instrument, its cost and the PnL realised on it.
+
+    Each strategy allocation keeps its own book (its position, average price and PnL), and the
+    account's manual orders keep theirs (``allocation`` empty): a strategy's exit sells only what
+    it bought. The account's figures are the sum of its books.
+    """
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    allocation = models.ForeignKey(
+        "StrategyAllocation", on_delete=models.PROTECT, null=True, blank=True, related_name="positions",
+        help_text="The allocation whose book this is; empty: the manual book",
+    )  # fmt: skip
     quantity = amount_field(default=Decimal(0))
     cost_basis = amount_field(default=Decimal(0), help_text="What the quantity held cost, fees apart")
     realised_pnl = amount_field(default=Decimal(0))
@@ -297,7 +315,16 @@ class Position(models.Model):
     class Meta:
         ordering = ("account", "instrument")
         constraints = [
-            models.UniqueConstraint(fields=("account", "instrument"), name="position_unique_per_instrument"),
+            models.UniqueConstraint(
+                fields=("account", "instrument"),
+                condition=Q(allocation__isnull=True),
+                name="position_one_manual_book_per_instrument",
+            ),
+            models.UniqueConstraint(
+                fields=("account", "instrument", "allocation"),
+                condition=Q(allocation__isnull=False),
+                name="position_one_book_per_allocation_and_instrument",
+            ),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity_not_negative"),
         ]
 
@@ -433,7 +460,9 @@ class Repair(models.Model):
 
 
 class StrategyAllocation(models.Model):
-    """A strategy trading on an account: the orchestrator acts on it while both are switched on."""
+    """A strategy trading on an account with a share of its equity and a book of its own: the
+    orchestrator acts on it while both are switched on. A wound-down allocation (its strategy was
+    retired) closes its position at the next bar and then stays disabled."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="allocations")
     strategy = models.ForeignKey("strategies.Strategy", on_delete=models.CASCADE, related_name="allocations")
@@ -442,6 +471,13 @@ class StrategyAllocation(models.Model):
         help_text="Share of the account's equity the strategy's position sizing starts from",
     )  # fmt: skip
     enabled = models.BooleanField(default=True)
+    winding_down = models.BooleanField(
+        default=False, help_text="Closing its position and orders at the next bar, then disabled"
+    )
+    note = models.CharField(max_length=300, blank=True, default="", help_text="Why it was last changed")
+    created_by = models.CharField(
+        max_length=150, blank=True, default="", help_text="The user, or the scheduled job, that made it"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,43 +1,51 @@
-"""The trading orchestrator: each active strategy on an auto-trading account acts on its newest candle.
+"""The trading orchestrator: each enabled strategy allocation acts on its newest closed candle.
 
-A cycle (after each market analysis slot, and whenever new candles may have arrived) goes over the
-enabled allocations. For each, the strategy's rules are evaluated on the newest closed candle, as
-the backtester evaluates them on every bar, and the signal becomes orders the way the backtester
+A cycle goes over every enabled allocation and records, for each, what it did or why it did not
+act (the account's auto-trading is off, the strategy is not active, the account is halted, the
+data is stale, no model series yet, already acted on this candle). For an allocation that can act,
+the strategy's rules are evaluated on the newest closed candle, as the backtester evaluates them on
+every bar, and the signal becomes orders of the allocation's own book the way the backtester
 trades (spot, long only):
 
-* ``buy`` while flat: a market buy sized like the backtester's entry (equity times the allocation's
-  share times ``position_size_pct``, slippage and fee included), protected once filled by the
-  strategy's ``stop_loss_pct`` and ``take_profit_pct`` (one cancels the other);
-* ``sell`` while holding: the protective orders are canceled, then the position is sold at market;
+* ``buy`` while its book is flat: a market buy sized like the backtester's entry (equity times the
+  allocation's share times ``position_size_pct``, slippage and fee included), protected once filled
+  by the strategy's ``stop_loss_pct`` and ``take_profit_pct`` (one cancels the other);
+* ``sell`` while its book holds: its own protective orders are canceled, then its own position is
+  sold at market; another strategy's position on the same instrument is never touched;
 * anything else: nothing (``buy`` while holding does not add; ``short``/``cover`` need a margin
   account, which this broker does not trade).
 
-Every order goes through the risk manager. A strategy acts at most once per candle, however often
-the cycle runs: its action is a row unique per (allocation, candle) and its orders' client order ids
-derive from the candle. Trailing stops and ``max_holding_bars`` are backtest settings the
-orchestrator does not apply.
+A winding-down allocation (its strategy was retired) cancels its open orders, sells its book at
+the next closed candle and is then disabled. Every order goes through the risk manager, whose
+limits apply to the account's sum. A strategy acts at most once per candle, however often the cycle
+runs: its action is a row unique per (allocation, candle) and its orders' client order ids derive
+from the candle. Trailing stops and ``max_holding_bars`` are backtest settings the orchestrator
+does not apply.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
+from apps.core import clock
 from apps.core.jobs import Interrupted, job_claimed, job_complete
-from apps.market.domain.candles import parse_timeframe
+from apps.market import selectors as market_selectors
 from apps.strategies import selectors as strategy_selectors
 from apps.strategies.engine import Action, RiskSettings, signals
-from apps.strategies.models import StrategyStatus, StrategyVersion
+from apps.strategies.models import DecisionKind, StrategyStatus, StrategyVersion
 from apps.strategies.services.backtests import external_series_stored
+from apps.strategies.services.strategies import decision_record
 from apps.trading import selectors
 from apps.trading.accounting import lock_account
 from apps.trading.brokers import paper
 from apps.trading.domain.fills import OrderType, Side
+from apps.trading.domain.risk_rules import TradingState
 from apps.trading.models import (
     Account,
     OrchestratorCycle,
@@ -52,6 +60,24 @@ from apps.trading.services.orders import Placement, order_cancel, order_place
 
 logger = logging.getLogger(__name__)
 
+OPEN_STATUSES = (OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+class Skip:
+    """Why an enabled allocation did not act in a cycle. Blocking ones need someone (or fresh data)
+    before it can act again; the others are the normal rhythm of a cycle."""
+
+    AUTO_TRADING_OFF = "auto_trading_off"
+    STRATEGY_INACTIVE = "strategy_inactive"
+    HALTED = "halted"
+    NO_CANDLES = "no_candles"
+    STALE_DATA = "stale_data"
+    ERROR = "error"
+    SERIES_PENDING = "series_pending"
+    ALREADY_ACTED = "already_acted"
+
+    BLOCKING = frozenset({AUTO_TRADING_OFF, STRATEGY_INACTIVE, HALTED, NO_CANDLES, STALE_DATA, ERROR})
+
 
 @dataclass(frozen=True)
 class CycleResult:
@@ -60,90 +86,140 @@ class CycleResult:
     series_needed: list[int]  # strategies waiting for model series the caller asks the training side for
 
 
-class SeriesNotReady(Exception):
-    """The strategy reads model series (``ML_PROBA``/``ML_RETURN``) not computed for its bar yet."""
+@dataclass
+class _Cycle:
+    """What a cycle has done so far."""
+
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    live_orders: list[int] = field(default_factory=list)
+    series_needed: list[int] = field(default_factory=list)
+    placed: int = 0
+    refused: int = 0
+    acted: int = 0
+
+    def skip(self, allocation: StrategyAllocation, code: str, reason: str) -> None:
+        self.summary.append({**_who(allocation), "outcome": "skipped", "code": code, "reason": reason[:300]})
+
+    def act(self, allocation: StrategyAllocation, action: StrategyAction) -> None:
+        self.acted += 1
+        order = action.order
+        if order is not None:
+            self.refused += order.status == OrderStatus.REJECTED
+            self.placed += order.status != OrderStatus.REJECTED
+            if order.account.is_live and order.status == OrderStatus.NEW:
+                self.live_orders.append(order.pk)
+        self.summary.append(
+            {**_who(allocation), "outcome": "acted", "signal": action.signal, "decision": action.decision}
+        )
 
 
-def allocations_to_run() -> list[StrategyAllocation]:
-    """Enabled allocations of active strategies on accounts with auto-trading on."""
+def _who(allocation: StrategyAllocation) -> dict[str, Any]:
+    return {"allocation": allocation.pk, "strategy_id": allocation.strategy.strategy_id}
+
+
+class _NotActing(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def allocations_enabled() -> list[StrategyAllocation]:
+    """Every enabled allocation, with what a cycle reads of it."""
     return list(
-        StrategyAllocation.objects.filter(
-            enabled=True, account__auto_trading=True, strategy__status=StrategyStatus.ACTIVE
-        ).select_related("account", "strategy__instrument", "strategy__current_version")
+        StrategyAllocation.objects.filter(enabled=True).select_related(
+            "account", "strategy__instrument", "strategy__current_version"
+        )
     )
 
 
 def orchestrator_run(*, trigger: str = "beat", now: datetime | None = None) -> CycleResult:
-    """One cycle over every allocation; a failing strategy is recorded and the others still act."""
-    now = now or timezone.now()
+    """One cycle over every enabled allocation; each gets an outcome in the cycle's summary, and a
+    failing one is recorded while the others still act."""
+    now = now or clock.now()
     created = OrchestratorCycle.objects.create(trigger=trigger)
     with job_claimed(model=OrchestratorCycle, pk=created.pk) as cycle:
         if cycle is None:  # only if the sweeper failed it between our insert and claim
             return CycleResult(cycle=created, live_orders=[], series_needed=[])
-        summary, live_orders, series_needed = [], [], []
-        placed = refused = acted = 0
-        for allocation in allocations_to_run():
+        done = _Cycle()
+        for allocation in allocations_enabled():
             try:
                 action = strategy_act(allocation=allocation, cycle=cycle, now=now)
-            except SeriesNotReady:
-                series_needed.append(allocation.strategy_id)
-                summary.append({"allocation": allocation.pk, "skipped": "waiting for its model series"})
+            except _NotActing as why:
+                if why.code == Skip.SERIES_PENDING:
+                    done.series_needed.append(allocation.strategy_id)
+                done.skip(allocation, why.code, why.reason)
                 continue
             except Interrupted:
                 raise
             except Exception as error:  # one broken strategy must not stop the others
                 logger.exception("orchestrator: %s failed", allocation)
-                summary.append(
-                    {"allocation": allocation.pk, "error": f"{type(error).__name__}: {error}"[:300]}
-                )
+                done.skip(allocation, Skip.ERROR, f"{type(error).__name__}: {error}")
                 continue
-            if action is None:
-                continue
-            acted += 1
-            order = action.order
-            if order is not None:
-                refused += order.status == OrderStatus.REJECTED
-                placed += order.status != OrderStatus.REJECTED
-                if order.account.is_live and order.status == OrderStatus.NEW:
-                    live_orders.append(order.pk)
-            summary.append(
-                {"allocation": allocation.pk, "signal": action.signal, "decision": action.decision}
-            )
+            done.act(allocation, action)
         cycle = job_complete(
-            job=cycle, acted=acted, orders_placed=placed, orders_refused=refused, summary=summary
+            job=cycle,
+            acted=done.acted,
+            orders_placed=done.placed,
+            orders_refused=done.refused,
+            summary=done.summary,
         )
-        return CycleResult(cycle=cycle, live_orders=live_orders, series_needed=series_needed)
+        return CycleResult(cycle=cycle, live_orders=done.live_orders, series_needed=done.series_needed)
 
 
 def strategy_act(
     *, allocation: StrategyAllocation, cycle: OrchestratorCycle | None = None, now: datetime | None = None
-) -> StrategyAction | None:
-    """Evaluate the strategy on its newest closed candle and act on the signal; None when there is
-    nothing new to act on (no candle, already acted on it, or the candle is stale)."""
-    strategy, version = allocation.strategy, allocation.strategy.current_version
+) -> StrategyAction:
+    """Evaluate the strategy on its newest closed candle and act on the signal in its own book (a
+    winding-down allocation closes its book instead). Raises ``_NotActing`` with the reason when it
+    does not act."""
+    now = now or clock.now()
+    account, strategy = allocation.account, allocation.strategy
+    if not account.auto_trading:
+        raise _NotActing(
+            Skip.AUTO_TRADING_OFF, f"auto-trading is off on account {account.pk} ({account.name})"
+        )
+    if strategy.status != StrategyStatus.ACTIVE and not allocation.winding_down:
+        raise _NotActing(Skip.STRATEGY_INACTIVE, f"the strategy is {strategy.status}")
+    if account.trading_state == TradingState.HALTED:
+        raise _NotActing(Skip.HALTED, f"the account is halted: {account.state_reason}")
+    version = strategy.current_version
     if version is None:
-        return None
+        raise _NotActing(Skip.STRATEGY_INACTIVE, "the strategy has no version")
     window = strategy_selectors.newest_window(strategy=strategy, version=version)
     if window.bars == 0:
-        return None
-    candle_time = window.frame.index[-1].to_pydatetime()
-    closes_at = candle_time + parse_timeframe(strategy.timeframe).duration.to_pytimedelta()
-    if (now or timezone.now()) - closes_at > closes_at - candle_time:
-        return None  # the newest candle is more than a bar old: the market data is behind
-    if StrategyAction.objects.filter(allocation=allocation, candle_time=candle_time).exists():
-        return None
-    # Computing model series takes minutes: the training side does it; this side only reads them.
-    ready, external = external_series_stored(strategy=strategy, rules=version.rules, frame=window.frame)
-    if not ready:
-        raise SeriesNotReady(strategy.strategy_id)
-    codes = signals(version.rules, window.frame, version.parameters, external)
-    return signal_apply(
-        allocation=allocation,
-        version=version,
-        signal=Action(int(codes[-1])),
-        candle_time=candle_time,
-        cycle=cycle,
+        raise _NotActing(
+            Skip.NO_CANDLES, f"no {strategy.timeframe} candles of {strategy.instrument.symbol} are stored"
+        )
+    freshness = market_selectors.series_freshness(
+        instrument=strategy.instrument, timeframe=strategy.timeframe, now=now
     )
+    if freshness.stale:
+        raise _NotActing(Skip.STALE_DATA, f"stale data: {freshness.describe(strategy.timeframe)}")
+    candle_time = window.frame.index[-1].to_pydatetime()
+    if StrategyAction.objects.filter(allocation=allocation, candle_time=candle_time).exists():
+        raise _NotActing(
+            Skip.ALREADY_ACTED, f"already acted on the candle of {candle_time:%Y-%m-%d %H:%M} UTC"
+        )
+    if allocation.winding_down:
+        signal = Action.SELL
+    else:
+        # Computing model series takes minutes: the training side does it; this side only reads them.
+        ready, external = external_series_stored(strategy=strategy, rules=version.rules, frame=window.frame)
+        if not ready:
+            raise _NotActing(
+                Skip.SERIES_PENDING, "waiting for its model series (computed on the training queue)"
+            )
+        signal = Action(int(signals(version.rules, window.frame, version.parameters, external)[-1]))
+    action = signal_apply(
+        allocation=allocation, version=version, signal=signal, candle_time=candle_time, cycle=cycle, at=now
+    )
+    if action is None:  # another cycle acted on this candle between our check and our insert
+        raise _NotActing(
+            Skip.ALREADY_ACTED, f"already acted on the candle of {candle_time:%Y-%m-%d %H:%M} UTC"
+        )
+    if allocation.winding_down:
+        _wound_down(allocation, action)
+    return action
 
 
 def signal_apply(
@@ -155,13 +231,14 @@ def signal_apply(
     cycle: OrchestratorCycle | None = None,
     at: datetime | None = None,
 ) -> StrategyAction | None:
-    """Turn the strategy's signal on the candle opening at ``candle_time`` into orders, once.
+    """Turn the strategy's signal on the candle opening at ``candle_time`` into orders of the
+    allocation's book, once.
 
     ``at`` is the moment of the orders (default now). Returns None if this allocation already acted
     on that candle.
     """
     if signal == Action.SELL:
-        _cancel_protection(allocation)
+        _cancel_open_orders(allocation)
     try:
         with transaction.atomic():
             action = StrategyAction.objects.create(
@@ -179,6 +256,20 @@ def signal_apply(
     return action
 
 
+def book_quantity(*, allocation: StrategyAllocation) -> Decimal:
+    """What the allocation's own book holds of its strategy's instrument."""
+    held = (
+        Position.objects.filter(
+            account_id=allocation.account_id,
+            instrument_id=allocation.strategy.instrument_id,
+            allocation=allocation,
+        )
+        .values_list("quantity", flat=True)
+        .first()
+    )
+    return held or Decimal(0)
+
+
 def _act(
     allocation: StrategyAllocation,
     version: StrategyVersion,
@@ -188,8 +279,7 @@ def _act(
 ) -> tuple[str, Order | None]:
     account = lock_account(allocation.account_id)
     instrument = allocation.strategy.instrument
-    position = Position.objects.filter(account=account, instrument=instrument).first()
-    held = position.quantity if position else Decimal(0)
+    held = book_quantity(allocation=allocation)
     client_order_id = f"s{allocation.pk}-{int(candle_time.timestamp())}"
     common = {
         "account": account,
@@ -198,6 +288,7 @@ def _act(
         "client_order_id": client_order_id,
         "source": OrderSource.STRATEGY,
         "strategy": allocation.strategy,
+        "allocation": allocation,
         "at": at,
     }
     if signal == Action.BUY and held == 0:
@@ -216,7 +307,7 @@ def _act(
     if signal == Action.SELL and held > 0:
         placement = order_place(side=Side.SELL, quantity=held, **common)
         return _decision("sell", placement), placement.order
-    return f"{signal.name.lower()} while holding {held}: nothing to do", None
+    return f"{signal.name.lower()} while its book holds {held}: nothing to do", None
 
 
 def _entry_quantity(account: Account, allocation: StrategyAllocation, version: StrategyVersion) -> Decimal:
@@ -232,16 +323,28 @@ def _entry_quantity(account: Account, allocation: StrategyAllocation, version: S
     return paper.affordable_quantity(account, budget, last, instrument.amount_step)
 
 
-def _cancel_protection(allocation: StrategyAllocation) -> None:
-    """Cancel the open protective orders on the strategy's instrument, so the exit can sell it all."""
-    protective = Order.objects.filter(
-        account=allocation.account,
-        instrument=allocation.strategy.instrument,
-        source=OrderSource.PROTECTIVE,
-        status__in=(OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
-    ).select_related("account", "instrument")
-    for order in protective:
+def _cancel_open_orders(allocation: StrategyAllocation) -> None:
+    """Cancel the allocation's own open orders (its stop and target among them), so its exit can sell
+    its whole book; other books' orders are left alone."""
+    mine = Order.objects.filter(allocation=allocation, status__in=OPEN_STATUSES).select_related(
+        "account", "instrument"
+    )
+    for order in mine:
         order_cancel(order=order)
+
+
+def _wound_down(allocation: StrategyAllocation, action: StrategyAction) -> None:
+    """Disable a winding-down allocation once its book is flat (or it had nothing left to sell)."""
+    if book_quantity(allocation=allocation) > 0:
+        return  # its exit did not fill yet (live, or refused): the next candle tries again
+    reason = f"wound down: its book is closed ({action.decision})"
+    StrategyAllocation.objects.filter(pk=allocation.pk).update(enabled=False, winding_down=False, note=reason)
+    decision_record(
+        allocation.strategy,
+        DecisionKind.WOUND_DOWN,
+        f"allocation {allocation.pk} on account {allocation.account_id} {reason}",
+        {"allocation": allocation.pk, "account": allocation.account_id},
+    )
 
 
 def _decision(verb: str, placement: Placement) -> str:

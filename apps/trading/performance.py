@@ -1,10 +1,11 @@
-"""The performance monitor: each strategy's live PnL and drawdown on its account, beside its backtest.
+"""The performance monitor: each allocation's live PnL and drawdown, beside its backtest.
 
-A strategy's live PnL is replayed from the fills of its own orders (average cost, fees included) and
-marked at the last price; its return and drawdown are measured on the capital it was allocated
-(the account's starting cash times the allocation's share). Once an hour the strategy's current
-version is backtested over the same period with the account's costs, so live and backtest returns
-can be compared side by side.
+An allocation's live PnL is replayed from the fills of its own book's orders (average cost, fees
+included: another strategy's trades on the same account and instrument never count) and marked at
+the last price; its return and drawdown are measured on the capital it was allocated (the account's
+starting cash times the allocation's share). Each record also backtests the strategy's current
+version over the same period with the account's costs, so live and backtest returns sit side by
+side.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Max
-from django.utils import timezone
 
+from apps.core import clock
 from apps.core.jobs import Interrupted
 from apps.strategies import documents
 from apps.strategies import selectors as strategy_selectors
@@ -33,12 +34,8 @@ PERCENT = Decimal(100)
 
 
 def strategy_position(*, allocation: StrategyAllocation) -> tuple[PositionState, int]:
-    """The position the strategy's own fills add up to on its account, and how many fills it took."""
-    fills = Fill.objects.filter(
-        account=allocation.account,
-        order__strategy=allocation.strategy,
-        instrument=allocation.strategy.instrument,
-    ).order_by("executed_at", "pk")
+    """The position the allocation's own fills add up to, and how many fills it took."""
+    fills = Fill.objects.filter(order__allocation=allocation).order_by("executed_at", "pk")
     state = PositionState()
     count = 0
     for fill in fills:
@@ -59,7 +56,7 @@ def strategy_position(*, allocation: StrategyAllocation) -> tuple[PositionState,
 
 def performance_record(*, allocation: StrategyAllocation, now: datetime | None = None) -> StrategyPerformance:
     """Store the strategy's live figures for the current slot (once per slot)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     slot = snapshot_slot(now)
     existing = StrategyPerformance.objects.filter(allocation=allocation, time=slot).first()
     if existing is not None:
@@ -81,24 +78,26 @@ def performance_record(*, allocation: StrategyAllocation, now: datetime | None =
             "return_pct": ratio(total, capital) * PERCENT,
             "drawdown_pct": ratio(peak - (capital + total), peak) * PERCENT,
             "trades": trades,
-            "backtest_return_pct": _backtest_return_pct(allocation, capital, now)
-            if slot.minute == 0
-            else None,
+            "backtest_return_pct": _backtest_return_pct(allocation, capital, now),
         },
     )
     return record
 
 
 def _backtest_return_pct(allocation: StrategyAllocation, capital: Decimal, now: datetime) -> Decimal | None:
-    """The current version's backtest return over the period the allocation has traded."""
+    """The current version's backtest return over the period the allocation has traded (since it was
+    made, or since the first candle it acted on when that is earlier: a replay makes allocations in
+    the present for candles of the past), or None while that is under two bars."""
     strategy, version = allocation.strategy, allocation.strategy.current_version
+    acted = allocation.actions.order_by("candle_time").values_list("candle_time", flat=True).first()
     if version is None or capital <= 0:
         return None
+    first = min(allocation.created_at, acted) if acted else allocation.created_at
     window = strategy_selectors.candle_window(
         instrument=strategy.instrument,
         timeframe=strategy.timeframe,
         warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
-        start=allocation.created_at.replace(second=0, microsecond=0),
+        start=first,
         end=now,
     )
     if window.bars < 2:

@@ -161,14 +161,17 @@ def _open_buy_notional(orders: list[Order], prices: Prices) -> dict[int, Decimal
     return spend
 
 
-def _offered_quantity(orders: list[Order], instrument_id: int, oco_group: str) -> Decimal:
-    """What open sells already offer of the instrument; the orders of one OCO group offer it once,
-    and those of ``oco_group`` (the group of the order being checked) not at all."""
+def _offered_quantity(
+    orders: list[Order], instrument_id: int, oco_group: str, allocation_id: int | None
+) -> Decimal:
+    """What open sells of one book already offer of the instrument; the orders of one OCO group
+    offer it once, and those of ``oco_group`` (the group of the order being checked) not at all."""
     by_group: dict[str, Decimal] = {}
     for order in orders:
         if (
             order.side == Side.SELL
             and order.instrument_id == instrument_id
+            and order.allocation_id == allocation_id
             and not (oco_group and order.oco_group == oco_group)
         ):
             key = order.oco_group or f"order-{order.pk}"
@@ -183,22 +186,28 @@ def account_risk(
     now: datetime,
     prices: Prices,
     exclude_order: Order | None = None,
+    allocation_id: int | None = None,
 ) -> tuple[AccountRisk, PortfolioFigures]:
     """The account as the risk manager sees it for an order in ``instrument`` (read under its lock).
 
     ``exclude_order`` is the order being checked, already stored: it must not count against itself.
+    Limits apply to the account's sum: the instrument's position is every book's together; what a
+    sell may sell is its own book's holding (``allocation_id``: an allocation's, or the manual book).
     """
     orders = list(open_orders(account=account).exclude(pk=exclude_order.pk if exclude_order else None))
     figures = portfolio(account=account, prices=prices).figures
     spend = _open_buy_notional(orders, prices)
-    position = Position.objects.filter(account=account, instrument=instrument).first()
-    quantity = position.quantity if position else ZERO
+    books = list(Position.objects.filter(account=account, instrument=instrument))
+    quantity = sum((book.quantity for book in books), ZERO)
+    cost_basis = sum((book.cost_basis for book in books), ZERO)
+    own = next((book.quantity for book in books if book.allocation_id == allocation_id), ZERO)
     mark = prices.get(instrument.pk) if instrument.pk in prices else last_price(instrument=instrument)
     prices[instrument.pk] = mark
     recent = account.orders.filter(created_at__gte=now - timedelta(minutes=1)).exclude(
         Q(status=OrderStatus.REJECTED) | Q(pk=exclude_order.pk if exclude_order else None)
     )
     open_buy = sum(spend.values(), ZERO)
+    oco_group = exclude_order.oco_group if exclude_order else ""
     risk = AccountRisk(
         state=TradingState(account.trading_state),
         equity=figures.equity,
@@ -207,15 +216,12 @@ def account_risk(
         positions_value=figures.positions_value,
         open_buy_notional=open_buy,
         available_cash=account.cash - money(open_buy * (1 + account.paper_fee_rate)),
-        instrument_position_value=money(quantity * mark)
-        if mark is not None
-        else (position.cost_basis if position else ZERO),
+        instrument_position_value=money(quantity * mark) if mark is not None else cost_basis,
         instrument_open_buy_notional=spend.get(instrument.pk, ZERO),
-        position_quantity=quantity,
-        sellable_quantity=quantity
-        - _offered_quantity(orders, instrument.pk, exclude_order.oco_group if exclude_order else ""),
+        position_quantity=own,
+        sellable_quantity=own - _offered_quantity(orders, instrument.pk, oco_group, allocation_id),
         open_orders=len(orders),
-        open_positions=account.positions.filter(quantity__gt=0).count(),
+        open_positions=account.positions.filter(quantity__gt=0).values("instrument").distinct().count(),
         orders_last_minute=recent.count(),
     )
     return risk, figures

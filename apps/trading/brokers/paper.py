@@ -180,9 +180,9 @@ def _fill(account: Account, order: Order, price: Decimal, at: datetime) -> bool:
     price = money(price)
     quantity = order.remaining_quantity
     fee = fee_for(money(quantity * price), account.paper_fee_rate)
-    held = Position.objects.filter(account=account, instrument=order.instrument).values_list(
-        "quantity", flat=True
-    )
+    held = Position.objects.filter(
+        account=account, instrument=order.instrument, allocation_id=order.allocation_id
+    ).values_list("quantity", flat=True)
     if order.side == Side.BUY and cost_of(account, quantity, price) > account.cash:
         order_finish(
             order, OrderStatus.EXPIRED, code="insufficient_funds", reason=f"{account.cash} cash at fill time"
@@ -190,7 +190,7 @@ def _fill(account: Account, order: Order, price: Decimal, at: datetime) -> bool:
         return False
     if order.side == Side.SELL and quantity > (held.first() or 0):
         order_finish(
-            order, OrderStatus.EXPIRED, code="insufficient_position", reason="the position is smaller"
+            order, OrderStatus.EXPIRED, code="insufficient_position", reason="the book's position is smaller"
         )
         return False
     fill_record(

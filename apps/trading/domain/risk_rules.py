@@ -77,9 +77,10 @@ class MarketRules:
 class AccountRisk:
     """The account as the risk manager sees it when an order arrives (read under the account lock).
 
-    ``instrument_*`` figures are for the order's instrument; ``open_buy_notional`` is what every
-    open buy order may still spend; ``available_cash`` is cash minus that; ``sellable_quantity`` is
-    the position minus what open sell orders already cover.
+    ``instrument_*`` figures are for the order's instrument, every book of the account together;
+    ``open_buy_notional`` is what every open buy order may still spend; ``available_cash`` is cash
+    minus that; ``position_quantity`` is what the order's own book holds (a strategy allocation's,
+    or the manual book) and ``sellable_quantity`` that minus what the book's open sells already cover.
     """
 
     state: TradingState
@@ -353,7 +354,7 @@ def _buy_limits(limits: RiskLimits, account: AccountRisk, order: OrderIntent) ->
             exposure,
             f"total exposure would be {exposure:.2%} of equity (limit {limits.max_exposure_pct:.2%})",
         )
-    opens_position = account.position_quantity == 0 and account.instrument_open_buy_notional == 0
+    opens_position = account.instrument_position_value == 0 and account.instrument_open_buy_notional == 0
     if (
         limits.max_open_positions is not None
         and opens_position

@@ -19,6 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.core import clock
 from apps.market import selectors as market
 from apps.market.models import Instrument
 from apps.strategies.models import Strategy
@@ -34,6 +35,7 @@ from apps.trading.models import (
     OrderSource,
     OrderStatus,
     RiskRefusal,
+    StrategyAllocation,
     TimeInForce,
 )
 from apps.trading.services import risk_gate
@@ -73,6 +75,7 @@ def order_place(
     user: AbstractBaseUser | None = None,
     idempotency_key: str = "",
     strategy: Strategy | None = None,
+    allocation: StrategyAllocation | None = None,
     attach_stop_loss_pct: Decimal | None = None,
     attach_take_profit_pct: Decimal | None = None,
     oco_group: str = "",
@@ -88,7 +91,8 @@ def order_place(
     For a MARKET order, ``price`` is the price the caller expects: checked against the price band,
     never sent. ``at`` is the moment of the order (default now): a paper order rests from then on.
     ``instrument`` may be given instead of ``symbol``. A filled buy with ``attach_*_pct`` is then
-    protected by :func:`protection_attach`. Raises OrderInputError naming the field, or
+    protected by :func:`protection_attach`. The order trades ``allocation``'s book (a strategy's own
+    position), or the manual book without one. Raises OrderInputError naming the field, or
     IdempotencyConflict.
     """
     instrument = instrument or _instrument(account, symbol)
@@ -106,6 +110,7 @@ def order_place(
                 account=locked,
                 source=source,
                 strategy=strategy,
+                allocation=allocation,
                 attach_stop_loss_pct=attach_stop_loss_pct,
                 attach_take_profit_pct=attach_take_profit_pct,
                 oco_group=oco_group,
@@ -115,7 +120,7 @@ def order_place(
             )
             if idempotency_key and user is not None:
                 _remember_key(user, idempotency_key, request_hash, order)
-            return _decide(locked, order, intent["expected_price"], at or timezone.now())
+            return _decide(locked, order, intent["expected_price"], at or clock.now())
     except _KeyTaken:
         # The key exists: its transaction committed before ours failed. A missing row raises DoesNotExist.
         used = IdempotencyKey.objects.select_related("order").get(user=user, key=idempotency_key)
@@ -299,6 +304,7 @@ def protection_attach(*, order: Order, at: datetime | None = None) -> list[Order
             client_order_id=f"{order.client_order_id[:32]}-{'sl' if type == OrderType.STOP_LOSS else 'tp'}",
             source=OrderSource.PROTECTIVE,
             strategy=order.strategy,
+            allocation=order.allocation,
             oco_group=f"oco-{order.pk}",
             parent=order,
             at=at,

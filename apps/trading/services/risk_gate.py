@@ -138,7 +138,12 @@ def order_check(
     """
     prices: selectors.Prices = {}
     risk, figures = selectors.account_risk(
-        account=account, instrument=order.instrument, now=now, prices=prices, exclude_order=order
+        account=account,
+        instrument=order.instrument,
+        now=now,
+        prices=prices,
+        exclude_order=order,
+        allocation_id=order.allocation_id,
     )
     state_refresh(account=account, figures=figures, now=now)
     risk = replace(risk, state=TradingState(account.trading_state), peak_equity=account.peak_equity)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.utils import timezone
 
+from apps.core import clock
 from apps.trading import selectors
 from apps.trading.accounting import lock_account
 from apps.trading.models import Account, PortfolioSnapshot
@@ -23,7 +23,7 @@ def snapshot_slot(now: datetime) -> datetime:
 def portfolio_snapshot(*, account: Account, now: datetime | None = None) -> PortfolioSnapshot:
     """Store the account's value for the current 5-minute slot (once per slot) and apply the loss
     limits to its trading state."""
-    now = now or timezone.now()
+    now = now or clock.now()
     with transaction.atomic():
         locked = lock_account(account.pk)
         current = selectors.portfolio(account=locked)

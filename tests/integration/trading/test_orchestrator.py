@@ -241,7 +241,15 @@ def test_a_strategy_reading_model_series_waits_for_the_training_side_then_acts(p
     waiting = orchestrator.orchestrator_run(now=NOW)
 
     assert waiting.series_needed == [reader.pk]  # the orchestrator never fits a model itself
-    assert waiting.cycle.summary == [{"allocation": allocation.pk, "skipped": "waiting for its model series"}]
+    assert waiting.cycle.summary == [
+        {
+            "allocation": allocation.pk,
+            "strategy_id": reader.strategy_id,
+            "outcome": "skipped",
+            "code": "series_pending",
+            "reason": "waiting for its model series (computed on the training queue)",
+        }
+    ]
     assert not StrategyAction.objects.exists()
 
     external_series_prepare(strategy_id=reader.pk)  # what the training queue runs
