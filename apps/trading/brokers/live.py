@@ -35,7 +35,7 @@ from apps.trading.brokers.exchange import ExchangeClient, ExchangeOrder, Exchang
 from apps.trading.domain.fills import OrderType, Side
 from apps.trading.domain.ledger import LedgerError, money, round_price, round_quantity
 from apps.trading.errors import ExchangeRejected, OrderNotCancelable, OutcomeUnknown
-from apps.trading.models import Account, Order, OrderSource, OrderStatus, RepairKind
+from apps.trading.models import Account, Order, OrderSource, OrderStatus, Position, RepairKind
 
 logger = logging.getLogger(__name__)
 
@@ -355,21 +355,34 @@ def _sync_balances(account: Account, client: ExchangeClient) -> list[Change]:
 
 
 def _repair_position(account: Account, instrument: Instrument, held: Decimal) -> Change | None:
-    position = position_for(account, instrument)
-    if position.quantity == held:
+    """Make the account's books add up to what the exchange holds. The exchange knows one balance,
+    not the books: the difference goes to the manual book (strategies' books are their own fills'),
+    and only when the manual book cannot absorb a shortfall are the allocations' books reduced."""
+    books = list(Position.objects.filter(account=account, instrument=instrument).order_by("allocation_id"))
+    total = sum((book.quantity for book in books), Decimal(0))
+    if total == held:
         return None
-    before = {"quantity": str(position.quantity), "cost_basis": str(position.cost_basis)}
-    if held < position.quantity:
-        basis = money(position.cost_basis * held / position.quantity) if position.quantity else Decimal(0)
+    before = {"quantity": str(total)}
+    manual = position_for(account, instrument)
+    if held > total:
+        price = selectors.last_price(instrument=instrument) or manual.average_entry or Decimal(0)
+        manual.cost_basis += money((held - total) * price)
+        manual.quantity += held - total
+        manual.save(update_fields=["quantity", "cost_basis", "updated_at"])
     else:
-        price = selectors.last_price(instrument=instrument) or position.average_entry or Decimal(0)
-        basis = position.cost_basis + money((held - position.quantity) * price)
-    position.quantity, position.cost_basis = held, basis
-    position.save(update_fields=["quantity", "cost_basis", "updated_at"])
+        shortfall = total - held
+        for book in [manual, *(b for b in books if b.allocation_id is not None)]:
+            book.refresh_from_db()
+            taken = min(shortfall, book.quantity)
+            if taken:
+                book.cost_basis = money(book.cost_basis * (book.quantity - taken) / book.quantity)
+                book.quantity -= taken
+                book.save(update_fields=["quantity", "cost_basis", "updated_at"])
+                shortfall -= taken
     return Change(
         RepairKind.POSITION,
         f"{instrument.symbol}: {before['quantity']} -> {held} (the exchange's {instrument.base} balance)",
         None,
         before,
-        {"quantity": str(held), "cost_basis": str(basis)},
+        {"quantity": str(held)},
     )

@@ -13,7 +13,17 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from apps.trading.models import Account, Fill, Order, OrderStatus, Position, RepairKind, RiskRefusal
+from apps.strategies.services.strategies import strategy_create
+from apps.trading.models import (
+    Account,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+    RepairKind,
+    RiskRefusal,
+    StrategyAllocation,
+)
 from apps.trading.services.accounts import account_halt
 from apps.trading.services.orders import order_place
 from apps.trading.services.reconciliation import account_reconcile
@@ -282,3 +292,37 @@ def test_a_filled_live_entry_is_protected_by_a_stop_loss_on_the_exchange(
         "0.4995",
     )
     assert stop.stop_price == (LAST_CLOSE * D("0.98")).quantize(D("0.01"))
+
+
+def test_reconciliation_fits_the_books_to_the_exchange_taking_from_the_manual_book_first(
+    live_account, btcusdt, fake_exchange
+):
+    strategy = strategy_create(
+        name="Live book",
+        type="custom",
+        instrument=btcusdt,
+        timeframe="1h",
+        parameters={},
+        indicators=[],
+        rules=[{"condition": "close > 0", "action": "buy", "priority": 1}],
+    )
+    allocation = StrategyAllocation.objects.create(account=live_account, strategy=strategy)
+    Position.objects.create(
+        account=live_account, instrument=btcusdt, allocation=allocation, quantity=D("0.5"), cost_basis=D(50)
+    )
+    Position.objects.create(account=live_account, instrument=btcusdt, quantity=D("0.1"), cost_basis=D(10))
+
+    fake_exchange.set_balance("BTC", "0.4")  # 0.2 less than the books hold
+    account_reconcile(account=live_account)
+
+    books = dict(Position.objects.filter(account=live_account).values_list("allocation", "quantity"))
+    assert books == {
+        None: D(0),
+        allocation.pk: D("0.4"),
+    }  # the manual 0.1 went first, then 0.1 of the strategy's
+
+    fake_exchange.set_balance("BTC", "0.7")  # bought by hand on the exchange: the manual book's
+    account_reconcile(account=live_account)
+
+    books = dict(Position.objects.filter(account=live_account).values_list("allocation", "quantity"))
+    assert books == {None: D("0.3"), allocation.pk: D("0.4")}
