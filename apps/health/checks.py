@@ -22,6 +22,7 @@ from apps.llm import selectors as llm_selectors
 from apps.market import selectors as market_selectors
 from apps.market.domain.candles import parse_timeframe
 from apps.trading import selectors as trading_selectors
+from apps.trading.orchestrator import Skip
 from apps.training import selectors as training_selectors
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -247,6 +248,9 @@ def check_trading_orchestrator(*, now: datetime | None = None) -> Component:
         status, message = UNHEALTHY, f"The last cycle failed: {last.error[:200]}"
     elif trading and now - moment > TRADING_MAX_AGE:
         status, message = DEGRADED, f"No cycle since {moment:%Y-%m-%d %H:%M} UTC"
+    elif blocked := [entry for entry in last.summary if entry.get("code") in Skip.BLOCKING]:
+        reasons = "; ".join(f"{entry['strategy_id']}: {entry['reason']}" for entry in blocked[:5])
+        status, message = DEGRADED, f"{len(blocked)} enabled allocation(s) cannot act: {reasons}"
     else:
         status, message = HEALTHY, "Trading orchestrator operational"
     return {

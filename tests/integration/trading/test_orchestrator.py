@@ -257,3 +257,21 @@ def test_a_strategy_reading_model_series_waits_for_the_training_side_then_acts(p
 
     assert acting.series_needed == []
     assert StrategyAction.objects.get(allocation=allocation).signal == "none"  # too little history: NaN
+
+
+def test_every_allocation_that_cannot_act_is_recorded_with_why_and_health_says_so(allocation, paper_account):
+    paper_account.auto_trading = False
+    paper_account.save()
+    off = orchestrator.orchestrator_run(now=NOW)
+
+    assert [(e["outcome"], e["code"]) for e in off.cycle.summary] == [("skipped", "auto_trading_off")]
+    paper_account.auto_trading = True
+    paper_account.save()
+    stale = orchestrator.orchestrator_run(now=NOW + timedelta(hours=3))  # no candle for three hours
+    (entry,) = stale.cycle.summary
+    assert (entry["code"], entry["strategy_id"]) == ("stale_data", allocation.strategy.strategy_id)
+    assert entry["reason"].startswith("stale data: the newest 1h candle closed 2024-01-01 05:00 UTC")
+    health = check_trading_orchestrator(now=NOW + timedelta(hours=3))
+    assert health["status"] == "degraded"
+    assert health["message"].startswith("1 enabled allocation(s) cannot act")
+    assert not StrategyAction.objects.exists()
