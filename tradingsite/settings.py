@@ -477,6 +477,13 @@ TRADING_UNKNOWN_ORDER_GRACE_SECONDS = env.int("TRADING_UNKNOWN_ORDER_GRACE_SECON
 # A live order SUBMITTING (or still NEW) for longer than this lost its worker or its message:
 # reconciliation asks the exchange about it (or submits it).
 TRADING_SUBMIT_STALE_SECONDS = env.int("TRADING_SUBMIT_STALE_SECONDS", default=60)
+# The lifecycle policy (apps/trading/services/lifecycle.py): accounts whose owner turns on
+# auto_allocate give each active strategy that can trade there this share of their equity, and wind
+# down retired ones. False forbids it on every account.
+TRADING_AUTO_ALLOCATE = env.bool("TRADING_AUTO_ALLOCATE", default=True)
+TRADING_AUTO_ALLOCATE_CAPITAL_PCT = env.str("TRADING_AUTO_ALLOCATE_CAPITAL_PCT", default="0.25")
+if not 0 < float(TRADING_AUTO_ALLOCATE_CAPITAL_PCT) <= 1:
+    raise ImproperlyConfigured("TRADING_AUTO_ALLOCATE_CAPITAL_PCT must be a fraction above 0 and at most 1")
 # How long an Idempotency-Key sent to the order API is remembered.
 TRADING_IDEMPOTENCY_KEY_TTL_HOURS = env.int("TRADING_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 

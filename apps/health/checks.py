@@ -23,6 +23,8 @@ from apps.market import selectors as market_selectors
 from apps.market.domain.candles import parse_timeframe
 from apps.trading import selectors as trading_selectors
 from apps.trading.orchestrator import Skip
+from apps.trading.services.lifecycle import ALLOCATE
+from apps.trading.services.lifecycle import waiting as lifecycle_waiting
 from apps.training import selectors as training_selectors
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -237,11 +239,16 @@ def check_trading_orchestrator(*, now: datetime | None = None) -> Component:
     now = now or timezone.now()
     trading = trading_selectors.allocations_to_trade_count()
     last = trading_selectors.orchestrator_cycle_last()
+    steps = lifecycle_waiting(accounts=trading_selectors.auto_trading_accounts())
+    # Counts only: the health document is public; the steps themselves are in the account API.
+    allocate = sum(step.action == ALLOCATE for step in steps)
+    waiting = {"allocate": allocate, "wind_down": len(steps) - allocate}
     if last is None:
         return {
             "status": HEALTHY if trading == 0 else DEGRADED,
-            "message": f"No cycle yet; {trading} strategies to trade",
+            "message": f"No cycle yet; {trading} strategies to trade" + _waiting_message(waiting),
             "strategies": trading,
+            "waiting": waiting,
         }
     moment = last.finished_at or last.created_at
     if last.status == JobStatus.FAILED:
@@ -255,13 +262,24 @@ def check_trading_orchestrator(*, now: datetime | None = None) -> Component:
         status, message = HEALTHY, "Trading orchestrator operational"
     return {
         "status": status,
-        "message": message,
+        "message": message + _waiting_message(waiting),
         "strategies": trading,
+        "waiting": waiting,
         "last_cycle": moment.isoformat(),
         "acted": last.acted,
         "orders_placed": last.orders_placed,
         "orders_refused": last.orders_refused,
     }
+
+
+def _waiting_message(waiting: dict[str, int]) -> str:
+    """What accounts trading without the lifecycle policy wait for an operator to do."""
+    if not any(waiting.values()):
+        return ""
+    return (
+        f"; waiting for an operator (lifecycle policy off): {waiting['allocate']} active strategies to "
+        f"allocate, {waiting['wind_down']} retired ones to wind down"
+    )
 
 
 def check_jobs() -> Component:

@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.trading import selectors
@@ -29,6 +29,14 @@ from apps.trading.models import (
     StrategyPerformance,
 )
 from apps.trading.services.accounts import account_halt, account_resume
+from apps.trading.services.allocations import (
+    allocation_change,
+    allocation_create,
+    allocation_wind_down,
+    share_left,
+    tradeable_problem,
+)
+from apps.trading.services.lifecycle import lifecycle_plan, policy_on
 from apps.trading.services.orders import order_cancel
 
 CHART_POINTS = 500
@@ -68,7 +76,7 @@ class AccountForm(forms.ModelForm):
         model = Account
         fields = (
             "owner", "name", "kind", "exchange", "quote_currency", "starting_cash", "auto_trading",
-            "paper_fee_rate", "paper_slippage", *LIMIT_FIELDS,
+            "auto_allocate", "paper_fee_rate", "paper_slippage", *LIMIT_FIELDS,
         )  # fmt: skip
 
 
@@ -91,7 +99,7 @@ class AccountAdmin(admin.ModelAdmin):
     actions = ("halt", "resume")
     readonly_fields = (
         "cash", "trading_state", "state_reason", "state_changed_at", "peak_equity", "day_start_equity",
-        "day_start", "keys", "equity_chart", "created_at",
+        "day_start", "keys", "equity_chart", "lifecycle", "created_at",
     )  # fmt: skip
     fieldsets = (
         (
@@ -106,6 +114,8 @@ class AccountAdmin(admin.ModelAdmin):
                     "starting_cash",
                     "cash",
                     "auto_trading",
+                    "auto_allocate",
+                    "lifecycle",
                 )
             },
         ),
@@ -131,6 +141,27 @@ class AccountAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> tuple[str, ...]:
         # Starting cash and kind define the ledger: set once, when the account is created.
         return self.readonly_fields + (("starting_cash", "kind", "owner") if obj else ())
+
+    @admin.display(description="Lifecycle policy")
+    def lifecycle(self, account: Account) -> str:
+        if account.pk is None:
+            return "-"
+        steps = lifecycle_plan(account=account)
+        state = "acts at each orchestrator cycle" if policy_on(account) else "off: these wait for you"
+        if not steps:
+            return f"{state}; nothing to do"
+        return format_html(
+            "{}:<ul>{}</ul>",
+            state,
+            format_html_join(
+                "",
+                "<li>{} {}: {}{}</li>",
+                (
+                    (s.action, s.strategy_id, s.reason, f" (blocked: {s.blocked})" if s.blocked else "")
+                    for s in steps
+                ),
+            ),
+        )
 
     @admin.display(description="Keys", boolean=True)
     def keys(self, account: Account) -> bool:
@@ -307,10 +338,75 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
     search_fields = ("key",)
 
 
+class StrategyAllocationForm(forms.ModelForm):
+    """The API's checks: a strategy that could never trade on the account, or a share the account's
+    enabled allocations do not have left, is refused with the reason."""
+
+    class Meta:
+        model = StrategyAllocation
+        fields = ("account", "strategy", "capital_pct", "enabled", "note")
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        account, strategy = data.get("account"), data.get("strategy")
+        if account is None or strategy is None:
+            return data
+        current = self.instance if self.instance.pk else None
+        if current is None or (data.get("enabled") and not current.enabled):
+            problem = tradeable_problem(strategy=strategy, account=account)
+            if problem is not None:
+                raise forms.ValidationError(problem.message)
+        left = share_left(account=account, excluding=current)
+        if data.get("enabled") and data.get("capital_pct") is not None and data["capital_pct"] > left:
+            raise forms.ValidationError(f"at most {left:.4f} of the account's equity is left to allocate")
+        return data
+
+
 @admin.register(StrategyAllocation)
 class StrategyAllocationAdmin(admin.ModelAdmin):
-    list_display = ("strategy", "account", "capital_pct", "enabled", "created_at")
-    list_filter = ("enabled", "account")
+    """Allocations are made and changed through the allocation service (a recorded decision each);
+    they are wound down, never deleted: their orders and fills keep pointing at them."""
+
+    form = StrategyAllocationForm
+    list_display = ("strategy", "account", "capital_pct", "enabled", "winding_down", "note", "created_at")
+    list_filter = ("enabled", "winding_down", "account")
+    readonly_fields = ("winding_down", "created_by", "created_at")
+    actions = ("wind_down",)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: StrategyAllocation | None = None
+    ) -> tuple[str, ...]:
+        return self.readonly_fields + (("account", "strategy") if obj else ())
+
+    def has_delete_permission(self, request: HttpRequest, obj: StrategyAllocation | None = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: StrategyAllocation, form: forms.ModelForm, change: bool
+    ) -> None:
+        by = request.user.get_username()
+        if change:
+            allocation_change(
+                allocation=obj, by=by, capital_pct=obj.capital_pct, enabled=obj.enabled, note=obj.note
+            )
+            return
+        made = allocation_create(
+            account=obj.account,
+            strategy=obj.strategy,
+            capital_pct=obj.capital_pct,
+            enabled=obj.enabled,
+            by=by,
+            note=obj.note,
+        )
+        obj.pk = made.pk
+
+    @admin.action(description="Wind down (close its book at the next candle, then switch off)")
+    def wind_down(self, request: HttpRequest, queryset: QuerySet[StrategyAllocation]) -> None:
+        for allocation in queryset:
+            allocation_wind_down(
+                allocation=allocation, by=request.user.get_username(), reason="wound down in the admin"
+            )
+        self.message_user(request, f"{queryset.count()} allocation(s) winding down.")
 
 
 @admin.register(StrategyAction)

@@ -1,6 +1,8 @@
 """The trading orchestrator: each enabled strategy allocation acts on its newest closed candle.
 
-A cycle goes over every enabled allocation and records, for each, what it did or why it did not
+A cycle first carries out the lifecycle policy on the accounts that opted in (allocations for
+active strategies, wind-downs for retired ones: :mod:`apps.trading.services.lifecycle`), then goes
+over every enabled allocation and records, for each, what it did or why it did not
 act (the account's auto-trading is off, the strategy is not active, the account is halted, the
 data is stale, no model series yet, already acted on this candle). For an allocation that can act,
 the strategy's rules are evaluated on the newest closed candle, as the backtester evaluates them on
@@ -56,6 +58,7 @@ from apps.trading.models import (
     StrategyAction,
     StrategyAllocation,
 )
+from apps.trading.services.lifecycle import lifecycle_apply
 from apps.trading.services.orders import Placement, order_cancel, order_place
 
 logger = logging.getLogger(__name__)
@@ -114,7 +117,11 @@ class _Cycle:
 
 
 def _who(allocation: StrategyAllocation) -> dict[str, Any]:
-    return {"allocation": allocation.pk, "strategy_id": allocation.strategy.strategy_id}
+    return {
+        "account": allocation.account_id,
+        "allocation": allocation.pk,
+        "strategy_id": allocation.strategy.strategy_id,
+    }
 
 
 class _NotActing(Exception):
@@ -141,6 +148,8 @@ def orchestrator_run(*, trigger: str = "beat", now: datetime | None = None) -> C
         if cycle is None:  # only if the sweeper failed it between our insert and claim
             return CycleResult(cycle=created, live_orders=[], series_needed=[])
         done = _Cycle()
+        for step in lifecycle_apply():
+            done.summary.append({**step.to_dict(), "outcome": "lifecycle"})
         for allocation in allocations_enabled():
             try:
                 action = strategy_act(allocation=allocation, cycle=cycle, now=now)
@@ -179,7 +188,13 @@ def strategy_act(
             Skip.AUTO_TRADING_OFF, f"auto-trading is off on account {account.pk} ({account.name})"
         )
     if strategy.status != StrategyStatus.ACTIVE and not allocation.winding_down:
-        raise _NotActing(Skip.STRATEGY_INACTIVE, f"the strategy is {strategy.status}")
+        waiting = ""
+        if strategy.status == StrategyStatus.RETIRED:
+            waiting = (
+                f"; its book holds {book_quantity(allocation=allocation)}: wind it down "
+                f"(DELETE /api/trading/allocations/{allocation.pk}) or turn on the account's lifecycle policy"
+            )
+        raise _NotActing(Skip.STRATEGY_INACTIVE, f"the strategy is {strategy.status}{waiting}")
     if account.trading_state == TradingState.HALTED:
         raise _NotActing(Skip.HALTED, f"the account is halted: {account.state_reason}")
     version = strategy.current_version

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.market import selectors as market
@@ -28,11 +29,13 @@ from apps.trading.models import (
     OrderStatus,
     PortfolioSnapshot,
     Position,
+    StrategyAction,
     StrategyAllocation,
     StrategyPerformance,
 )
 
 Prices = dict[int, Decimal | None]
+ZERO_QUANTITY = Value(Decimal(0), output_field=DecimalField(max_digits=28, decimal_places=8))
 
 
 def account_list(*, user: AbstractBaseUser) -> QuerySet[Account]:
@@ -45,6 +48,52 @@ def account_list_all() -> QuerySet[Account]:
 
 def account_get(*, account_id: int) -> Account | None:
     return Account.objects.filter(pk=account_id).first()
+
+
+def accounts_visible(*, user: AbstractBaseUser) -> QuerySet[Account]:
+    """The accounts whose allocations and records the user may see and change: their own; staff, all."""
+    accounts = Account.objects.order_by("created_at", "pk")
+    return accounts if getattr(user, "is_staff", False) else accounts.filter(owner=user)
+
+
+def auto_trading_accounts() -> list[Account]:
+    """Accounts on which strategies trade automatically."""
+    return list(Account.objects.filter(auto_trading=True).order_by("pk"))
+
+
+def allocation_list(*, accounts: QuerySet[Account]) -> QuerySet[StrategyAllocation]:
+    """Allocations on these accounts, each with ``book_quantity``: what its own book holds."""
+    held = Position.objects.filter(
+        allocation=OuterRef("pk"), instrument=OuterRef("strategy__instrument")
+    ).values("quantity")[:1]
+    return (
+        StrategyAllocation.objects.filter(account__in=accounts)
+        .select_related("account", "strategy__instrument")
+        .annotate(book_quantity=Coalesce(Subquery(held), ZERO_QUANTITY))
+        .order_by("account_id", "pk")
+    )
+
+
+def action_list(*, accounts: QuerySet[Account]) -> QuerySet[StrategyAction]:
+    """What strategies did on each candle on these accounts, newest candle first."""
+    return (
+        StrategyAction.objects.filter(allocation__account__in=accounts)
+        .select_related("allocation__strategy", "order")
+        .order_by("-candle_time", "-pk")
+    )
+
+
+def performance_list(*, accounts: QuerySet[Account]) -> QuerySet[StrategyPerformance]:
+    """Per-allocation performance records on these accounts, newest first."""
+    return (
+        StrategyPerformance.objects.filter(allocation__account__in=accounts)
+        .select_related("allocation__strategy")
+        .order_by("-time", "allocation_id")
+    )
+
+
+def cycle_list() -> QuerySet[OrchestratorCycle]:
+    return OrchestratorCycle.objects.order_by("-created_at", "-pk")
 
 
 def order_list(*, accounts: QuerySet[Account] | list[Account]) -> QuerySet[Order]:

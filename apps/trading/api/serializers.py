@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.trading.domain.fills import OrderType, Side
@@ -13,13 +16,18 @@ from apps.trading.models import (
     Account,
     AccountKind,
     Fill,
+    OrchestratorCycle,
     Order,
     OrderSource,
     OrderStatus,
     PortfolioSnapshot,
+    StrategyAction,
+    StrategyAllocation,
+    StrategyPerformance,
     TimeInForce,
 )
 from apps.trading.selectors import Portfolio, PositionRow
+from apps.trading.services.lifecycle import lifecycle_plan, policy_on
 
 AMOUNT = {"max_digits": 28, "decimal_places": 8}
 
@@ -167,6 +175,7 @@ def position_data(row: PositionRow) -> dict[str, Any]:
         "realised_pnl": position.realised_pnl,
         "weight": row.weight,
         "opened_at": position.opened_at,
+        "allocation": position.allocation_id,
     }
 
 
@@ -183,6 +192,9 @@ class PositionSerializer(serializers.Serializer):
     realised_pnl = serializers.DecimalField(**AMOUNT)
     weight = serializers.DecimalField(max_digits=14, decimal_places=6, help_text="Fraction of equity")
     opened_at = serializers.DateTimeField(allow_null=True)
+    allocation = serializers.IntegerField(
+        allow_null=True, help_text="The allocation whose book it is; null: manual"
+    )
 
 
 class PortfolioSerializer(serializers.Serializer):
@@ -229,3 +241,145 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "time", "cash", "positions_value", "equity", "unrealised_pnl", "realised_pnl", "total_pnl",
             "daily_pnl", "exposure", "drawdown", "positions",
         )  # fmt: skip
+
+
+class AccountChangeSerializer(serializers.Serializer):
+    auto_trading = serializers.BooleanField(required=False, help_text="Strategies allocated to it may trade")
+    auto_allocate = serializers.BooleanField(
+        required=False,
+        help_text="The lifecycle policy: active strategies that can trade here get a share automatically, "
+        "retired ones are wound down",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("give auto_trading and/or auto_allocate")
+        return attrs
+
+
+class LifecycleStepSerializer(serializers.Serializer):
+    account = serializers.IntegerField()
+    action = InlineChoiceField(choices=["allocate", "wind_down"])
+    strategy_id = serializers.CharField()
+    reason = serializers.CharField()
+    allocation = serializers.IntegerField(allow_null=True)
+    blocked = serializers.CharField(help_text="Why it cannot be done now; empty: it can")
+
+
+class LifecycleSerializer(serializers.Serializer):
+    policy = serializers.BooleanField(help_text="Whether the lifecycle policy acts on this account")
+    allowed = serializers.BooleanField(help_text="TRADING_AUTO_ALLOCATE: whether the operator allows it")
+    plan = LifecycleStepSerializer(
+        many=True, help_text="What the policy does at the next cycle, or (policy off) what waits for you"
+    )
+
+
+class AccountDetailSerializer(AccountSerializer):
+    lifecycle = serializers.SerializerMethodField()
+
+    class Meta(AccountSerializer.Meta):
+        fields = (*AccountSerializer.Meta.fields, "auto_allocate", "lifecycle")
+
+    @extend_schema_field(LifecycleSerializer)
+    def get_lifecycle(self, account: Account) -> dict[str, Any]:
+        return {
+            "policy": policy_on(account),
+            "allowed": bool(settings.TRADING_AUTO_ALLOCATE),
+            "plan": [step.to_dict() for step in lifecycle_plan(account=account)],
+        }
+
+
+class AllocationSerializer(serializers.ModelSerializer):
+    strategy_id = serializers.CharField(source="strategy.strategy_id")
+    strategy_status = serializers.CharField(source="strategy.status")
+    symbol = serializers.CharField(source="strategy.instrument.symbol")
+    timeframe = serializers.CharField(source="strategy.timeframe")
+    book_quantity = serializers.DecimalField(
+        **AMOUNT, read_only=True, help_text="What its own book holds of the strategy's instrument"
+    )
+
+    class Meta:
+        model = StrategyAllocation
+        fields = (
+            "id", "account", "strategy_id", "strategy_status", "symbol", "timeframe", "capital_pct",
+            "enabled", "winding_down", "book_quantity", "note", "created_by", "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class AllocationCreateSerializer(serializers.Serializer):
+    strategy_id = serializers.CharField(max_length=64)
+    account = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Default: your first account"
+    )
+    capital_pct = serializers.DecimalField(
+        max_digits=9, decimal_places=6, min_value=Decimal("0.000001"), max_value=Decimal(1),
+        help_text="Share of the account's equity its position sizing starts from (0 to 1]",
+    )  # fmt: skip
+    enabled = serializers.BooleanField(default=True)
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class AllocationChangeSerializer(serializers.Serializer):
+    capital_pct = serializers.DecimalField(
+        max_digits=9, decimal_places=6, min_value=Decimal("0.000001"), max_value=Decimal(1), required=False
+    )
+    enabled = serializers.BooleanField(
+        required=False, help_text="Off keeps its book as it is; DELETE closes it"
+    )
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("give capital_pct, enabled and/or note")
+        return attrs
+
+
+class AllocationQuerySerializer(serializers.Serializer):
+    account = serializers.IntegerField(required=False)
+    strategy_id = serializers.CharField(max_length=64, required=False)
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class CycleSerializer(serializers.ModelSerializer):
+    status = serializers.CharField()
+
+    class Meta:
+        model = OrchestratorCycle
+        fields = (
+            "id", "trigger", "status", "acted", "orders_placed", "orders_refused", "summary", "error",
+            "created_at", "started_at", "finished_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class ActionSerializer(serializers.ModelSerializer):
+    account = serializers.IntegerField(source="allocation.account_id")
+    strategy_id = serializers.CharField(source="allocation.strategy.strategy_id")
+
+    class Meta:
+        model = StrategyAction
+        fields = (
+            "id", "allocation", "account", "strategy_id", "candle_time", "signal", "decision", "order",
+            "cycle", "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class RecordQuerySerializer(serializers.Serializer):
+    account = serializers.IntegerField(required=False)
+    allocation = serializers.IntegerField(required=False)
+    strategy_id = serializers.CharField(max_length=64, required=False)
+
+
+class PerformanceSerializer(serializers.ModelSerializer):
+    account = serializers.IntegerField(source="allocation.account_id")
+    strategy_id = serializers.CharField(source="allocation.strategy.strategy_id")
+
+    class Meta:
+        model = StrategyPerformance
+        fields = (
+            "id", "allocation", "account", "strategy_id", "time", "realised_pnl", "unrealised_pnl",
+            "total_pnl", "return_pct", "drawdown_pct", "trades", "backtest_return_pct",
+        )  # fmt: skip
+        read_only_fields = fields

@@ -15,6 +15,7 @@ urlpatterns = [
         "trading/portfolio/history", views.PortfolioHistoryView.as_view(), name="trading-portfolio-history"
     ),
     api_path("trading/accounts", views.AccountsView.as_view(), name="trading-accounts"),
+    api_path("trading/accounts/<int:account_id>", views.AccountDetailView.as_view(), name="trading-account"),
     api_path(
         "trading/accounts/<int:account_id>/halt", views.AccountHaltView.as_view(), name="trading-account-halt"
     ),
@@ -23,4 +24,14 @@ urlpatterns = [
         views.AccountResumeView.as_view(),
         name="trading-account-resume",
     ),
+    api_path("trading/allocations", views.AllocationsView.as_view(), name="trading-allocations"),
+    api_path(
+        "trading/allocations/<int:allocation_id>",
+        views.AllocationDetailView.as_view(),
+        name="trading-allocation",
+    ),
+    api_path("trading/cycles", views.CyclesView.as_view(), name="trading-cycles"),
+    api_path("trading/cycles/<int:cycle_id>", views.CycleDetailView.as_view(), name="trading-cycle"),
+    api_path("trading/actions", views.ActionsView.as_view(), name="trading-actions"),
+    api_path("trading/performance", views.PerformanceView.as_view(), name="trading-performance"),
 ]

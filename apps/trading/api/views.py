@@ -1,5 +1,6 @@
-"""Trading endpoints of the brief: trades (orders) with their fills, positions, the portfolio and its
-history, and the staff-only kill switch."""
+"""Trading endpoints: trades (orders) with their fills, positions, the portfolio and its history, the
+staff-only kill switch, accounts' auto-trading and lifecycle policy, strategy allocations, and the
+orchestrator's records (cycles, strategy actions, per-allocation performance)."""
 
 from __future__ import annotations
 
@@ -18,24 +19,52 @@ from rest_framework.views import APIView
 from apps.core.api import error_body, validated
 from apps.core.dispatch import send_on_commit
 from apps.core.symbols import normalise_symbol
+from apps.strategies import selectors as strategy_selectors
+from apps.strategies.models import Strategy
 from apps.trading import selectors
 from apps.trading.api.serializers import (
+    AccountChangeSerializer,
+    AccountDetailSerializer,
     AccountQuerySerializer,
     AccountSerializer,
+    ActionSerializer,
+    AllocationChangeSerializer,
+    AllocationCreateSerializer,
+    AllocationQuerySerializer,
+    AllocationSerializer,
+    CycleSerializer,
     HistoryQuerySerializer,
     OrderCreateSerializer,
     OrderQuerySerializer,
     OrderSerializer,
+    PerformanceSerializer,
     PortfolioSerializer,
     PositionSerializer,
+    RecordQuerySerializer,
     SnapshotSerializer,
     StateChangeSerializer,
     portfolio_data,
     position_data,
 )
 from apps.trading.errors import AccountNotFound, ExchangeUnavailable, OrderInputError, OrderNotCancelable
-from apps.trading.models import Account, AccountKind, Order, OrderStatus, PortfolioSnapshot
-from apps.trading.services.accounts import account_for, account_halt, account_resume
+from apps.trading.models import (
+    Account,
+    AccountKind,
+    OrchestratorCycle,
+    Order,
+    OrderStatus,
+    PortfolioSnapshot,
+    StrategyAction,
+    StrategyAllocation,
+    StrategyPerformance,
+)
+from apps.trading.services.accounts import account_change, account_for, account_halt, account_resume
+from apps.trading.services.allocations import (
+    AllocationRefused,
+    allocation_change,
+    allocation_create,
+    allocation_wind_down,
+)
 from apps.trading.services.orders import IdempotencyConflict, Placement, order_cancel, order_place
 from workers.trading import order_submit
 
@@ -219,3 +248,215 @@ class AccountResumeView(_StateView):
     """Staff only: trading resumes; the drawdown peak restarts from the equity now."""
 
     change = staticmethod(account_resume)
+
+
+def _visible_account(request: Request, account_id: int) -> Account:
+    """An account the user may see and change (their own; staff: any), or a 404."""
+    account = selectors.accounts_visible(user=request.user).filter(pk=account_id).first()
+    if account is None:
+        raise Http404(f"no trading account {account_id} of yours")
+    return account
+
+
+class AccountDetailView(APIView):
+    """GET: the account, with what the lifecycle policy will do (or, off, what waits for you).
+    PATCH: turn auto-trading and the lifecycle policy on or off (the owner, or staff)."""
+
+    @extend_schema(responses=AccountDetailSerializer)
+    def get(self, request: Request, account_id: int) -> Response:
+        return Response(AccountDetailSerializer(_visible_account(request, account_id)).data)
+
+    @extend_schema(request=AccountChangeSerializer, responses=AccountDetailSerializer)
+    def patch(self, request: Request, account_id: int) -> Response:
+        changes = validated(AccountChangeSerializer, request.data)
+        account = account_change(account=_visible_account(request, account_id), by=request.user, **changes)
+        return Response(AccountDetailSerializer(account).data)
+
+
+def _refused(error: AllocationRefused) -> ValidationError:
+    return ValidationError({error.field: [error.message]})
+
+
+def _allocation(request: Request, allocation_id: int) -> StrategyAllocation:
+    accounts = selectors.accounts_visible(user=request.user)
+    allocation = selectors.allocation_list(accounts=accounts).filter(pk=allocation_id).first()
+    if allocation is None:
+        raise Http404(f"no allocation {allocation_id} on your accounts")
+    return allocation
+
+
+def _fresh(allocation: StrategyAllocation) -> StrategyAllocation:
+    return selectors.allocation_list(accounts=Account.objects.filter(pk=allocation.account_id)).get(
+        pk=allocation.pk
+    )
+
+
+class AllocationsView(generics.ListAPIView):
+    """GET: allocations on your accounts (``?account=&strategy_id=&enabled=``).
+    POST: allocate a strategy a share of an account (201); 400 saying why when it could never trade
+    there (draft or retired strategy, another quote currency, another exchange than a live account's)
+    or the account's enabled shares would pass 1."""
+
+    serializer_class = AllocationSerializer
+
+    @extend_schema(parameters=[AllocationQuerySerializer])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[StrategyAllocation]:
+        if getattr(self, "swagger_fake_view", False):
+            return StrategyAllocation.objects.none()
+        query = validated(AllocationQuerySerializer, self.request.query_params)
+        allocations = selectors.allocation_list(accounts=selectors.accounts_visible(user=self.request.user))
+        if "account" in query:
+            allocations = allocations.filter(account_id=query["account"])
+        if "strategy_id" in query:
+            allocations = allocations.filter(strategy__strategy_id=query["strategy_id"])
+        if query.get("enabled") is not None:
+            allocations = allocations.filter(enabled=query["enabled"])
+        return allocations
+
+    @extend_schema(request=AllocationCreateSerializer, responses={201: AllocationSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated(AllocationCreateSerializer, request.data)
+        if data.get("account") is None:
+            account = account_for(user=request.user)
+        else:
+            account = selectors.accounts_visible(user=request.user).filter(pk=data["account"]).first()
+            if account is None:
+                raise ValidationError({"account": [f"you have no trading account {data['account']}"]})
+        try:
+            strategy = strategy_selectors.strategy_get(strategy_id=data["strategy_id"])
+        except Strategy.DoesNotExist:
+            raise ValidationError({"strategy_id": [f"no strategy {data['strategy_id']!r}"]}) from None
+        try:
+            allocation = allocation_create(
+                account=account,
+                strategy=strategy,
+                capital_pct=data["capital_pct"],
+                enabled=data["enabled"],
+                by=request.user.get_username(),
+                note=data["note"],
+            )
+        except AllocationRefused as error:
+            raise _refused(error) from None
+        return Response(AllocationSerializer(_fresh(allocation)).data, status=status.HTTP_201_CREATED)
+
+
+class AllocationDetailView(APIView):
+    """GET: one allocation. PATCH: its share, on/off (off keeps its book as it is) or note.
+    DELETE: wind it down: its orders canceled and its position sold at the next closed candle, then
+    switched off (at once when its book is flat); the row and its history stay."""
+
+    @extend_schema(responses=AllocationSerializer)
+    def get(self, request: Request, allocation_id: int) -> Response:
+        return Response(AllocationSerializer(_allocation(request, allocation_id)).data)
+
+    @extend_schema(request=AllocationChangeSerializer, responses=AllocationSerializer)
+    def patch(self, request: Request, allocation_id: int) -> Response:
+        changes = validated(AllocationChangeSerializer, request.data)
+        allocation = _allocation(request, allocation_id)
+        try:
+            allocation_change(allocation=allocation, by=request.user.get_username(), **changes)
+        except AllocationRefused as error:
+            raise _refused(error) from None
+        return Response(AllocationSerializer(_fresh(allocation)).data)
+
+    @extend_schema(request=None, responses=AllocationSerializer)
+    def delete(self, request: Request, allocation_id: int) -> Response:
+        allocation = _allocation(request, allocation_id)
+        allocation_wind_down(
+            allocation=allocation, by=request.user.get_username(), reason="wound down through the API"
+        )
+        return Response(AllocationSerializer(_fresh(allocation)).data)
+
+
+def _records_query(request: Request, records: QuerySet, account_field: str) -> QuerySet:
+    query = validated(RecordQuerySerializer, request.query_params)
+    if "account" in query:
+        records = records.filter(**{account_field: query["account"]})
+    if "allocation" in query:
+        records = records.filter(allocation_id=query["allocation"])
+    if "strategy_id" in query:
+        records = records.filter(allocation__strategy__strategy_id=query["strategy_id"])
+    return records
+
+
+class ActionsView(generics.ListAPIView):
+    """What each strategy did on each closed candle on your accounts, newest first
+    (``?account=&allocation=&strategy_id=``): its signal, its decision and its order."""
+
+    serializer_class = ActionSerializer
+
+    @extend_schema(parameters=[RecordQuerySerializer])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[StrategyAction]:
+        if getattr(self, "swagger_fake_view", False):
+            return StrategyAction.objects.none()
+        records = selectors.action_list(accounts=selectors.accounts_visible(user=self.request.user))
+        return _records_query(self.request, records, "allocation__account_id")
+
+
+class PerformanceView(generics.ListAPIView):
+    """Each allocation's results from its own fills at each snapshot slot, beside a backtest of the same
+    version over the same window, newest first (``?account=&allocation=&strategy_id=``)."""
+
+    serializer_class = PerformanceSerializer
+
+    @extend_schema(parameters=[RecordQuerySerializer])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[StrategyPerformance]:
+        if getattr(self, "swagger_fake_view", False):
+            return StrategyPerformance.objects.none()
+        records = selectors.performance_list(accounts=selectors.accounts_visible(user=self.request.user))
+        return _records_query(self.request, records, "allocation__account_id")
+
+
+class _CycleSerializerForUser(CycleSerializer):
+    """A cycle's summary narrowed to the user's allocations (staff see every entry)."""
+
+    def to_representation(self, cycle: OrchestratorCycle) -> dict[str, Any]:
+        data = super().to_representation(cycle)
+        mine = self.context.get("allocations")
+        if mine is not None:
+            data["summary"] = [entry for entry in data["summary"] if entry.get("allocation") in mine]
+        return data
+
+
+def _cycle_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
+    if not request.user.is_staff:
+        accounts = selectors.accounts_visible(user=request.user)
+        context["allocations"] = set(
+            StrategyAllocation.objects.filter(account__in=accounts).values_list("pk", flat=True)
+        )
+    return context
+
+
+class CyclesView(generics.ListAPIView):
+    """The orchestrator's cycles, newest first: what each enabled allocation did or why it did not act,
+    and the lifecycle policy's steps (your allocations' entries; staff see all)."""
+
+    serializer_class = _CycleSerializerForUser
+
+    def get_queryset(self) -> QuerySet[OrchestratorCycle]:
+        return selectors.cycle_list()
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return _cycle_context(self.request, super().get_serializer_context())
+
+
+class CycleDetailView(generics.RetrieveAPIView):
+    """One orchestrator cycle."""
+
+    serializer_class = _CycleSerializerForUser
+    lookup_url_kwarg = "cycle_id"
+
+    def get_queryset(self) -> QuerySet[OrchestratorCycle]:
+        return selectors.cycle_list()
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return _cycle_context(self.request, super().get_serializer_context())

@@ -1,7 +1,9 @@
-"""Trading accounts: create one, find a user's (a paper one the first time), halt and resume trading."""
+"""Trading accounts: create one, find a user's (a paper one the first time), switch auto-trading and the
+lifecycle policy, halt and resume trading."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from django.conf import settings
@@ -14,6 +16,8 @@ from apps.trading.domain.risk_rules import TradingState
 from apps.trading.errors import AccountNotFound
 from apps.trading.models import Account, AccountKind, AccountStateChange
 from apps.trading.services import risk_gate
+
+logger = logging.getLogger(__name__)
 
 
 def account_create(
@@ -70,6 +74,25 @@ def account_for(*, user: AbstractBaseUser, account_id: int | None = None) -> Acc
             )
     except IntegrityError:  # another request created it first
         return selectors.account_list(user=user).get(name="Paper")
+
+
+def account_change(
+    *,
+    account: Account,
+    by: AbstractBaseUser,
+    auto_trading: bool | None = None,
+    auto_allocate: bool | None = None,
+) -> Account:
+    """Switch the account's auto-trading (its allocations trade) and lifecycle policy on or off."""
+    changes = {
+        name: value
+        for name, value in (("auto_trading", auto_trading), ("auto_allocate", auto_allocate))
+        if value is not None
+    }
+    Account.objects.filter(pk=account.pk).update(**changes)
+    logger.info("account %s: %s set by %s", account.pk, changes, by.get_username())
+    account.refresh_from_db()
+    return account
 
 
 def account_halt(

@@ -104,6 +104,7 @@ def test_with_nothing_to_trade_and_no_cycle_the_orchestrator_is_healthy(anon_cli
         "status": "healthy",
         "message": "No cycle yet; 0 strategies to trade",
         "strategies": 0,
+        "waiting": {"allocate": 0, "wind_down": 0},
     }
 
 
@@ -116,8 +117,10 @@ def test_a_strategy_to_trade_without_a_cycle_degrades_it(anon_client, user):
 
     assert _components(anon_client)["trading_orchestrator"] == {
         "status": "degraded",
-        "message": "No cycle yet; 1 strategies to trade",
+        "message": "No cycle yet; 1 strategies to trade; waiting for an operator (lifecycle policy off): "
+        "1 active strategies to allocate, 0 retired ones to wind down",
         "strategies": 1,
+        "waiting": {"allocate": 1, "wind_down": 0},  # strategy 4 could trade on Auto too
     }
 
 
@@ -130,6 +133,7 @@ def test_a_recent_cycle_is_reported_with_its_counts(anon_client, user):
         "status": "healthy",
         "message": "Trading orchestrator operational",
         "strategies": 1,
+        "waiting": {"allocate": 0, "wind_down": 0},
         "last_cycle": cycle.finished_at.isoformat(),
         "acted": 2,
         "orders_placed": 3,

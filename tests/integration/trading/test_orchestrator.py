@@ -243,6 +243,7 @@ def test_a_strategy_reading_model_series_waits_for_the_training_side_then_acts(p
     assert waiting.series_needed == [reader.pk]  # the orchestrator never fits a model itself
     assert waiting.cycle.summary == [
         {
+            "account": paper_account.pk,
             "allocation": allocation.pk,
             "strategy_id": reader.strategy_id,
             "outcome": "skipped",
