@@ -34,6 +34,8 @@ from apps.strategies.models import (
     StrategySource,
     StrategyStatus,
     StrategyType,
+    StrategyUpdateItem,
+    StrategyUpdateRun,
     StrategyVersion,
 )
 from apps.strategies.services.backtests import DEFAULT_CAPITAL, DEFAULT_COMMISSION
@@ -303,3 +305,38 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     def get_kept_strategy_ids(self, run: GenerationRun) -> list[str]:
         return [c.strategy.strategy_id for c in run.candidates.all() if c.strategy is not None]
+
+
+class UpdateItemSerializer(serializers.ModelSerializer):
+    strategy_id = serializers.CharField(source="strategy.strategy_id")
+    status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
+
+    class Meta:
+        model = StrategyUpdateItem
+        fields = ("id", "strategy_id", "status", "outcome", "error", "attempts", "started_at", "finished_at")
+        read_only_fields = fields
+
+
+class UpdateRunSerializer(serializers.ModelSerializer):
+    """One daily update: its phase, its summary (outcomes, failures, generation per market)."""
+
+    status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
+
+    class Meta:
+        model = StrategyUpdateRun
+        fields = (
+            "id", "date", "as_of", "phase", "status", "progress", "summary", "error", "created_at",
+            "started_at", "finished_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class UpdateRunDetailSerializer(UpdateRunSerializer):
+    """The update with each strategy's item and every decision it made."""
+
+    items = UpdateItemSerializer(many=True, read_only=True)
+    decisions = DecisionSerializer(many=True, read_only=True)
+
+    class Meta(UpdateRunSerializer.Meta):
+        fields = (*UpdateRunSerializer.Meta.fields, "items", "decisions")
+        read_only_fields = fields

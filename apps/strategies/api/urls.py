@@ -23,6 +23,10 @@ urlpatterns = [
         views.GenerationDetailView.as_view(),
         name="strategies-generation-detail",
     ),
+    api_path("strategies/updates", views.UpdateRunListView.as_view(), name="strategies-updates"),
+    api_path(
+        "strategies/updates/<int:run_id>", views.UpdateRunDetailView.as_view(), name="strategies-update"
+    ),
     api_path(
         "strategies/<strategy_id>/versions", views.VersionListView.as_view(), name="strategies-versions"
     ),

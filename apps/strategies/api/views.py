@@ -34,6 +34,8 @@ from apps.strategies.api.serializers import (
     StrategyDeletedSerializer,
     StrategySerializer,
     StrategyUpdateSerializer,
+    UpdateRunDetailSerializer,
+    UpdateRunSerializer,
     VersionSerializer,
 )
 from apps.strategies.errors import StrategyInputError
@@ -44,6 +46,7 @@ from apps.strategies.models import (
     OptimizationRun,
     Strategy,
     StrategyDecision,
+    StrategyUpdateRun,
     StrategyVersion,
 )
 from apps.strategies.services.backtests import backtest_create
@@ -246,3 +249,23 @@ class GenerationDetailView(APIView):
         except GenerationRun.DoesNotExist:
             raise Http404 from None
         return Response(GenerationSerializer(run).data)
+
+
+class UpdateRunListView(generics.ListAPIView):
+    """The daily strategy updates, newest date first (``?status=``), with their summaries."""
+
+    serializer_class = UpdateRunSerializer
+    filterset_fields = ("status",)
+
+    def get_queryset(self) -> QuerySet[StrategyUpdateRun]:
+        return selectors.update_run_list()
+
+
+class UpdateRunDetailView(generics.RetrieveAPIView):
+    """One daily update with each strategy's item (its outcome) and every decision it recorded."""
+
+    serializer_class = UpdateRunDetailSerializer
+    lookup_url_kwarg = "run_id"
+
+    def get_queryset(self) -> QuerySet[StrategyUpdateRun]:
+        return selectors.update_run_list().prefetch_related("items__strategy", "decisions__strategy")

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from apps.training import selectors, services
 from apps.training.errors import TrainingInputError
-from apps.training.models import MLModel, PromotionDecision
+from apps.training.models import MLModel, PromotionDecision, TrainingRun
 
 MAX_EVALUATION_DAYS = 3650
 
@@ -135,3 +135,16 @@ class PredictionSerializer(serializers.Serializer):
     value = serializers.FloatField(help_text="Probability of an up-move, or the predicted return/volatility")
     threshold = serializers.FloatField(source="model.threshold", allow_null=True)
     signal = serializers.BooleanField(allow_null=True, help_text="value passes the threshold")
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    """A 6-hourly retraining: per instrument, timeframe and model type, what was trained and whether it
+    was promoted, with the reason."""
+
+    class Meta:
+        model = TrainingRun
+        fields = (
+            "id", "slot", "status", "progress", "report", "error", "attempts", "created_at", "started_at",
+            "finished_at",
+        )  # fmt: skip
+        read_only_fields = fields

@@ -1,4 +1,5 @@
-"""Training endpoints of the brief: train, list, show, evaluate; and the newest-candle prediction."""
+"""Training endpoints of the brief: train, list, show, evaluate; the newest-candle prediction; and the
+6-hourly retraining runs with their promotion decisions."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ from apps.training.api.serializers import (
     MLModelSerializer,
     PredictionSerializer,
     TrainAcceptedSerializer,
+    TrainingRunSerializer,
     TrainRequestSerializer,
     model_url,
 )
 from apps.training.errors import TrainingInputError
-from apps.training.models import MODEL_TYPE_CHOICES, MLModel, Stage
+from apps.training.models import MODEL_TYPE_CHOICES, MLModel, Stage, TrainingRun
 from workers.training import model_train
 
 
@@ -110,3 +112,22 @@ class PredictView(APIView):
         with _field_errors():
             prediction = selectors.model_prediction(model=model)
         return Response(PredictionSerializer(prediction).data)
+
+
+class TrainingRunListView(generics.ListAPIView):
+    """The 6-hourly retraining runs, newest slot first (``?status=``): each report lists what was trained
+    per instrument, timeframe and model type, and whether it was promoted, with the reason."""
+
+    serializer_class = TrainingRunSerializer
+    filterset_fields = ("status",)
+
+    def get_queryset(self) -> QuerySet[TrainingRun]:
+        return selectors.training_run_list()
+
+
+class TrainingRunDetailView(generics.RetrieveAPIView):
+    serializer_class = TrainingRunSerializer
+    lookup_url_kwarg = "run_id"
+
+    def get_queryset(self) -> QuerySet[TrainingRun]:
+        return selectors.training_run_list()

@@ -89,6 +89,25 @@ def test_a_losing_strategy_is_retired_with_its_numbers_and_the_limits_it_broke(c
     assert run.summary["outcomes"] == {"retired": 1}
 
 
+def test_an_update_is_readable_through_the_api_with_its_items_and_decisions(churn, sma, api_client):
+    run = strategies_daily_update(now=NOW)
+
+    listed = api_client.get("/api/strategies/updates").json()["results"]
+    assert [(row["id"], row["date"], row["status"]) for row in listed] == [
+        (run.pk, "2019-10-17", "completed")
+    ]
+    detail = api_client.get(f"/api/strategies/updates/{run.pk}").json()
+    assert sorted(item["strategy_id"] for item in detail["items"]) == sorted(
+        [churn.strategy_id, sma.strategy_id]
+    )
+    outcomes = {item["strategy_id"]: item["outcome"] for item in detail["items"]}
+    assert outcomes[churn.strategy_id] == DecisionKind.RETIRED
+    decided = {(d["strategy_id"], d["kind"]) for d in detail["decisions"]}
+    assert (churn.strategy_id, DecisionKind.RETIRED) in decided
+    assert len(detail["decisions"]) == StrategyDecision.objects.filter(update_run=run).count()
+    assert api_client.get("/api/strategies/updates/999999").status_code == 404
+
+
 def test_retirements_today_are_listed_for_strategy_generation(churn, sma):
     strategies_daily_update(now=NOW)
 

@@ -40,6 +40,18 @@ def test_a_run_trains_each_series_records_its_offline_fetch_and_promotes_the_fir
     assert run.report["summary"] == {"series": 1, "models_trained": 1, "promoted": 1, "fetch_failures": 1}
 
 
+def test_runs_are_readable_through_the_api_with_their_reports(btc_hourly, api_client):
+    run = services.training_run_for_slot(now=SLOT.replace(minute=3))
+
+    listed = api_client.get("/api/training/runs", {"status": "completed"}).json()["results"]
+    assert [(row["id"], row["slot"]) for row in listed] == [(run.pk, "2019-10-17T12:00:00Z")]
+    detail = api_client.get(f"/api/training/runs/{run.pk}").json()
+    assert detail["report"]["summary"] == run.report["summary"]
+    assert api_client.get("/api/training/runs/999999").status_code == 404
+    assert api_client.get("/api/training/runs", {"status": "nonsense"}).status_code == 400
+    assert api_client.post("/api/training/runs", {}, format="json").status_code == 405
+
+
 def test_a_second_run_in_the_same_slot_does_nothing(btc_hourly):
     first = services.training_run_for_slot(now=SLOT)
 
