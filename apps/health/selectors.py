@@ -35,6 +35,18 @@ def health_document(*, celery_app: Celery, current_worker: str | None = None) ->
     }
 
 
+def document_for(document: dict[str, Any], *, staff: bool) -> dict[str, Any]:
+    """The health document as a caller may see it: staff see everything; others see when and where
+    errors were logged, not their messages (they can name hosts, accounts or payloads)."""
+    if staff:
+        return document
+    errors = [
+        {key: value for key, value in entry.items() if key != "message"}
+        for entry in document.get("recent_errors", [])
+    ]
+    return {**document, "recent_errors": errors}
+
+
 def snapshot_list() -> QuerySet[HealthSnapshot]:
     return HealthSnapshot.objects.all()
 

@@ -6,7 +6,9 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
+from knox.auth import TokenAuthentication
 from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,16 +26,24 @@ from workers import app as celery_app
 from workers.health import snapshot_run
 
 
+def _is_staff(request: Request) -> bool:
+    return bool(getattr(request.user, "is_staff", False))
+
+
 class HealthView(APIView):
-    """The health document of the brief; HTTP 503 when the system is unhealthy."""
+    """The health document of the brief; HTTP 503 when the system is unhealthy. Public and never
+    throttled (monitors poll it); recent errors' messages are shown to staff only."""
 
     permission_classes = (AllowAny,)
-    authentication_classes = ()
+    # Credentials are read (staff see error messages) but an anonymous call is not rate-limited.
+    authentication_classes = (TokenAuthentication, SessionAuthentication)
     throttle_classes = ()
 
     @extend_schema(responses={200: dict, 503: dict}, summary="System health")
     def get(self, request: Request) -> Response:
-        document = selectors.health_document(celery_app=celery_app)
+        document = selectors.document_for(
+            selectors.health_document(celery_app=celery_app), staff=_is_staff(request)
+        )
         code = status.HTTP_503_SERVICE_UNAVAILABLE if document["status"] == UNHEALTHY else status.HTTP_200_OK
         return Response(document, status=code, headers={"Cache-Control": "no-store"})
 
@@ -60,4 +70,7 @@ class SnapshotDetailView(APIView):
     @extend_schema(responses=HealthSnapshotSerializer)
     def get(self, request: Request, snapshot_id: str) -> Response:
         snapshot = get_object_or_404(selectors.snapshot_list(), pk=int(snapshot_id))
-        return Response(HealthSnapshotSerializer(snapshot).data)
+        data = HealthSnapshotSerializer(snapshot).data
+        if data["document"]:
+            data["document"] = selectors.document_for(data["document"], staff=_is_staff(request))
+        return Response(data)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from apps.core.models import JobStatus
 from apps.health import services
@@ -182,13 +183,21 @@ def test_the_endpoint_never_calls_external_apis_itself(anon_client, settings):
 
 
 @pytest.mark.django_db
-def test_recent_errors_are_listed_newest_first_without_secrets(anon_client, monkeypatch):
+def test_recent_errors_are_listed_newest_first_without_secrets_and_their_messages_only_to_staff(
+    anon_client, api_client, staff_user, monkeypatch
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdefghijklmnop")
     logger = logging.getLogger("apps.test")
     logger.error("first failure")
     logger.error("provider rejected key sk-test-abcdefghijklmnop")
+    staff = APIClient()
+    staff.force_authenticate(staff_user)
 
-    errors = anon_client.get("/api/health").json()["recent_errors"]
+    errors = staff.get("/api/health").json()["recent_errors"]
 
     assert [e["message"] for e in errors[:2]] == ["provider rejected key [REDACTED]", "first failure"]
     assert errors[0]["level"] == "ERROR"
+    for caller in (anon_client, api_client):  # anonymous, or a user who is not staff
+        public = caller.get("/api/health").json()["recent_errors"]
+        assert [(e["level"], e["logger"]) for e in public[:2]] == [("ERROR", "apps.test")] * 2
+        assert not any("message" in entry for entry in public)
