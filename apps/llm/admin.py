@@ -6,13 +6,15 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.llm import selectors
 from apps.llm.models import LLMCall
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(admin.ModelAdmin):
-    """Written only by ``llm_complete_json``: viewable, never added or edited by hand.
+class LLMCallAdmin(ReadOnlyAdmin):
+    """Written only by ``llm_complete_json``: viewable, never added, edited or deleted by hand (the
+    day's budget is summed from these rows).
 
     The changelist header totals tokens and estimated cost of the calls the filters select.
     """
@@ -29,12 +31,6 @@ class LLMCallAdmin(admin.ModelAdmin):
         "input_sha256", "status", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error", "answer",
     )  # fmt: skip
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: LLMCall | None = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)

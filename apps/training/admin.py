@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -30,7 +31,10 @@ def _number(value: Any) -> str:
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
+class MLModelAdmin(ReadOnlyAdmin):
+    """A model's row is its training job's record: read-only, never deleted (retire it instead). Its
+    stage changes only through the actions, open to users who may change models."""
+
     list_display = (
         "model_id", "symbol", "timeframe", "model_type", "stage", "status", "test_score", "created_at",
     )  # fmt: skip
@@ -54,8 +58,9 @@ class MLModelAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: MLModel | None = None) -> list[str]:
         return [name for _, options in self.fieldsets for name in options["fields"]]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        """Who may evaluate, promote and retire: holders of the model's change permission."""
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
 
     @admin.display(description="Test score")
     def test_score(self, model: MLModel) -> str:
@@ -104,7 +109,7 @@ class MLModelAdmin(admin.ModelAdmin):
         )
 
     @admin.action(
-        description=f"Evaluate on the last {ADMIN_EVALUATION_DAYS} unseen days", permissions=["change"]
+        description=f"Evaluate on the last {ADMIN_EVALUATION_DAYS} unseen days", permissions=["manage"]
     )
     def evaluate_recent(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
         for model in queryset.select_related("instrument"):
@@ -126,7 +131,7 @@ class MLModelAdmin(admin.ModelAdmin):
                 f"({evaluation.start:%Y-%m-%d %H:%M} .. {evaluation.end:%Y-%m-%d %H:%M})",
             )
 
-    @admin.action(description="Promote if it beats the champion", permissions=["change"])
+    @admin.action(description="Promote if it beats the champion", permissions=["manage"])
     def promote_if_better(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
         for model in queryset.select_related("instrument"):
             try:
@@ -138,7 +143,7 @@ class MLModelAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if decision.promoted else messages.INFO
             self.message_user(request, f"{model.model_id} {verdict}: {decision.reason}", level)
 
-    @admin.action(description="Retire", permissions=["change"])
+    @admin.action(description="Retire", permissions=["manage"])
     def retire(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
         for model in queryset:
             try:

@@ -101,7 +101,7 @@ def test_the_admin_lists_calls_with_cost_totals_of_the_filtered_rows(fake_llm, s
     assert "in <strong>2000</strong>, out <strong>1000</strong>" in anthropic_only.text
 
 
-def test_the_admin_never_adds_or_edits_calls(fake_llm, settings, admin_client):
+def test_the_admin_never_adds_edits_or_deletes_calls(fake_llm, settings, admin_client):
     only(settings, "openai")
     fake_llm.script("openai", Reply.json(VALID))
     call = LLMCall.objects.get(pk=ask().call_id)
@@ -111,6 +111,9 @@ def test_the_admin_never_adds_or_edits_calls(fake_llm, settings, admin_client):
     assert page.status_code == 200
     assert 'name="status"' not in page.text  # every field is read-only
     assert admin_client.post(f"/admin/llm/llmcall/{call.pk}/change/", {"status": "error"}).status_code == 403
+    # The day's budget is summed from these rows: deleting one would hand its cost back.
+    assert admin_client.post(f"/admin/llm/llmcall/{call.pk}/delete/", {"post": "yes"}).status_code == 403
+    admin_client.post("/admin/llm/llmcall/", {"action": "delete_selected", "_selected_action": [call.pk]})
     call.refresh_from_db()
     assert call.status == "ok"
 

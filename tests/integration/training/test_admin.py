@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.training import services
@@ -66,6 +69,20 @@ def test_the_promote_and_retire_actions_change_the_stage_and_record_the_decision
     assert f"{model.model_id} retired" in retired
     assert model.stage == "retired"
     assert "only candidates and champions retire" in _act(admin_client, "retire", model)
+
+
+def test_models_are_read_only_and_their_actions_are_for_users_who_may_change_models(staff_user, rf):
+    def actions(*codenames: str) -> list[str]:
+        staff_user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        request = rf.get(CHANGELIST)
+        request.user = get_user_model().objects.get(pk=staff_user.pk)  # no cached permissions
+        assert not (model_admin.has_change_permission(request) or model_admin.has_delete_permission(request))
+        return list(model_admin.get_actions(request))
+
+    model_admin = admin.site._registry[MLModel]
+
+    assert actions("view_mlmodel") == []
+    assert actions("view_mlmodel", "change_mlmodel") == ["evaluate_recent", "promote_if_better", "retire"]
 
 
 def test_runs_and_decisions_have_read_only_pages(admin_client, btc_hourly):
