@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -38,3 +40,10 @@ class ReadOnlyInline(admin.TabularInline):
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> Sequence[str]:
         # Every shown field, non-editable ones (created_at) included: a form over them is a FieldError.
         return tuple(self.fields or ()) + tuple(super().get_readonly_fields(request, obj))
+
+
+# django-axes' logs of logins and failures are records too; its access attempts stay deletable
+# (deleting one is how staff unlock a locked-out username or address).
+for _model, _admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(f"ReadOnly{_admin.__name__}", (ReadOnlyAdmin, _admin), {}))

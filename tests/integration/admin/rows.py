@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db.models import Model
 from django_celery_beat.models import (
@@ -357,11 +358,25 @@ def _event(world: AdminWorld) -> MarketEvent:
     )  # fmt: skip
 
 
+LOGIN = {
+    "username": "trader",
+    "ip_address": "10.0.0.1",
+    "user_agent": "curl/8",
+    "http_accept": "*/*",
+    "path_info": "/api/auth/login",
+}
+
 ROW_MAKERS: dict[str, Callable[[AdminWorld], Model | None]] = {
     # people, tokens and the schedule
     "auth.User": lambda world: world.user,
     "auth.Group": _group,
     "knox.AuthToken": lambda world: AuthToken.objects.create(user=world.user)[0],
+    # failed logins (django-axes)
+    "axes.AccessAttempt": lambda world: AccessAttempt.objects.create(
+        **LOGIN, get_data="", post_data="", failures_since_start=5
+    ),
+    "axes.AccessLog": lambda world: AccessLog.objects.create(**LOGIN),
+    "axes.AccessFailureLog": lambda world: AccessFailureLog.objects.create(**LOGIN, locked_out=True),
     "django_celery_beat.PeriodicTask": _scheduled(PeriodicTask),
     "django_celery_beat.CrontabSchedule": _scheduled(CrontabSchedule),
     "django_celery_beat.IntervalSchedule": _scheduled(IntervalSchedule),

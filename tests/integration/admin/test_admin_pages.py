@@ -35,6 +35,7 @@ EDITABLE = frozenset(
         "auth.User",
         "auth.Group",
         "knox.AuthToken",  # revoked by deleting it
+        "axes.AccessAttempt",  # a locked-out username or address is unlocked by deleting it
         "django_celery_beat.PeriodicTask",  # the schedule: admin edits survive restarts
         "django_celery_beat.CrontabSchedule",
         "django_celery_beat.IntervalSchedule",
