@@ -14,6 +14,8 @@ class LLMCallStatus(models.TextChoices):
     ERROR = "error", "Error"
     BUDGET_EXCEEDED = "budget_exceeded", "Budget exceeded"
     CACHED = "cached", "Cached"
+    # A request's largest cost held in the day's budget while it is in flight; replaced by its outcome.
+    RESERVED = "reserved", "Reserved"
 
 
 # Answers that were accepted: the cache serves only these.

@@ -1,5 +1,5 @@
 """Writes: asking LLM providers for JSON the caller validates, with retries, one repair, fallbacks,
-a daily budget, a cache and a recorded row for every call.
+a daily budget reserved atomically across workers, a cache and a recorded row for every call.
 
 The one entry point is ``llm_complete_json``. Callers (strategy generation, market commentary)
 pass everything in: the context as data, the schema, a validator and, where it makes sense, an
@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.logging import redact
@@ -36,6 +37,10 @@ Validator = Callable[[dict[str, Any]], None]
 OfflineFallback = Callable[[dict[str, Any]], dict[str, Any]]
 _MICRO_DOLLAR = Decimal("0.000001")
 _MAX_ERROR_CHARS = 4000
+# A conservative prompt size before the provider counts it: English and JSON run 3-4 characters a token.
+_CHARS_PER_TOKEN = 3
+# Serialises budget reservations on PostgreSQL (SQLite's IMMEDIATE transactions already do).
+_BUDGET_LOCK = 0x4C4C4D_425544  # "LLM", "BUD"
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,7 @@ class _Run:
         self.deadline = time.monotonic() + settings.LLM_DEADLINE_SECONDS
         self.call_ids: list[int] = []
         self.failures: list[str] = []
+        self.reservation: int | None = None  # the in-flight request's budget reservation row
         self._secrets = selectors.api_keys()
 
     def without_keys(self, text: str) -> str:
@@ -187,7 +193,37 @@ class _Run:
         latency_ms: float | None = None,
     ) -> LLMCall:
         tokens_in, tokens_out = (response.tokens_in, response.tokens_out) if response else (0, 0)
-        call = LLMCall.objects.create(
+        with transaction.atomic():
+            call = self._create(
+                provider, model, status, tokens_in, tokens_out, response, answer, error, latency_ms
+            )
+            if self.reservation is not None:  # the request's outcome replaces what it held
+                LLMCall.objects.filter(pk=self.reservation).delete()
+                self.reservation = None
+        self.call_ids.append(call.pk)
+        return call
+
+    def reserve(self, *, provider: str, model: str, tokens_in: int, tokens_out: int) -> LLMCall:
+        """Hold a request's largest cost in today's budget until :meth:`record` writes its outcome."""
+        call = self._create(
+            provider, model, LLMCallStatus.RESERVED, tokens_in, tokens_out, None, "", "", None
+        )
+        self.reservation = call.pk
+        return call
+
+    def _create(
+        self,
+        provider: str,
+        model: str,
+        status: str,
+        tokens_in: int,
+        tokens_out: int,
+        response: LLMResponse | None,
+        answer: str,
+        error: str,
+        latency_ms: float | None,
+    ) -> LLMCall:
+        return LLMCall.objects.create(
             invocation=self.invocation,
             provider=provider,
             model=model,
@@ -204,8 +240,6 @@ class _Run:
             # Only exact keys are masked in answers: credential-shaped text there is the model's data.
             answer=self.without_keys(response.text if response else answer),
         )
-        self.call_ids.append(call.pk)
-        return call
 
     def result(self, call: LLMCall, data: dict[str, Any]) -> LLMResult:
         return LLMResult(
@@ -309,7 +343,7 @@ def _complete(run: _Run, provider: LLMProvider, request: LLMRequest) -> LLMRespo
         tries += 1
         if time.monotonic() > run.deadline:
             raise _Unanswered(f"not asked: LLM_DEADLINE_SECONDS ({settings.LLM_DEADLINE_SECONDS}s) passed")
-        _refuse_when_budget_spent(run, provider)
+        _reserve(run, provider, request)
         started = time.perf_counter()
         try:
             return provider.complete(request)
@@ -344,14 +378,40 @@ def _complete(run: _Run, provider: LLMProvider, request: LLMRequest) -> LLMRespo
         raise _Unanswered(f"{run.scrub(str(error))} (gave up after {tries} attempts)") from None
 
 
-def _refuse_when_budget_spent(run: _Run, provider: LLMProvider) -> None:
-    budget = selectors.budget_today()
-    if not budget.spent:
-        return
-    message = (
-        f"Daily LLM budget spent: {budget.tokens_used:,} of {budget.token_limit:,} tokens and "
-        f"${budget.usd_used:.4f} of ${budget.usd_limit:.2f} used today; no LLM calls until 00:00 UTC."
+def _reserve(run: _Run, provider: LLMProvider, request: LLMRequest) -> None:
+    """Reserve the request's largest cost (its prompt, conservatively counted, and ``max_tokens`` of
+    answer) in today's budget, or refuse it with a recorded ``budget_exceeded`` row.
+
+    The check and the reservation are one transaction that other workers' reservations wait for, so
+    concurrent requests never spend more than the budget between them; the request's outcome then
+    replaces the reservation with what it really used. A worker that dies mid-request leaves its
+    reservation counted: the budget errs on the side of spending less.
+    """
+    tokens_in = -(-len(request.system + request.user) // _CHARS_PER_TOKEN)
+    tokens_out = request.max_tokens
+    cost = call_cost_usd(model=provider.model, tokens_in=tokens_in, tokens_out=tokens_out)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_BUDGET_LOCK])
+        budget = selectors.budget_today()
+        fits = tokens_in + tokens_out <= budget.tokens_left and cost <= budget.usd_left
+        if fits:
+            run.reserve(
+                provider=provider.name, model=provider.model, tokens_in=tokens_in, tokens_out=tokens_out
+            )
+            return
+    used = (
+        f"{budget.tokens_used:,} of {budget.token_limit:,} tokens and ${budget.usd_used:.4f} of "
+        f"${budget.usd_limit:.2f} used or reserved today"
     )
+    if budget.spent:
+        message = f"Daily LLM budget spent: {used}; no LLM calls until 00:00 UTC."
+    else:
+        message = (
+            f"Daily LLM budget too low for this request: {used}; it may use up to "
+            f"{tokens_in + tokens_out:,} tokens and ${cost:.4f}."
+        )
     run.record(
         provider=provider.name, model=provider.model, status=LLMCallStatus.BUDGET_EXCEEDED, error=message
     )
