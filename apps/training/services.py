@@ -17,10 +17,10 @@ from xgboost.core import XGBoostError
 from apps.core import clock
 from apps.core.jobs import job_claimed, job_complete, job_fail, job_progress
 from apps.market import selectors as market
-from apps.market import services as market_services
 from apps.market.domain.candles import TIMEFRAMES
 from apps.market.models import Instrument
 from apps.market.providers.base import ProviderError
+from apps.market.services.candle_fetch import candles_fetch_latest
 from apps.training import selectors
 from apps.training.domain.features import FeatureSet, get_feature_set
 from apps.training.domain.fitting import Hyperparams
@@ -536,7 +536,7 @@ def _run_series(instrument: Instrument, timeframe: str, fetch: bool) -> dict[str
 
 def _fetch(instrument: Instrument, timeframe: str) -> dict[str, str]:
     try:
-        report = market_services.candles_fetch_latest(instrument=instrument, timeframe=timeframe)
+        report = candles_fetch_latest(instrument=instrument, timeframe=timeframe)
     except ProviderError as error:
         return {"status": "failed", "message": f"{type(error).__name__}: {error}"[:500]}
     return {"status": "ok", "message": report.describe()}

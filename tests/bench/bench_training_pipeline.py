@@ -77,15 +77,14 @@ def database_rows() -> list[tuple[str, ...]]:
     from django.contrib.auth import get_user_model
 
     from apps.market import selectors as market
-    from apps.market import services as market_services
+    from apps.market.services.candles import candles_store
+    from apps.market.services.instruments import instrument_get_or_create
     from apps.training import selectors, services
     from apps.training.domain.features import CORE_V1
     from tests.unit.training.synthetic import random_walk_candles
 
-    instrument = market_services.instrument_get_or_create(
-        symbol="BENCHUSDT", exchange="bench", timeframes=["1h"]
-    )
-    market_services.candles_store(
+    instrument = instrument_get_or_create(symbol="BENCHUSDT", exchange="bench", timeframes=["1h"])
+    candles_store(
         instrument=instrument, timeframe="1h", frame=random_walk_candles(BARS + CORE_V1.warmup, seed=1)
     )
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.market import selectors as market
-from apps.market import services as market_services
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 from apps.training import services
 from apps.training.models import MLModel, TrainingRun
 
@@ -87,9 +88,9 @@ def test_inactive_instruments_and_timeframes_not_trained_on_are_skipped(settings
 
 
 def test_a_series_with_too_little_history_is_reported_and_the_run_goes_on(btc_hourly):
-    short = market_services.instrument_get_or_create(symbol="ETHUSD", exchange="coinbase", timeframes=["1h"])
+    short = instrument_get_or_create(symbol="ETHUSD", exchange="coinbase", timeframes=["1h"])
     recent = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=600)
-    market_services.candles_store(instrument=short, timeframe="1h", frame=recent)
+    candles_store(instrument=short, timeframe="1h", frame=recent)
 
     run = services.training_run_for_slot(now=SLOT)
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.core import clock
 from apps.core.sweeper import jobs_sweep
 from apps.market import selectors as market
-from apps.market import services as market_services
+from apps.market.services.candles import candles_store
 from apps.training import selectors, services
 from apps.training.domain.pipeline import predict_latest
 from apps.training.models import MLModel
@@ -217,7 +217,7 @@ def test_a_new_candle_gets_a_new_prediction(api_client, model, btc_hourly):
     before = api_client.get(f"/api/training/models/{model.model_id}/predict").json()
     newest = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=1)
     with clock.replaying(SHIPPED_HISTORY_NOW + timedelta(hours=1)):  # the 10:00 candle has closed
-        market_services.candles_store(
+        candles_store(
             instrument=btc_hourly,
             timeframe="1h",
             frame=newest.set_axis(newest.index + timedelta(hours=1)) * 1.02,
