@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from apps.training import services
 from apps.training.models import MLModel, PromotionDecision
+from apps.training.services.training_runs import training_run_for_slot
 from tests.integration.training.conftest import train_now
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def test_the_promote_and_retire_actions_change_the_stage_and_record_the_decision
 
 
 def test_runs_and_decisions_have_read_only_pages(admin_client, btc_hourly):
-    run = services.training_run_for_slot()
+    run = training_run_for_slot()
     decision = PromotionDecision.objects.get()
 
     run_page = admin_client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
