@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.core.dispatch import job_dispatch
-from apps.market import services
 from apps.market.providers.base import TemporaryProviderError
+from apps.market.services import analyses, candle_fetch
 from workers.periodic import once_per_slot
 
 
@@ -15,14 +15,14 @@ from workers.periodic import once_per_slot
 def analysis_run_all() -> None:
     """Beat-driven: one analysis row per active instrument and timeframe for the slot, each sent to
     a worker of its own (a slot's row is unique, so a repeated message adds nothing)."""
-    for analysis in services.analysis_requests():
+    for analysis in analyses.analysis_requests():
         job_dispatch(analysis_run, analysis)
 
 
 @shared_task(name="market.analysis_run")
 def analysis_run(analysis_id: int) -> None:
     """Fetch, analyse and store one analysis row; a redelivered message does nothing."""
-    services.analysis_run(analysis_id=analysis_id)
+    analyses.analysis_run(analysis_id=analysis_id)
 
 
 @shared_task(
@@ -33,4 +33,4 @@ def analysis_run(analysis_id: int) -> None:
 )
 def candles_fetch_latest(instrument_id: int, timeframe: str) -> None:
     """Fetch candles newer than the newest stored one (admin action 'fetch now')."""
-    services.candles_fetch_latest_for(instrument_id=instrument_id, timeframe=timeframe)
+    candle_fetch.candles_fetch_latest_for(instrument_id=instrument_id, timeframe=timeframe)

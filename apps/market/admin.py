@@ -16,8 +16,9 @@ from django.utils.html import format_html
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
-from apps.market import admin_views, selectors, services
+from apps.market import admin_views, selectors
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
+from apps.market.services.analyses import analysis_request, analysis_slot
 from workers.market import analysis_run, candles_fetch_latest
 
 InstrumentView = Callable[[HttpRequest, Instrument], HttpResponse]
@@ -78,12 +79,12 @@ class InstrumentAdmin(admin.ModelAdmin):
         """One analysis row per instrument and timeframe for the current slot, each sent to a worker;
         one already made for the slot is not repeated."""
         enqueued, done, skipped = 0, 0, []
-        slot = services.analysis_slot()
+        slot = analysis_slot()
         for instrument in queryset:
             timeframes = _timeframes(instrument)
             skipped += [] if timeframes else [instrument.symbol]
             for timeframe in timeframes:
-                analysis = services.analysis_request(instrument=instrument, timeframe=timeframe, slot=slot)
+                analysis = analysis_request(instrument=instrument, timeframe=timeframe, slot=slot)
                 if analysis.status == JobStatus.PENDING:
                     job_dispatch_on_commit(analysis_run, analysis)
                     enqueued += 1

@@ -14,9 +14,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from apps.core.admin import ReadOnlyAdmin
-from apps.training import selectors, services
+from apps.training import selectors
 from apps.training.errors import ArtifactError, TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, TrainingRun
+from apps.training.services.promotion import model_promote_if_better, model_retire, promotion_rule
 
 ADMIN_EVALUATION_DAYS = 30
 CHART_FEATURES = 30
@@ -64,7 +65,7 @@ class MLModelAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Test score")
     def test_score(self, model: MLModel) -> str:
-        metric, _ = services.promotion_rule(model.model_type)
+        metric, _ = promotion_rule(model.model_type)
         return f"{metric} {_number(model.metrics.get('test', {}).get(metric))}" if model.metrics else "-"
 
     @admin.display(description="Feature set")
@@ -135,7 +136,7 @@ class MLModelAdmin(ReadOnlyAdmin):
     def promote_if_better(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
         for model in queryset.select_related("instrument"):
             try:
-                decision = services.model_promote_if_better(candidate=model)
+                decision = model_promote_if_better(candidate=model)
             except (TrainingInputError, ArtifactError) as error:
                 self.message_user(request, f"{model.model_id}: {error}", messages.WARNING)
                 continue
@@ -147,7 +148,7 @@ class MLModelAdmin(ReadOnlyAdmin):
     def retire(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
         for model in queryset:
             try:
-                services.model_retire(model=model)
+                model_retire(model=model)
             except TrainingInputError as error:
                 self.message_user(request, str(error), messages.WARNING)
                 continue

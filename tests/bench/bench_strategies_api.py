@@ -68,10 +68,11 @@ def store_candles() -> None:
     import django
 
     django.setup()
-    from apps.market import services
+    from apps.market.services.candles import candles_store
+    from apps.market.services.instruments import instrument_get_or_create
 
-    instrument = services.instrument_get_or_create(symbol=SYMBOL, exchange="bench", timeframes=["1h"])
-    services.candles_store(instrument=instrument, timeframe="1h", frame=synthetic_hours(BARS))
+    instrument = instrument_get_or_create(symbol=SYMBOL, exchange="bench", timeframes=["1h"])
+    candles_store(instrument=instrument, timeframe="1h", frame=synthetic_hours(BARS))
 
 
 @contextmanager

@@ -77,20 +77,20 @@ def database_rows() -> list[tuple[str, ...]]:
     from django.contrib.auth import get_user_model
 
     from apps.market import selectors as market
-    from apps.market import services as market_services
-    from apps.training import selectors, services
+    from apps.market.services.candles import candles_store
+    from apps.market.services.instruments import instrument_get_or_create
+    from apps.training import selectors
     from apps.training.domain.features import CORE_V1
+    from apps.training.services.model_training import model_train, model_train_request, training_spec_build
     from tests.unit.training.synthetic import random_walk_candles
 
-    instrument = market_services.instrument_get_or_create(
-        symbol="BENCHUSDT", exchange="bench", timeframes=["1h"]
-    )
-    market_services.candles_store(
+    instrument = instrument_get_or_create(symbol="BENCHUSDT", exchange="bench", timeframes=["1h"])
+    candles_store(
         instrument=instrument, timeframe="1h", frame=random_walk_candles(BARS + CORE_V1.warmup, seed=1)
     )
 
     def train(hyperparameters: dict | None = None) -> object:
-        spec = services.training_spec_build(
+        spec = training_spec_build(
             symbol="BENCHUSDT",
             exchange="bench",
             timeframe="1h",
@@ -98,7 +98,7 @@ def database_rows() -> list[tuple[str, ...]]:
             lookback_period=BARS,
             hyperparameters=hyperparameters,
         )
-        model = services.model_train(model_pk=services.model_train_request(spec=spec).pk)
+        model = model_train(model_pk=model_train_request(spec=spec).pk)
         assert model is not None and model.stage == "candidate", model and model.error
         return model
 

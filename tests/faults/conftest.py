@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.core.models import JobStatus
-from apps.market import services as market_services
+from apps.market.services.candles import candles_import_file
 from apps.strategies.models import Backtest, Strategy, StrategyStatus
 from apps.strategies.services.backtests import backtest_create
 from apps.strategies.services.strategies import strategy_create
@@ -105,7 +105,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 def strategy(transactional_db) -> Strategy:
     """The brief's RSI strategy on the shipped BTCUSD 1h history (20,111 candles); its instrument is
     inactive so that no scheduled analysis tries to reach an exchange during the test."""
-    instrument = market_services.candles_import_file(
+    instrument = candles_import_file(
         path=BTC_HOURLY, symbol="BTCUSD", timeframe="1h", exchange="coinbase"
     ).instrument
     instrument.active = False

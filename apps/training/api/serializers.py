@@ -7,9 +7,10 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from apps.training import selectors, services
+from apps.training import selectors
 from apps.training.errors import TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, TrainingRun
+from apps.training.services.model_training import training_spec_build
 
 MAX_EVALUATION_DAYS = 3650
 
@@ -27,7 +28,7 @@ class TrainRequestSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
-            attrs["spec"] = services.training_spec_build(**attrs)
+            attrs["spec"] = training_spec_build(**attrs)
         except TrainingInputError as error:
             raise serializers.ValidationError({k: [v] for k, v in error.fields.items()}) from None
         return attrs

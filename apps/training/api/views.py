@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from apps.core.api import validated
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.symbols import normalise_symbol
-from apps.training import selectors, services
+from apps.training import selectors
 from apps.training.api.serializers import (
     EvaluateRequestSerializer,
     EvaluationSerializer,
@@ -33,6 +33,7 @@ from apps.training.api.serializers import (
 )
 from apps.training.errors import TrainingInputError
 from apps.training.models import MODEL_TYPE_CHOICES, MLModel, Stage, TrainingRun
+from apps.training.services.model_training import model_train_request
 from workers.training import model_train
 
 
@@ -51,7 +52,7 @@ class TrainView(APIView):
     @extend_schema(request=TrainRequestSerializer, responses={202: TrainAcceptedSerializer})
     def post(self, request: Request) -> Response:
         data = validated(TrainRequestSerializer, request.data)
-        model = services.model_train_request(spec=data["spec"])
+        model = model_train_request(spec=data["spec"])
         job_dispatch_on_commit(model_train, model)
         body = {"model_id": model.model_id, "status": model.stage, "url": model_url(model)}
         return Response(TrainAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

@@ -33,9 +33,11 @@ from apps.core import clock
 from apps.core.models import JobStatus
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 from apps.health.services import snapshot_request
-from apps.market import services as market
 from apps.market.domain.candles import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
+from apps.market.services.analyses import analysis_request, analysis_run, analysis_slot
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.models import (
     Backtest,
     CandidateOutcome,
@@ -78,7 +80,7 @@ from apps.trading.services.accounts import account_halt, account_resume
 from apps.trading.services.orders import order_place
 from apps.trading.services.snapshots import portfolio_snapshot
 from apps.training.models import MLModel, PromotionDecision, Stage, TrainingRun
-from apps.training.services import model_train_request, training_spec_build
+from apps.training.services.model_training import model_train_request, training_spec_build
 from tests.integration.llm.conftest import spend
 from tests.integration.market.conftest import BTC_HOURLY
 from tests.integration.strategies.conftest import RSI_DOCUMENT, make_strategy
@@ -109,19 +111,17 @@ class AdminWorld:
 
     @cached_property
     def btc(self) -> Instrument:
-        instrument = market.instrument_get_or_create(symbol="BTCUSD", exchange="coinbase", timeframes=["1h"])
+        instrument = instrument_get_or_create(symbol="BTCUSD", exchange="coinbase", timeframes=["1h"])
         frame = read_candles(BTC_HOURLY).iloc[-HISTORY_BARS:]
-        market.candles_store(instrument=instrument, timeframe="1h", frame=frame)
+        candles_store(instrument=instrument, timeframe="1h", frame=frame)
         return instrument
 
     @cached_property
     def analysis(self) -> MarketAnalysis:
         """The 30-minute analysis of the newest shipped bar, run as the job runs it (without a fetch)."""
-        requested = market.analysis_request(
-            instrument=self.btc, timeframe="1h", slot=market.analysis_slot(HISTORY_NOW)
-        )
+        requested = analysis_request(instrument=self.btc, timeframe="1h", slot=analysis_slot(HISTORY_NOW))
         with clock.replaying(HISTORY_NOW):
-            analysis = market.analysis_run(analysis_id=requested.pk, fetch=False)
+            analysis = analysis_run(analysis_id=requested.pk, fetch=False)
         assert analysis is not None
         assert analysis.status == JobStatus.COMPLETED, analysis.error
         return analysis

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from apps.market import services as market_services
+from apps.market.models import Instrument
 from apps.strategies.models import Backtest, Strategy
 from tests.integration.market.conftest import btc_hourly
 
@@ -138,7 +138,7 @@ def test_numbers_outside_the_documented_range_are_refused_before_the_engine(
 
 def test_hostile_input_changes_nothing(api_client, btc_hourly):
     def counts() -> tuple[int, int, int]:
-        return Strategy.objects.count(), Backtest.objects.count(), market_services.Instrument.objects.count()
+        return Strategy.objects.count(), Backtest.objects.count(), Instrument.objects.count()
 
     before = counts()
 
@@ -148,5 +148,5 @@ def test_hostile_input_changes_nothing(api_client, btc_hourly):
     assert (
         Strategy.objects.count(),
         Backtest.objects.count(),
-        market_services.Instrument.objects.count(),
+        Instrument.objects.count(),
     ) == before

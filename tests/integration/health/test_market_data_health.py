@@ -8,16 +8,17 @@ import pandas as pd
 import pytest
 from django.utils import timezone
 
-from apps.market import services
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 
 pytestmark = pytest.mark.django_db
 
 
 def _store_hourly(symbol: str, newest: pd.Timestamp, bars: int = 3) -> None:
-    instrument = services.instrument_get_or_create(symbol=symbol, exchange="binance", timeframes=["1h"])
+    instrument = instrument_get_or_create(symbol=symbol, exchange="binance", timeframes=["1h"])
     index = pd.date_range(end=newest, periods=bars, freq="1h", tz="UTC", name="open_time")
     frame = pd.DataFrame({"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 3.0}, index=index)
-    services.candles_store(instrument=instrument, timeframe="1h", frame=frame)
+    candles_store(instrument=instrument, timeframe="1h", frame=frame)
 
 
 def test_fresh_series_are_healthy_and_stale_ones_degrade_the_status(anon_client):

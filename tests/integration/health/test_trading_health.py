@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.core.models import JobStatus
 from apps.health.checks import check_performance_monitor
-from apps.market import services as market_services
+from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.models import Strategy, StrategyStatus, StrategyType
 from apps.trading.domain.risk_rules import TradingState
 from apps.trading.models import (
@@ -37,9 +37,7 @@ def _account(user, name: str, **fields: object) -> Account:
 
 
 def _allocation(account: Account, number: int, **fields: object) -> StrategyAllocation:
-    instrument = market_services.instrument_get_or_create(
-        symbol="BTCUSDT", exchange="binance", timeframes=["1h"]
-    )
+    instrument = instrument_get_or_create(symbol="BTCUSDT", exchange="binance", timeframes=["1h"])
     strategy = Strategy.objects.create(
         strategy_id=f"strategy_S{number}_BTCUSDT",
         name=f"S{number}",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.market import services
 from apps.market.models import Instrument
+from apps.market.services.candles import candles_import_file
 from tests.fakes.exchange import FakeExchange
 from tests.integration.llm.conftest import fake_llm  # noqa: F401  (the commentary tests use it)
 
@@ -19,7 +19,7 @@ BTC_HOURLY = FIXTURES / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
 @pytest.fixture
 def btc_hourly(db) -> Instrument:
     """BTCUSD 1h from Coinbase, 20,111 real candles, imported as `make run` does."""
-    return services.candles_import_file(
+    return candles_import_file(
         path=BTC_HOURLY, symbol="BTCUSD", timeframe="1h", exchange="coinbase"
     ).instrument
 

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 
 from apps.core import clock
-from apps.market import services
 from apps.market.models import MarketAnalysis, MarketEvent, Signal
+from apps.market.services.analyses import analysis_run_all
 from tests.fakes.http import closed_port_url
 
 pytestmark = pytest.mark.django_db
@@ -25,9 +25,9 @@ def offline(settings):
 
 
 def test_running_the_job_twice_in_a_slot_stores_one_analysis_per_series(btc_hourly, offline):
-    first = services.analysis_run_all(now=SLOT_TIME)
+    first = analysis_run_all(now=SLOT_TIME)
     signals, events = Signal.objects.count(), MarketEvent.objects.count()
-    second = services.analysis_run_all(now=SLOT_TIME + timedelta(minutes=10))
+    second = analysis_run_all(now=SLOT_TIME + timedelta(minutes=10))
 
     assert len(first) == 1
     assert second == []
@@ -38,7 +38,7 @@ def test_running_the_job_twice_in_a_slot_stores_one_analysis_per_series(btc_hour
 
 
 def test_an_offline_fetch_is_recorded_and_the_stored_candles_are_analysed(btc_hourly, offline):
-    analysis = services.analysis_run_all(now=SLOT_TIME)[0]
+    analysis = analysis_run_all(now=SLOT_TIME)[0]
 
     assert analysis.fetch_status == "failed"
     assert "Error" in analysis.fetch_message
@@ -53,7 +53,7 @@ def test_an_offline_fetch_is_recorded_and_the_stored_candles_are_analysed(btc_ho
 
 def test_stale_data_is_analysed_but_no_signal_is_derived_from_it(btc_hourly, offline):
     with clock.replaying(SLOT_TIME):  # the shipped history ended in 2019
-        analysis = services.analysis_run_all(now=SLOT_TIME)[0]
+        analysis = analysis_run_all(now=SLOT_TIME)[0]
 
     assert analysis.stale is True
     assert analysis.freshness.startswith("the newest 1h candle closed 2019-10-17 10:00 UTC")
@@ -65,7 +65,7 @@ def test_stale_data_is_analysed_but_no_signal_is_derived_from_it(btc_hourly, off
 def test_fresh_data_gives_signals_and_events(btc_hourly, offline):
     live = datetime(2019, 10, 17, 10, 20, tzinfo=UTC)  # twenty minutes after the newest candle closed
     with clock.replaying(live):
-        analysis = services.analysis_run_all(now=live)[0]
+        analysis = analysis_run_all(now=live)[0]
 
     assert analysis.stale is False
     assert "20 minutes ago" in analysis.freshness
@@ -73,16 +73,16 @@ def test_fresh_data_gives_signals_and_events(btc_hourly, offline):
 
 
 def test_the_next_slot_gets_its_own_analysis_but_events_of_the_same_bar_are_not_repeated(btc_hourly, offline):
-    services.analysis_run_all(now=SLOT_TIME)
+    analysis_run_all(now=SLOT_TIME)
     events = MarketEvent.objects.count()
-    services.analysis_run_all(now=SLOT_TIME + timedelta(minutes=30))
+    analysis_run_all(now=SLOT_TIME + timedelta(minutes=30))
 
     assert MarketAnalysis.objects.count() == 2
     assert MarketEvent.objects.count() == events
 
 
 def test_the_analysis_api_lists_signals_and_events(api_client, btc_hourly, offline):
-    services.analysis_run_all(now=SLOT_TIME)
+    analysis_run_all(now=SLOT_TIME)
 
     body = api_client.get("/api/market/analyses?symbol=BTCUSD").json()
     assert body["count"] == 1

@@ -9,7 +9,7 @@ import pytest
 
 from apps.core import clock
 from apps.llm.models import LLMCall
-from apps.market import services
+from apps.market.services.analyses import analysis_request, analysis_run
 from tests.fakes.llm import Reply
 
 pytestmark = pytest.mark.django_db
@@ -18,9 +18,9 @@ FRESH = datetime(2019, 10, 17, 10, 20, tzinfo=UTC)  # just after the shipped his
 
 
 def _analyse(instrument):
-    row = services.analysis_request(instrument=instrument, timeframe="1h", slot=SLOT)
+    row = analysis_request(instrument=instrument, timeframe="1h", slot=SLOT)
     with clock.replaying(FRESH):  # commentary is asked only about fresh data
-        return services.analysis_run(analysis_id=row.pk, fetch=False)
+        return analysis_run(analysis_id=row.pk, fetch=False)
 
 
 def test_without_an_llm_provider_no_commentary_is_stored_and_the_reason_is(btc_hourly):

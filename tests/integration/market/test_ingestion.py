@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.market import selectors, services
+from apps.market import selectors
 from apps.market.models import Candle, Instrument
+from apps.market.services.candles import candles_import_file, candles_resample
 from tests.integration.market.conftest import BTC_HOURLY
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +54,7 @@ def test_importing_the_same_file_twice_changes_nothing():
 def test_a_corrected_bar_is_updated_and_new_bars_are_added(tmp_path):
     start = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
     bars = [f"{start + i * 3_600_000},10,12,9,11,5" for i in range(3)]
-    services.candles_import_file(
+    candles_import_file(
         path=_write_csv(tmp_path / "a.csv", bars), symbol="ETHUSDT", timeframe="1h", exchange="binance"
     )
 
@@ -63,7 +64,7 @@ def test_a_corrected_bar_is_updated_and_new_bars_are_added(tmp_path):
         bars[2],
         f"{start + 3 * 3_600_000},11,13,10,12,6",
     ]
-    report = services.candles_import_file(
+    report = candles_import_file(
         path=_write_csv(tmp_path / "b.csv", corrected), symbol="ETHUSDT", timeframe="1h", exchange="binance"
     )
 
@@ -75,7 +76,7 @@ def test_a_corrected_bar_is_updated_and_new_bars_are_added(tmp_path):
 def test_gaps_are_reported(tmp_path):
     start = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
     bars = [f"{start + i * 3_600_000},10,12,9,11,5" for i in (0, 1, 4, 5)]
-    report = services.candles_import_file(
+    report = candles_import_file(
         path=_write_csv(tmp_path / "gap.csv", bars), symbol="ETHUSDT", timeframe="1h", exchange="binance"
     )
 
@@ -120,7 +121,7 @@ def test_bad_arguments_exit_non_zero_with_a_clear_message(args, message):
 
 
 def test_higher_timeframes_are_resampled_from_stored_candles(btc_hourly):
-    report = services.candles_resample(instrument=btc_hourly, from_timeframe="1h", to_timeframe="4h")
+    report = candles_resample(instrument=btc_hourly, from_timeframe="1h", to_timeframe="4h")
 
     hourly = selectors.candles_frame(instrument=btc_hourly, timeframe="1h")
     four_hourly = selectors.candles_frame(instrument=btc_hourly, timeframe="4h")

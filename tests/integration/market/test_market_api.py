@@ -60,7 +60,7 @@ def test_indicators_are_aligned_to_candle_times_and_equal_the_full_history_value
 
 
 def test_warm_up_bars_are_null_not_nan(api_client, db, tmp_path):
-    from apps.market import services
+    from apps.market.services.candles import candles_import_file
 
     path = tmp_path / "short.csv"
     start = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
@@ -68,7 +68,7 @@ def test_warm_up_bars_are_null_not_nan(api_client, db, tmp_path):
         "timestamp,open,high,low,close,volume\n"
         + "\n".join(f"{start + i * 3_600_000},10,12,9,{10 + i % 3},5" for i in range(30))
     )
-    services.candles_import_file(path=path, symbol="ETHUSDT", timeframe="1h", exchange="binance")
+    candles_import_file(path=path, symbol="ETHUSDT", timeframe="1h", exchange="binance")
 
     values = api_client.get(
         "/api/market/data/indicators?symbol=ETHUSDT&timeframe=1h&indicators=SMA(20)"

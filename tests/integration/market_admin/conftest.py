@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from apps.market import services
 from apps.market.domain.candles import read_candles
 from apps.market.models import Instrument, MarketAnalysis, MarketEvent, Signal
+from apps.market.services.candles import candles_import_file, candles_store
+from apps.market.services.instruments import instrument_get_or_create
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BTC_1H = REPO_ROOT / "fixtures" / "market" / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
@@ -18,16 +19,14 @@ BTC_1H = REPO_ROOT / "fixtures" / "market" / "btc_usd_coinbase_1h_2017-07-01_201
 @pytest.fixture
 def btc(db) -> Instrument:
     """BTCUSD on coinbase with its 20,000 real hourly candles."""
-    return services.candles_import_file(
-        path=BTC_1H, symbol="BTCUSD", timeframe="1h", exchange="coinbase"
-    ).instrument
+    return candles_import_file(path=BTC_1H, symbol="BTCUSD", timeframe="1h", exchange="coinbase").instrument
 
 
 @pytest.fixture
 def young_instrument(db) -> Instrument:
     """An instrument with only its first 60 hourly candles: too few to warm every indicator up."""
-    instrument = services.instrument_get_or_create(symbol="YNGUSD", exchange="coinbase", timeframes=["1h"])
-    services.candles_store(instrument=instrument, timeframe="1h", frame=read_candles(BTC_1H).iloc[:60])
+    instrument = instrument_get_or_create(symbol="YNGUSD", exchange="coinbase", timeframes=["1h"])
+    candles_store(instrument=instrument, timeframe="1h", frame=read_candles(BTC_1H).iloc[:60])
     return instrument
 
 

@@ -8,9 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from apps.market import services
 from apps.market.domain.candles import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 from tests.integration.enqueued import enqueued
 from tests.integration.market_admin.conftest import BTC_1H
 
@@ -20,8 +21,8 @@ MODELS = ("instrument", "candle", "marketanalysis", "signal", "marketevent")
 
 
 def _instrument_with_candles(symbol: str, candles: int, timeframes: list[str] | None = None) -> Instrument:
-    instrument = services.instrument_get_or_create(symbol=symbol, exchange="coinbase", timeframes=timeframes)
-    services.candles_store(instrument=instrument, timeframe="1h", frame=read_candles(BTC_1H).iloc[:candles])
+    instrument = instrument_get_or_create(symbol=symbol, exchange="coinbase", timeframes=timeframes)
+    candles_store(instrument=instrument, timeframe="1h", frame=read_candles(BTC_1H).iloc[:candles])
     return instrument
 
 
@@ -175,7 +176,7 @@ def test_an_instrument_without_timeframes_uses_those_of_its_stored_candles(
 
 
 def test_it_warns_about_an_instrument_with_nothing_to_fetch(admin_client, django_capture_on_commit_callbacks):
-    empty = services.instrument_get_or_create(symbol="XRPUSD", exchange="coinbase")
+    empty = instrument_get_or_create(symbol="XRPUSD", exchange="coinbase")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = _post_action(admin_client, "fetch_candles_now", [empty])

@@ -12,9 +12,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from apps.market import services
 from apps.market.domain.patterns import PATTERNS
 from apps.market.models import Candle
+from apps.market.services.instruments import instrument_get_or_create
 
 pytestmark = pytest.mark.django_db
 
@@ -208,7 +208,7 @@ def test_staff_need_permission_to_view_instruments(client, staff_user, btc):
 
 
 def test_the_chart_page_of_an_instrument_without_candles_says_so(admin_client):
-    empty = services.instrument_get_or_create(symbol="XRPUSD", exchange="coinbase")
+    empty = instrument_get_or_create(symbol="XRPUSD", exchange="coinbase")
 
     response = admin_client.get(_chart_url(empty))
 

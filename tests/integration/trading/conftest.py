@@ -9,8 +9,9 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from apps.market import services as market_services
 from apps.market.models import Instrument
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 from apps.trading.models import Account, AccountKind
 from apps.trading.services.accounts import account_create
 from tests.fakes.exchange import FakeExchange
@@ -38,7 +39,7 @@ def candle_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def store_candles(instrument: Instrument, rows: list[tuple], timeframe: str = "1h") -> None:
-    market_services.candles_store(instrument=instrument, timeframe=timeframe, frame=candle_frame(rows))
+    candles_store(instrument=instrument, timeframe=timeframe, frame=candle_frame(rows))
 
 
 def hour(n: int) -> datetime:
@@ -49,9 +50,7 @@ def hour(n: int) -> datetime:
 @pytest.fixture
 def btcusdt(db) -> Instrument:
     """BTCUSDT on binance with the fake exchange's filters and five hourly candles (last close 102.25)."""
-    instrument = market_services.instrument_get_or_create(
-        symbol="BTCUSDT", exchange="binance", timeframes=["1h"]
-    )
+    instrument = instrument_get_or_create(symbol="BTCUSDT", exchange="binance", timeframes=["1h"])
     Instrument.objects.filter(pk=instrument.pk).update(
         amount_step=D("0.00001"), price_step=D("0.01"), min_amount=D("0.00001"), min_notional=D(5)
     )

@@ -13,7 +13,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from apps.health.checks import check_trading_orchestrator
-from apps.market.services import instrument_get_or_create
+from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.models import DecisionKind, StrategyDecision, StrategyStatus
 from apps.strategies.services.strategies import strategy_create
 from apps.trading import orchestrator, performance

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.market import services as market_services
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.engine import Action, run_backtest, signals
 from apps.strategies.models import StrategyStatus
 from apps.strategies.services.strategies import strategy_create
@@ -69,10 +70,8 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
         frame, RULES, PARAMETERS, initial_capital=10000.0, commission=COMMISSION, slippage=SLIPPAGE
     )
     codes = signals(RULES, frame, PARAMETERS)
-    instrument = market_services.instrument_get_or_create(
-        symbol="BTCUSD", exchange="coinbase", timeframes=["1h"]
-    )
-    market_services.candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[:1])
+    instrument = instrument_get_or_create(symbol="BTCUSD", exchange="coinbase", timeframes=["1h"])
+    candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[:1])
     strategy = strategy_create(
         name="RSI paper agreement",
         type="mean_reversion",
@@ -97,7 +96,7 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
     times = frame.index.to_pydatetime()
 
     for t in range(len(frame)):
-        market_services.candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[t : t + 1])
+        candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[t : t + 1])
         paper_orders_match(instrument=instrument)
         if t + 1 < len(frame) and codes[t] in (Action.BUY, Action.SELL):
             orchestrator.signal_apply(

@@ -82,12 +82,12 @@ def test_the_order_rate_counts_accepted_orders_of_the_last_minute(paper_account,
 
 
 def test_open_positions_are_limited(paper_account, btcusdt, make_account):
-    from apps.market import services as market_services
+    from apps.market.services.instruments import instrument_get_or_create
     from tests.unit.market_providers.conftest import hourly_rows
 
     from .conftest import store_candles
 
-    eth = market_services.instrument_get_or_create(symbol="ETHUSDT", exchange="binance")
+    eth = instrument_get_or_create(symbol="ETHUSDT", exchange="binance")
     store_candles(eth, hourly_rows(5))
     limit(paper_account, max_open_positions=1)
     place(paper_account)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.core import clock
-from apps.training import selectors, services
+from apps.training import selectors
 from apps.training.models import MLModel
+from apps.training.services.model_training import model_train, model_train_request, training_spec_build
 from tests.integration.market.conftest import btc_hourly  # noqa: F401  (the shipped real candles)
 
 FAST_LOOKBACK = 1000
@@ -44,14 +45,14 @@ def train_now(
     hyperparameters: dict | None = None,
 ) -> MLModel:
     """Train a BTCUSD 1h model synchronously, as a worker would."""
-    spec = services.training_spec_build(
+    spec = training_spec_build(
         symbol="BTCUSD",
         timeframe="1h",
         model_type=model_type,
         lookback_period=lookback,
         hyperparameters=hyperparameters,
     )
-    model = services.model_train(model_pk=services.model_train_request(spec=spec).pk)
+    model = model_train(model_pk=model_train_request(spec=spec).pk)
     assert model is not None
     assert model.stage == "candidate", model.error
     return model

@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from apps.training import services
 from apps.training.models import MLModel, PromotionDecision
+from apps.training.services.training_runs import training_run_for_slot
 from tests.integration.training.conftest import train_now
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,7 @@ def test_models_are_read_only_and_their_actions_are_for_users_who_may_change_mod
 
 
 def test_runs_and_decisions_have_read_only_pages(admin_client, btc_hourly):
-    run = services.training_run_for_slot()
+    run = training_run_for_slot()
     decision = PromotionDecision.objects.get()
 
     run_page = admin_client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from apps.market import selectors as market
-from apps.training import selectors, services
+from apps.training import selectors
 from apps.training import series as training_series
+from apps.training.services.promotion import model_promote_if_better
 from tests.integration.training.conftest import FAST_LOOKBACK, train_now
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +62,7 @@ def test_bars_no_model_could_have_predicted_yet_are_nan(btc_hourly):
 def test_the_series_follow_the_champions_settings(btc_hourly, recent):
     default = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
     champion = train_now(hyperparameters={"max_depth": 2, "n_estimators": 50})
-    assert services.model_promote_if_better(candidate=champion).promoted
+    assert model_promote_if_better(candidate=champion).promoted
 
     following = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=recent)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.training import services
+from apps.training.services.promotion import model_promote_if_better
 from tests.integration.training.conftest import train_now
 
 pytestmark = pytest.mark.django_db
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_champion_appears_with_its_live_accuracy(anon_client, btc_hourly):
     champion = train_now()
-    decision = services.model_promote_if_better(candidate=champion)
+    decision = model_promote_if_better(candidate=champion)
     assert decision.promoted, decision.reason
 
     monitor = anon_client.get("/api/health").json()["components"]["performance_monitor"]

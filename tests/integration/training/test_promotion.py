@@ -8,8 +8,11 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from apps.training import selectors, services
+from apps.training import selectors
+from apps.training.errors import TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, Stage
+from apps.training.services.ml_signal import ml_signal_parameters_update
+from apps.training.services.promotion import model_promote_if_better, model_retire
 from apps.training.signals import champion_promoted
 from tests.integration.training.conftest import train_now
 
@@ -21,7 +24,7 @@ STUMP = {"n_estimators": 1, "max_depth": 1}
 @pytest.fixture
 def champion(btc_hourly) -> MLModel:
     model = train_now(lookback=1000)
-    assert services.model_promote_if_better(candidate=model).promoted
+    assert model_promote_if_better(candidate=model).promoted
     model.refresh_from_db()
     return model
 
@@ -34,7 +37,7 @@ def _margin(settings, value: float) -> None:
 def test_the_first_candidate_of_a_series_becomes_champion_and_the_decision_is_recorded(btc_hourly):
     model = train_now()
 
-    decision = services.model_promote_if_better(candidate=model)
+    decision = model_promote_if_better(candidate=model)
 
     model.refresh_from_db()
     assert model.stage == "champion"
@@ -51,7 +54,7 @@ def test_a_candidate_better_by_more_than_the_margin_replaces_the_champion_which_
     _margin(settings, 0.05)
     candidate = train_now(lookback=1000, hyperparameters=STUMP)
 
-    decision = services.model_promote_if_better(candidate=candidate)
+    decision = model_promote_if_better(candidate=candidate)
 
     candidate.refresh_from_db()
     champion.refresh_from_db()
@@ -67,7 +70,7 @@ def test_a_candidate_better_by_less_than_the_margin_stays_a_candidate(settings, 
     _margin(settings, 0.1)
     candidate = train_now(lookback=1000, hyperparameters=STUMP)
 
-    decision = services.model_promote_if_better(candidate=candidate)
+    decision = model_promote_if_better(candidate=candidate)
 
     candidate.refresh_from_db()
     champion.refresh_from_db()
@@ -83,7 +86,7 @@ def test_both_models_are_scored_on_the_bars_neither_of_them_saw(settings, champi
     _margin(settings, 1.0)
     candidate = train_now(lookback=3000)  # trained on more history: it saw fewer of the recent bars
 
-    decision = services.model_promote_if_better(candidate=candidate)
+    decision = model_promote_if_better(candidate=candidate)
 
     assert candidate.seen_until < champion.seen_until
     assert decision.holdout_start == champion.seen_until + timedelta(hours=1)
@@ -97,7 +100,7 @@ def test_a_holdout_too_small_to_decide_on_promotes_nothing_and_says_why(settings
     settings.TRAINING_PROMOTION_MIN_HOLDOUT_BARS = 1000
     model = train_now()
 
-    decision = services.model_promote_if_better(candidate=model)
+    decision = model_promote_if_better(candidate=model)
 
     model.refresh_from_db()
     assert not decision.promoted
@@ -110,14 +113,14 @@ def test_a_holdout_too_small_to_decide_on_promotes_nothing_and_says_why(settings
 @pytest.mark.django_db
 def test_a_return_model_is_judged_on_rmse_where_lower_is_better(btc_hourly):
     first = train_now(model_type="return_prediction", lookback=2000)
-    refused = services.model_promote_if_better(candidate=first)
+    refused = model_promote_if_better(candidate=first)
     # Hourly returns are close to unpredictable: predicting no change does as well, so the first
     # return model is no champion on the shipped data. Make it one to judge the next against it.
     assert not refused.promoted and "does not beat no skill" in refused.reason
     MLModel.objects.filter(pk=first.pk).update(stage=Stage.CHAMPION)
     second = train_now(model_type="return_prediction", lookback=1000)
 
-    decision = services.model_promote_if_better(candidate=second)
+    decision = model_promote_if_better(candidate=second)
 
     assert decision.metric == "rmse"
     assert decision.promoted == (decision.candidate_value < decision.champion_value)
@@ -134,10 +137,10 @@ def test_the_database_refuses_a_second_champion_for_a_series(champion):
 
 @pytest.mark.django_db
 def test_only_candidates_can_be_promoted_and_retiring_a_champion_leaves_none(champion):
-    with pytest.raises(services.TrainingInputError, match="not a candidate"):
-        services.model_promote_if_better(candidate=champion)
+    with pytest.raises(TrainingInputError, match="not a candidate"):
+        model_promote_if_better(candidate=champion)
 
-    services.model_retire(model=champion)
+    model_retire(model=champion)
 
     assert (
         selectors.champion_get(instrument=champion.instrument, timeframe="1h", model_type="price_prediction")
@@ -154,7 +157,7 @@ def test_two_promotions_at_once_leave_exactly_one_champion(btc_hourly):
     def promote(model: MLModel) -> None:
         try:
             start.wait()
-            decisions.append(services.model_promote_if_better(candidate=model))
+            decisions.append(model_promote_if_better(candidate=model))
         except Exception as error:  # surfaced by the assertions below
             errors.append(error)
         finally:
@@ -186,7 +189,7 @@ def test_a_promotion_announces_the_parameter_changes_for_ml_signal_strategies(
     try:
         model = train_now()
         with django_capture_on_commit_callbacks(execute=True):
-            services.model_promote_if_better(candidate=model)
+            model_promote_if_better(candidate=model)
     finally:
         champion_promoted.disconnect(receiver)
 
@@ -203,13 +206,11 @@ def test_ml_signal_parameters_name_the_threshold_each_model_type_chose_on_valida
     returns = train_now(model_type="return_prediction")
     volatility = train_now(model_type="volatility_prediction")
 
-    assert services.ml_signal_parameters_update(champion=price).parameters == {
-        "ml_proba_threshold": price.threshold
-    }
-    assert services.ml_signal_parameters_update(champion=returns).parameters == {
+    assert ml_signal_parameters_update(champion=price).parameters == {"ml_proba_threshold": price.threshold}
+    assert ml_signal_parameters_update(champion=returns).parameters == {
         "ml_return_threshold": returns.threshold
     }
-    assert services.ml_signal_parameters_update(champion=volatility).parameters == {}
+    assert ml_signal_parameters_update(champion=volatility).parameters == {}
 
 
 @pytest.mark.django_db

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.market import selectors as market
-from apps.market import services as market_services
-from apps.training import services
+from apps.market.services.candles import candles_store
+from apps.market.services.instruments import instrument_get_or_create
 from apps.training.models import MLModel, TrainingRun
+from apps.training.services.training_runs import run_slot, training_run_for_slot
 
 pytestmark = pytest.mark.django_db
 
@@ -17,13 +18,13 @@ SLOT = datetime(2019, 10, 17, 12, 0, tzinfo=UTC)
 
 
 def test_slots_start_at_hours_0_6_12_and_18_utc():
-    assert services.run_slot(datetime(2019, 10, 17, 17, 59, 59, tzinfo=UTC)) == SLOT
-    assert services.run_slot(datetime(2019, 10, 17, 18, 0, tzinfo=UTC)) == SLOT.replace(hour=18)
-    assert services.run_slot(datetime(2019, 10, 18, 5, 0, tzinfo=UTC)) == datetime(2019, 10, 18, tzinfo=UTC)
+    assert run_slot(datetime(2019, 10, 17, 17, 59, 59, tzinfo=UTC)) == SLOT
+    assert run_slot(datetime(2019, 10, 17, 18, 0, tzinfo=UTC)) == SLOT.replace(hour=18)
+    assert run_slot(datetime(2019, 10, 18, 5, 0, tzinfo=UTC)) == datetime(2019, 10, 18, tzinfo=UTC)
 
 
 def test_a_run_trains_each_series_records_its_offline_fetch_and_promotes_the_first_champion(btc_hourly):
-    run = services.training_run_for_slot(now=SLOT.replace(minute=3))
+    run = training_run_for_slot(now=SLOT.replace(minute=3))
 
     assert run.status == "completed"
     assert run.slot == SLOT
@@ -41,7 +42,7 @@ def test_a_run_trains_each_series_records_its_offline_fetch_and_promotes_the_fir
 
 
 def test_runs_are_readable_through_the_api_with_their_reports(btc_hourly, api_client):
-    run = services.training_run_for_slot(now=SLOT.replace(minute=3))
+    run = training_run_for_slot(now=SLOT.replace(minute=3))
 
     listed = api_client.get("/api/training/runs", {"status": "completed"}).json()["results"]
     assert [(row["id"], row["slot"]) for row in listed] == [(run.pk, "2019-10-17T12:00:00Z")]
@@ -53,9 +54,9 @@ def test_runs_are_readable_through_the_api_with_their_reports(btc_hourly, api_cl
 
 
 def test_a_second_run_in_the_same_slot_does_nothing(btc_hourly):
-    first = services.training_run_for_slot(now=SLOT)
+    first = training_run_for_slot(now=SLOT)
 
-    again = services.training_run_for_slot(now=SLOT.replace(hour=17, minute=59))
+    again = training_run_for_slot(now=SLOT.replace(hour=17, minute=59))
 
     assert again is None
     assert TrainingRun.objects.count() == 1
@@ -64,10 +65,10 @@ def test_a_second_run_in_the_same_slot_does_nothing(btc_hourly):
 
 
 def test_the_next_slot_trains_a_new_candidate_and_weighs_it_against_the_champion(settings, btc_hourly):
-    services.training_run_for_slot(now=SLOT)
+    training_run_for_slot(now=SLOT)
     settings.TRAINING_PROMOTION_MARGIN = {"price_prediction": 1.0}  # no candidate can beat that
 
-    later = services.training_run_for_slot(now=SLOT.replace(hour=18))
+    later = training_run_for_slot(now=SLOT.replace(hour=18))
 
     [outcome] = later.report["series"][0]["models"]
     assert TrainingRun.objects.count() == 2
@@ -80,7 +81,7 @@ def test_each_configured_model_type_is_trained_on_at_most_the_stored_history(set
     settings.TRAINING_MODEL_TYPES = ["price_prediction", "return_prediction"]
     settings.TRAINING_LOOKBACK_BARS = 1_000_000  # more than stored: the run trains on all there is
 
-    run = services.training_run_for_slot(now=SLOT)
+    run = training_run_for_slot(now=SLOT)
 
     outcomes = run.report["series"][0]["models"]
     assert [o["model_type"] for o in outcomes] == ["price_prediction", "return_prediction"]
@@ -90,20 +91,20 @@ def test_each_configured_model_type_is_trained_on_at_most_the_stored_history(set
 
 def test_inactive_instruments_and_timeframes_not_trained_on_are_skipped(settings, btc_hourly):
     settings.TRAINING_TIMEFRAMES = ["4h"]
-    assert services.training_run_for_slot(now=SLOT).report["series"] == []
+    assert training_run_for_slot(now=SLOT).report["series"] == []
 
     settings.TRAINING_TIMEFRAMES = ["1h"]
     btc_hourly.active = False
     btc_hourly.save()
-    assert services.training_run_for_slot(now=SLOT.replace(hour=18)).report["series"] == []
+    assert training_run_for_slot(now=SLOT.replace(hour=18)).report["series"] == []
 
 
 def test_a_series_with_too_little_history_is_reported_and_the_run_goes_on(btc_hourly):
-    short = market_services.instrument_get_or_create(symbol="ETHUSD", exchange="coinbase", timeframes=["1h"])
+    short = instrument_get_or_create(symbol="ETHUSD", exchange="coinbase", timeframes=["1h"])
     recent = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=600)
-    market_services.candles_store(instrument=short, timeframe="1h", frame=recent)
+    candles_store(instrument=short, timeframe="1h", frame=recent)
 
-    run = services.training_run_for_slot(now=SLOT)
+    run = training_run_for_slot(now=SLOT)
 
     by_symbol = {series["symbol"]: series["models"][0] for series in run.report["series"]}
     assert by_symbol["BTCUSD"]["promoted"]

@@ -10,10 +10,11 @@ from django.utils import timezone
 from apps.core import clock
 from apps.core.sweeper import jobs_sweep
 from apps.market import selectors as market
-from apps.market import services as market_services
-from apps.training import selectors, services
+from apps.market.services.candles import candles_store
+from apps.training import selectors
 from apps.training.domain.pipeline import predict_latest
 from apps.training.models import MLModel
+from apps.training.services.model_training import model_train, model_train_request, training_spec_build
 from tests.integration.training.conftest import SHIPPED_HISTORY_NOW, train_now
 
 pytestmark = pytest.mark.django_db
@@ -217,7 +218,7 @@ def test_a_new_candle_gets_a_new_prediction(api_client, model, btc_hourly):
     before = api_client.get(f"/api/training/models/{model.model_id}/predict").json()
     newest = market.candles_frame(instrument=btc_hourly, timeframe="1h", limit=1)
     with clock.replaying(SHIPPED_HISTORY_NOW + timedelta(hours=1)):  # the 10:00 candle has closed
-        market_services.candles_store(
+        candles_store(
             instrument=btc_hourly,
             timeframe="1h",
             frame=newest.set_axis(newest.index + timedelta(hours=1)) * 1.02,
@@ -253,10 +254,10 @@ def test_the_api_needs_a_token(anon_client):
 
 
 def test_a_training_that_cannot_succeed_fails_the_model_with_its_reason(api_client, btc_hourly):
-    spec = services.training_spec_build(
+    spec = training_spec_build(
         symbol="BTCUSD", timeframe="1h", model_type="price_prediction", lookback_period=1000
     )
-    requested = services.model_train_request(spec=spec)
+    requested = model_train_request(spec=spec)
     broken = {
         "name": "broken",
         "version": 1,
@@ -264,7 +265,7 @@ def test_a_training_that_cannot_succeed_fails_the_model_with_its_reason(api_clie
     }
     MLModel.objects.filter(pk=requested.pk).update(feature_set=broken)
 
-    failed = services.model_train(model_pk=requested.pk)
+    failed = model_train(model_pk=requested.pk)
 
     body = api_client.get(f"/api/training/models/{failed.model_id}").json()
     assert (body["status"], body["job_status"]) == ("failed", "failed")
@@ -273,17 +274,17 @@ def test_a_training_that_cannot_succeed_fails_the_model_with_its_reason(api_clie
         "failed to train"
         in _error_fields(api_client.get(f"/api/training/models/{failed.model_id}/predict"))["model_id"][0]
     )
-    assert services.model_train(model_pk=requested.pk) is None  # a redelivered message changes nothing
+    assert model_train(model_pk=requested.pk) is None  # a redelivered message changes nothing
 
 
 def test_a_model_whose_training_keeps_losing_its_worker_fails_with_the_reason(
     api_client, btc_hourly, settings
 ):
     settings.CELERY_TASK_MAX_ATTEMPTS = 1
-    spec = services.training_spec_build(
+    spec = training_spec_build(
         symbol="BTCUSD", timeframe="1h", model_type="price_prediction", lookback_period=1000
     )
-    requested = services.model_train_request(spec=spec)
+    requested = model_train_request(spec=spec)
     # Its one attempt was claimed, then the worker died: the lease ran out without a renewal.
     MLModel.objects.filter(pk=requested.pk).update(
         status="running", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)

@@ -16,7 +16,8 @@ USE_EVERYTHING = """
 import json, numba
 from apps.market.domain import kernels, windows
 from apps.market.domain.indicators import REGISTRY
-from apps.market.domain.patterns import candlestick, chart, find
+from apps.market.domain.patterns import candlestick, find
+from apps.market.domain.patterns.chart import breakouts, levels, lines, reversals, swings
 from apps.training.domain.features import CORE_V1, feature_matrix
 from tests.unit.market.synthetic import random_walk
 
@@ -28,7 +29,7 @@ feature_matrix(frame, CORE_V1)
 feature_matrix(frame, CORE_V1, last_rows=1)
 misses = {
     f"{module.__name__}.{name}": sum(kernel.stats.cache_misses.values())
-    for module in (windows, kernels, chart, candlestick)
+    for module in (windows, kernels, swings, levels, breakouts, reversals, lines, candlestick)
     for name, kernel in vars(module).items()
     if isinstance(kernel, numba.core.registry.CPUDispatcher)
 }

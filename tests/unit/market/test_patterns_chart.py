@@ -9,7 +9,7 @@ import pytest
 from apps.market.domain.candles import INDEX_NAME
 from apps.market.domain.patterns import Detection, detect
 from apps.market.domain.patterns.base import Bars
-from apps.market.domain.patterns.chart import SWING_ORDER, find_swings
+from apps.market.domain.patterns.chart.swings import SWING_ORDER, find_swings
 
 WICK = 0.5
 

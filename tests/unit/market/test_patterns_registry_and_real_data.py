@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from apps.market.domain.patterns import PATTERNS, PatternError, detect, pattern_names
-from apps.market.domain.patterns.chart import SWING_ORDER
+from apps.market.domain.patterns.chart.swings import SWING_ORDER
 from tests.unit.market.synthetic import random_walk
 
 CANDLESTICKS = {

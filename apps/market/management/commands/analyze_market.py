@@ -6,8 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.market import selectors, services
+from apps.market import selectors
 from apps.market.domain.candles import TIMEFRAMES
+from apps.market.services.analyses import analysis_request, analysis_run, analysis_slot
 
 
 class Command(BaseCommand):
@@ -35,7 +36,7 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         else:
             instruments = list(selectors.instrument_list(active=True))
-        slot = services.analysis_slot()
+        slot = analysis_slot()
         for instrument in instruments:
             stored = selectors.candle_timeframes(instrument=instrument)
             if timeframe and timeframe not in stored:
@@ -43,8 +44,8 @@ class Command(BaseCommand):
                     f"no {timeframe} candles for {instrument.symbol}; stored: {', '.join(stored) or 'none'}"
                 )
             for tf in [timeframe] if timeframe else instrument.timeframes or stored:
-                row = services.analysis_request(instrument=instrument, timeframe=tf, slot=slot)
-                analysis = services.analysis_run(analysis_id=row.pk, fetch=not no_fetch)
+                row = analysis_request(instrument=instrument, timeframe=tf, slot=slot)
+                analysis = analysis_run(analysis_id=row.pk, fetch=not no_fetch)
                 if analysis is None:
                     self.stdout.write(
                         f"{instrument.symbol} {tf}: already analysed for the slot {slot:%Y-%m-%d %H:%M}"

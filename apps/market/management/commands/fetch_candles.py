@@ -8,9 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from apps.market import services
 from apps.market.domain.candles import CandleError, parse_timeframe
 from apps.market.providers.base import FetchProgress, ProviderError
+from apps.market.services.candle_fetch import candles_fetch, market_provider
+from apps.market.services.instruments import instrument_create_from_market
 
 
 def _date(text: str) -> datetime:
@@ -45,11 +46,11 @@ class Command(BaseCommand):
     ) -> None:
         try:
             parse_timeframe(timeframe)
-            provider = services.market_provider(exchange)
+            provider = market_provider(exchange)
             market = provider.load_market(symbol)
         except (CandleError, ProviderError) as error:
             raise CommandError(f"{error} (nothing was fetched)") from None
-        instrument = services.instrument_create_from_market(market=market, timeframes=[timeframe])
+        instrument = instrument_create_from_market(market=market, timeframes=[timeframe])
         with tqdm(total=1000, unit="‰", desc=f"{market.symbol} {timeframe}", file=self.stderr._out) as bar:
 
             def progress(step: FetchProgress) -> None:
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                 bar.refresh()
 
             try:
-                report = services.candles_fetch(
+                report = candles_fetch(
                     instrument=instrument,
                     timeframe=timeframe,
                     since=since,

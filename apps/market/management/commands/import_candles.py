@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.market import services
+from apps.market.errors import MarketInputError
+from apps.market.services.candles import candles_import_file
 
 
 class Command(BaseCommand):
@@ -23,9 +24,7 @@ class Command(BaseCommand):
         self, *args: Any, path: Path, symbol: str, timeframe: str, exchange: str, **options: Any
     ) -> None:
         try:
-            report = services.candles_import_file(
-                path=path, symbol=symbol, timeframe=timeframe, exchange=exchange
-            )
-        except services.MarketInputError as error:
+            report = candles_import_file(path=path, symbol=symbol, timeframe=timeframe, exchange=exchange)
+        except MarketInputError as error:
             raise CommandError(f"{error} (nothing was imported)") from None
         self.stdout.write(report.describe())

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from apps.market import services
+from apps.market.services.candles import candles_import_file
 
 MANIFEST = Path(settings.BASE_DIR) / "fixtures" / "market" / "manifest.json"
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         for entry in json.loads(MANIFEST.read_text()):
-            report = services.candles_import_file(
+            report = candles_import_file(
                 path=MANIFEST.parent / entry["file"],
                 symbol=entry["symbol"],
                 timeframe=entry["timeframe"],

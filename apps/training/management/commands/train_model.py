@@ -7,9 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.training import services
 from apps.training.errors import TrainingInputError
 from apps.training.models import MLModel, Stage
+from apps.training.services.model_training import model_train, model_train_request, training_spec_build
+from apps.training.services.promotion import model_promote_if_better
 
 OPTION_OF_FIELD = {
     "symbol": "--symbol",
@@ -58,7 +59,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            spec = services.training_spec_build(
+            spec = training_spec_build(
                 symbol=options["symbol"],
                 exchange=options["exchange"],
                 timeframe=options["timeframe"],
@@ -70,18 +71,18 @@ class Command(BaseCommand):
         except TrainingInputError as error:
             problems = "; ".join(f"{OPTION_OF_FIELD.get(k, k)}: {v}" for k, v in error.fields.items())
             raise CommandError(f"{problems} (nothing was trained)") from None
-        model = services.model_train_request(spec=spec)
+        model = model_train_request(spec=spec)
         self.stdout.write(
             f"{model.model_id}: training on {spec.lookback_period} bars of {model.symbol} {model.timeframe}"
         )
-        model = services.model_train(model_pk=model.pk, progress=self._progress)
+        model = model_train(model_pk=model.pk, progress=self._progress)
         if model is None or model.stage != Stage.CANDIDATE:
             raise CommandError(
                 f"training failed: {model.error if model else 'the job was taken by another worker'}"
             )
         self._summary(model)
         if options["promote"]:
-            decision = services.model_promote_if_better(candidate=model)
+            decision = model_promote_if_better(candidate=model)
             verdict = "promoted to champion" if decision.promoted else "not promoted"
             self.stdout.write(f"{verdict}: {decision.reason}")
 
