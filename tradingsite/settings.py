@@ -218,6 +218,9 @@ REST_FRAMEWORK = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure"
+# Jobs (backtests, optimisations, generations, trainings) one user may have pending or running at
+# once; the next request is a 429 (apps.core.ownership).
+API_MAX_QUEUED_JOBS_PER_USER = env.int("API_MAX_QUEUED_JOBS_PER_USER", default=20)
 
 API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24 * 30)
 # knox stores only a hash of each token; 0 hours means tokens never expire.

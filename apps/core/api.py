@@ -16,6 +16,9 @@ from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from apps.core.jobs import JobNotCancelable
+from apps.core.ownership import AccessRefused, NotVisible, TooManyJobs
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,6 +53,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             error_body("too_large", f"The request body is larger than the {limit:,} bytes allowed."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, AccessRefused | JobNotCancelable):
+        set_rollback()
+        return _refusal(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -75,10 +81,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(body, status=exc.status_code, headers=headers)
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+def _refusal(exc: AccessRefused | JobNotCancelable) -> Response:
+    """An ownership refusal or a job that already ended, in the error shape with its status."""
+    if isinstance(exc, NotVisible):  # worded exactly as for a missing object: existence does not leak
+        return Response(
+            error_body("not_found", str(exceptions.NotFound.default_detail)), status=status.HTTP_404_NOT_FOUND
+        )
+    if isinstance(exc, JobNotCancelable):
+        return Response(error_body("not_cancelable", str(exc)), status=status.HTTP_409_CONFLICT)
+    code = status.HTTP_429_TOO_MANY_REQUESTS if isinstance(exc, TooManyJobs) else status.HTTP_403_FORBIDDEN
+    return Response(error_body(exc.code, str(exc)), status=code)
+
+
+def validated(
+    serializer_class: type[serializers.Serializer], data: Any, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``data`` (a body or ``request.query_params``) through an input serializer; a 400 in the error
-    shape when it does not validate."""
-    serializer = serializer_class(data=data)
+    shape when it does not validate. ``context`` reaches its fields (e.g. the ``user`` whose objects
+    an id may name)."""
+    serializer = serializer_class(data=data, context=context or {})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

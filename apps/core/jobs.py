@@ -37,7 +37,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from apps.core.models import Job, JobStatus
+from apps.core import ownership
+from apps.core.models import UNFINISHED, Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,35 @@ def job_release(*, job: Job, reason: str) -> None:
         on_fresh_connection(write)
     except DATABASE_LOST:  # the lease expires by itself; the sweeper then takes over
         logger.warning("%s %s: could not release the claim (%s)", model.__name__, job.pk, reason)
+
+
+class JobNotCancelable(Exception):
+    """The job already ended: there is nothing to cancel."""
+
+
+def job_cancel(*, job: J, by: ownership.User | None, what: str) -> J:
+    """Fail a pending or running job now, saying who canceled it; ``by`` must be allowed to change
+    it (``ownership.change_check``; ``what`` names the job in a refusal).
+
+    One conditional UPDATE: a worker that holds the claim keeps running its current step, but it no
+    longer holds the claim, so it records nothing (its outcome is discarded) and a queued message
+    finds a finished row. Raises JobNotCancelable when the job had already ended.
+    """
+    ownership.change_check(obj=job, user=by, what=what)
+    actor = ownership.actor_name(by)
+    model = type(job)
+    canceled = model.objects.filter(pk=job.pk, status__in=UNFINISHED).update(
+        status=JobStatus.FAILED,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        error=f"Canceled by {actor}.",
+        **failed_fields(model),
+    )
+    job.refresh_from_db()
+    if not canceled:
+        raise JobNotCancelable(f"{what} is {job.status}: only a pending or running job can be canceled")
+    logger.info("%s %s canceled by %s", model.__name__, job.pk, actor)
+    return job
 
 
 def _finish(job: J, status: str, **fields: object) -> J:

@@ -1,8 +1,10 @@
-"""Job-state rows (the database row, not Celery's result backend, is a job's state) and the records
-that keep scheduled work single: the beat leader's lease, periodic slots and sweep reports."""
+"""Job-state rows (the database row, not Celery's result backend, is a job's state), the owner field
+of owned objects, and the records that keep scheduled work single: the beat leader's lease,
+periodic slots and sweep reports."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -14,6 +16,22 @@ class JobStatus(models.TextChoices):
 
 
 UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+def owner_field() -> models.ForeignKey:
+    """Who made an object (see ``apps.core.ownership``): a user, or null when the system made it.
+
+    PROTECT: deleting a user who owns research would otherwise hand it to the system (visible to
+    everyone) or destroy what accounts may still trade; reassign or delete their objects first.
+    """
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The user who made it; empty: made by the system (scheduled jobs, demo data, commands)",
+    )
 
 
 class Job(models.Model):

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.core import ownership
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
@@ -83,7 +84,7 @@ class VersionInline(ReadOnlyInline):
 
 class DecisionInline(ReadOnlyInline):
     model = StrategyDecision
-    fields = ("created_at", "kind", "reason", "numbers")
+    fields = ("created_at", "kind", "actor", "reason", "numbers")
     show_change_link = False
     fk_name = "strategy"
 
@@ -91,13 +92,14 @@ class DecisionInline(ReadOnlyInline):
 @admin.register(Strategy)
 class StrategyAdmin(admin.ModelAdmin):
     list_display = (
-        "strategy_id", "name", "type", "symbol", "timeframe", "status", "source", "version", "updated_at",
+        "strategy_id", "name", "type", "symbol", "timeframe", "status", "source", "owner", "version",
+        "updated_at",
     )  # fmt: skip
-    list_filter = ("status", "type", "source", "timeframe", "instrument")
-    list_select_related = ("instrument", "current_version")
-    search_fields = ("strategy_id", "name")
+    list_filter = ("status", "type", "source", "timeframe", "instrument", "owner")
+    list_select_related = ("instrument", "current_version", "owner")
+    search_fields = ("strategy_id", "name", "owner__username")
     fields = (
-        "strategy_id", "name", "type", "instrument", "timeframe", "status", "source", "version",
+        "strategy_id", "name", "type", "instrument", "timeframe", "status", "source", "owner", "version",
         "created_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
@@ -124,9 +126,13 @@ class StrategyAdmin(admin.ModelAdmin):
                 if span is None:
                     raise StrategyInputError({"timeframe": [f"no {strategy.timeframe} candles"]})
                 backtest = backtest_create(
-                    strategy=strategy, start=span[0], end=span[1], trigger=JobTrigger.ADMIN
+                    strategy=strategy,
+                    start=span[0],
+                    end=span[1],
+                    trigger=JobTrigger.ADMIN,
+                    owner=request.user,
                 )
-            except StrategyInputError as error:
+            except (StrategyInputError, ownership.AccessRefused) as error:  # e.g. the job cap
                 self.message_user(request, f"{strategy.strategy_id}: {error}", messages.WARNING)
                 continue
             job_dispatch_on_commit(backtest_run, backtest)
@@ -147,18 +153,20 @@ class StrategyAdmin(admin.ModelAdmin):
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Strategy], status: str) -> None:
         reason = f"set to {status} in the admin by {request.user}"
-        changed = [strategy_update(strategy=s, status=status, reason=reason) for s in queryset]
+        changed = [
+            strategy_update(strategy=s, by=request.user, status=status, reason=reason) for s in queryset
+        ]
         self.message_user(request, f"{len(changed)} strateg(y/ies) set to {status}.", messages.SUCCESS)
 
 
 @admin.register(Backtest)
 class BacktestAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "strategy", "version_number", "trigger", "status", "start", "end",
+        "id", "strategy", "version_number", "trigger", "owner", "status", "start", "end",
         "total_return", "buy_and_hold", "sharpe", "max_drawdown", "trades", "finished_at",
     )  # fmt: skip
-    list_filter = ("status", "trigger")
-    list_select_related = ("strategy", "version")
+    list_filter = ("status", "trigger", "owner")
+    list_select_related = ("strategy", "version", "owner")
     search_fields = ("strategy__strategy_id",)
     date_hierarchy = "created_at"
     exclude = ("metrics", "trades", "equity_curve", "benchmark")
@@ -210,11 +218,11 @@ def _points(curve: dict[str, list]) -> list[dict[str, float]]:
 @admin.register(OptimizationRun)
 class OptimizationRunAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "strategy", "trigger", "status", "method", "objective", "n_trials", "folds",
+        "id", "strategy", "trigger", "owner", "status", "method", "objective", "n_trials", "folds",
         "chunks_done", "chunks_total", "best_params", "finished_at",
     )  # fmt: skip
-    list_filter = ("status", "trigger", "method", "objective")
-    list_select_related = ("strategy",)
+    list_filter = ("status", "trigger", "owner", "method", "objective")
+    list_select_related = ("strategy", "owner")
     search_fields = ("strategy__strategy_id",)
     date_hierarchy = "created_at"
     exclude = ("trials", "summary", "fold_layout")
@@ -280,10 +288,12 @@ def _html_table(header: tuple[str, ...], rows: list[tuple]) -> SafeString | str:
 
 @admin.register(StrategyDecision)
 class StrategyDecisionAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "strategy", "kind", "reason", "update_run", "backtest", "optimization")
+    list_display = (
+        "created_at", "strategy", "kind", "actor", "reason", "update_run", "backtest", "optimization",
+    )  # fmt: skip
     list_filter = ("kind",)
     list_select_related = ("strategy",)
-    search_fields = ("strategy__strategy_id", "reason")
+    search_fields = ("strategy__strategy_id", "reason", "actor")
     date_hierarchy = "created_at"
 
 
@@ -314,14 +324,14 @@ class CandidateInline(ReadOnlyInline):
 @admin.register(GenerationRun)
 class GenerationRunAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "instrument", "timeframe", "count", "trigger", "status", "provider_used", "model", "summary",
-        "created_at",
+        "id", "instrument", "timeframe", "count", "trigger", "owner", "status", "provider_used", "model",
+        "summary", "created_at",
     )  # fmt: skip
-    list_filter = ("status", "provider_used", "trigger", "timeframe")
-    list_select_related = ("instrument",)
+    list_filter = ("status", "provider_used", "trigger", "owner", "timeframe")
+    list_select_related = ("instrument", "owner")
     date_hierarchy = "created_at"
     fields = (
-        "instrument", "timeframe", "count", "trigger", "update_run", "status", "progress", "error",
+        "instrument", "timeframe", "count", "trigger", "owner", "update_run", "status", "progress", "error",
         "provider_requested", "provider_used", "model", "llm_status", "llm_calls", "llm_failures",
         "summary", "context", "created_at", "started_at", "finished_at",
     )  # fmt: skip

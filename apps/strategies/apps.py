@@ -9,6 +9,7 @@ class StrategiesConfig(AppConfig):
     verbose_name = "Strategies"
 
     def ready(self) -> None:
+        from apps.core import ownership
         from apps.core.sweeper import JobKind, job_kind_register
         from apps.strategies import models
 
@@ -29,3 +30,6 @@ class StrategiesConfig(AppConfig):
             ),
         ):
             job_kind_register(kind)
+        for model in (models.Backtest, models.OptimizationRun, models.GenerationRun):
+            ownership.queued_kind_register(model=model)
+        ownership.research_permission_register(permission=models.RUN_GENERATION)

@@ -6,8 +6,11 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from apps.core.models import Job
+from apps.core.models import Job, owner_field
 from apps.market.models import TIMEFRAME_CHOICES, Instrument
+
+# Who may start generation (LLM calls cost money): the researchers group, staff (apps.core.ownership).
+RUN_GENERATION = "strategies.run_generation"
 
 
 class StrategyType(models.TextChoices):
@@ -54,6 +57,7 @@ class Strategy(models.Model):
         max_length=8, choices=StrategyStatus.choices, default=StrategyStatus.DRAFT, db_index=True
     )
     source = models.CharField(max_length=10, choices=StrategySource.choices, default=StrategySource.USER)
+    owner = owner_field()
     # Set right after the first version is created; null only inside that transaction.
     current_version = models.ForeignKey(
         "StrategyVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -101,6 +105,7 @@ class Backtest(Job):
     strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="backtests")
     version = models.ForeignKey(StrategyVersion, on_delete=models.RESTRICT, related_name="backtests")
     trigger = models.CharField(max_length=12, choices=JobTrigger.choices, default=JobTrigger.API)
+    owner = owner_field()
     start = models.DateTimeField(help_text="First candle open time of the window (UTC, inclusive)")
     end = models.DateTimeField(help_text="Last candle open time of the window (UTC, inclusive)")
     initial_capital = models.DecimalField(max_digits=20, decimal_places=2)
@@ -132,6 +137,7 @@ class OptimizationRun(Job):
     strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="optimizations")
     version = models.ForeignKey(StrategyVersion, on_delete=models.RESTRICT, related_name="optimizations")
     trigger = models.CharField(max_length=12, choices=JobTrigger.choices, default=JobTrigger.API)
+    owner = owner_field()
     start = models.DateTimeField()
     end = models.DateTimeField()
     bars = models.PositiveIntegerField(help_text="Candles in the window (warm-up bars excluded)")
@@ -238,10 +244,17 @@ class DecisionKind(models.TextChoices):
 
 
 class StrategyDecision(models.Model):
-    """Something decided about a strategy, by a user or the daily update, with its numbers and reason."""
+    """Something decided about a strategy, by a user or a job, with its numbers and reason."""
 
     strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="decisions")
     kind = models.CharField(max_length=16, choices=DecisionKind.choices)
+    actor = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="Who decided: a username, or the job (daily update, lifecycle policy, orchestrator, "
+        "strategy generation); empty: recorded before actors were kept",
+    )
     reason = models.TextField()
     numbers = models.JSONField(default=dict, blank=True)
     update_run = models.ForeignKey(
@@ -268,6 +281,7 @@ class GenerationRun(Job):
     timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
     count = models.PositiveSmallIntegerField(help_text="Candidates asked for")
     trigger = models.CharField(max_length=12, choices=JobTrigger.choices, default=JobTrigger.API)
+    owner = owner_field()
     update_run = models.ForeignKey(
         StrategyUpdateRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="generation_runs"
     )
@@ -284,6 +298,7 @@ class GenerationRun(Job):
 
     class Meta:
         ordering = ("-created_at",)
+        permissions = [("run_generation", "Can start strategy generation (LLM calls)")]
 
     def __str__(self) -> str:
         return f"Generation {self.pk} for {self.instrument.symbol} {self.timeframe}"

@@ -7,9 +7,9 @@ from datetime import date, datetime
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 
-from apps.core import clock
+from apps.core import clock, ownership
 from apps.core.models import JobStatus
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
@@ -23,6 +23,7 @@ from apps.strategies.models import (
     Strategy,
     StrategyDecision,
     StrategyStatus,
+    StrategyUpdateItem,
     StrategyUpdateRun,
     StrategyVersion,
 )
@@ -38,12 +39,19 @@ RECENT_METRICS = (
 
 
 def strategy_list() -> QuerySet[Strategy]:
-    return Strategy.objects.select_related("instrument", "current_version")
+    """Every strategy: the system's view (the daily update, the orchestrator)."""
+    return Strategy.objects.select_related("instrument", "current_version", "owner")
 
 
-def strategy_get(*, strategy_id: str) -> Strategy:
-    """The strategy with this id; raises ``Strategy.DoesNotExist``."""
-    return strategy_list().get(strategy_id=strategy_id)
+def strategies_visible(*, user: ownership.User | None) -> QuerySet[Strategy]:
+    """The strategies ``user`` may see: their own and the system's; staff (and None, the system): all."""
+    return ownership.visible_to(strategy_list(), user)
+
+
+def strategy_get(*, strategy_id: str, user: ownership.User | None) -> Strategy:
+    """The strategy with this id if ``user`` may see it; raises ``Strategy.DoesNotExist`` otherwise,
+    exactly as for an id that does not exist."""
+    return strategies_visible(user=user).get(strategy_id=strategy_id)
 
 
 def version_list(*, strategy: Strategy) -> QuerySet[StrategyVersion]:
@@ -55,34 +63,54 @@ def decision_list(*, strategy: Strategy | None = None) -> QuerySet[StrategyDecis
     return decisions if strategy is None else decisions.filter(strategy=strategy)
 
 
-def backtest_list() -> QuerySet[Backtest]:
-    return Backtest.objects.select_related("strategy__instrument", "version")
+def backtests_visible(*, user: ownership.User | None) -> QuerySet[Backtest]:
+    """The backtests ``user`` may see: their own and the system's, of strategies they may see."""
+    backtests = Backtest.objects.select_related("strategy__instrument", "version", "owner")
+    return ownership.visible_to(backtests, user, "strategy")
 
 
-def optimization_list() -> QuerySet[OptimizationRun]:
-    return OptimizationRun.objects.select_related("strategy__instrument", "version")
+def optimizations_visible(*, user: ownership.User | None) -> QuerySet[OptimizationRun]:
+    """The optimisation runs ``user`` may see: their own and the system's, of strategies they may see."""
+    runs = OptimizationRun.objects.select_related("strategy__instrument", "version", "owner")
+    return ownership.visible_to(runs, user, "strategy")
 
 
 def update_run_list() -> QuerySet[StrategyUpdateRun]:
     return StrategyUpdateRun.objects.all()
 
 
-def generation_run_list() -> QuerySet[GenerationRun]:
-    return GenerationRun.objects.select_related("instrument").prefetch_related("candidates__strategy")
-
-
-def market_versions(*, instrument: Instrument, timeframe: str) -> QuerySet[StrategyVersion]:
-    """The current versions of every strategy (any status) of a market."""
-    return StrategyVersion.objects.filter(
-        strategy__instrument=instrument, strategy__timeframe=timeframe, strategy__current_version=F("pk")
+def update_run_detail_list(*, user: ownership.User | None) -> QuerySet[StrategyUpdateRun]:
+    """Update runs with their items and decisions, narrowed to the strategies ``user`` may see."""
+    visible = strategies_visible(user=user)
+    return update_run_list().prefetch_related(
+        Prefetch("items", StrategyUpdateItem.objects.filter(strategy__in=visible).select_related("strategy")),
+        Prefetch("decisions", decision_list().filter(strategy__in=visible)),
     )
 
 
-def active_strategy_summaries(*, instrument: Instrument, timeframe: str) -> list[dict[str, object]]:
-    """The market's active strategies: name, type, document and the metrics of the newest completed
-    backtest (None when there is none)."""
+def generations_visible(*, user: ownership.User | None) -> QuerySet[GenerationRun]:
+    """The generation runs ``user`` may see: their own and the system's (staff: all)."""
+    runs = GenerationRun.objects.select_related("instrument", "owner").prefetch_related(
+        "candidates__strategy"
+    )
+    return ownership.visible_to(runs, user)
+
+
+def market_versions(
+    *, instrument: Instrument, timeframe: str, user: ownership.User | None
+) -> QuerySet[StrategyVersion]:
+    """The current versions of every strategy (any status) of a market that ``user`` may see."""
+    strategies = strategies_visible(user=user).filter(instrument=instrument, timeframe=timeframe)
+    return StrategyVersion.objects.filter(strategy__in=strategies, strategy__current_version=F("pk"))
+
+
+def active_strategy_summaries(
+    *, instrument: Instrument, timeframe: str, user: ownership.User | None
+) -> list[dict[str, object]]:
+    """The market's active strategies that ``user`` may see: name, type, document and the metrics of
+    the newest completed backtest (None when there is none)."""
     summaries = []
-    for strategy in strategy_list().filter(
+    for strategy in strategies_visible(user=user).filter(
         instrument=instrument, timeframe=timeframe, status=StrategyStatus.ACTIVE
     ):
         backtest = strategy.backtests.filter(status=JobStatus.COMPLETED).order_by("-finished_at").first()

@@ -232,10 +232,10 @@ class FillInline(ReadOnlyInline):
 class OrderAdmin(ReadOnlyAdmin):
     list_display = (
         "id", "account", "instrument", "side", "type", "quantity", "price", "stop_price", "status",
-        "filled_quantity", "average_price", "source", "reject_code", "created_at",
+        "filled_quantity", "average_price", "source", "created_by", "reject_code", "created_at",
     )  # fmt: skip
     list_filter = ("status", "side", "type", "source", "account__kind")
-    search_fields = ("client_order_id", "exchange_order_id", "instrument__symbol")
+    search_fields = ("client_order_id", "exchange_order_id", "instrument__symbol", "created_by")
     date_hierarchy = "created_at"
     inlines = (FillInline,)
     actions = ("cancel",)

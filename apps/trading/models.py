@@ -186,6 +186,13 @@ class Order(models.Model):
     client_order_id = models.CharField(max_length=36)
     exchange_order_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     source = models.CharField(max_length=12, choices=OrderSource.choices, default=OrderSource.API)
+    created_by = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="Who placed it: a username, or the job (orchestrator, reconciliation, a command); "
+        "empty: placed before this was recorded",
+    )
     side = models.CharField(max_length=4, choices=[(s.value, s.value) for s in Side])
     type = models.CharField(max_length=16, choices=[(t.value, t.value) for t in OrderType])
     quantity = amount_field()

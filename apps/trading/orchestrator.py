@@ -64,6 +64,7 @@ from apps.trading.services.orders import Placement, order_cancel, order_place
 logger = logging.getLogger(__name__)
 
 OPEN_STATUSES = (OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+ACTOR = "orchestrator"  # who its orders and decisions name
 
 
 class Skip:
@@ -302,6 +303,7 @@ def _act(
         "type": OrderType.MARKET,
         "client_order_id": client_order_id,
         "source": OrderSource.STRATEGY,
+        "created_by": ACTOR,
         "strategy": allocation.strategy,
         "allocation": allocation,
         "at": at,
@@ -359,6 +361,7 @@ def _wound_down(allocation: StrategyAllocation, action: StrategyAction) -> None:
         DecisionKind.WOUND_DOWN,
         f"allocation {allocation.pk} on account {allocation.account_id} {reason}",
         {"allocation": allocation.pk, "account": allocation.account_id},
+        actor=ACTOR,
     )
 
 

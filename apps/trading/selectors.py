@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.market import selectors as market
 from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Instrument
-from apps.strategies.models import StrategyStatus
+from apps.strategies.models import Strategy, StrategyStatus
 from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, money
 from apps.trading.domain.portfolio import MarkedPosition, PortfolioFigures, portfolio_figures, ratio
@@ -54,6 +54,23 @@ def accounts_visible(*, user: AbstractBaseUser) -> QuerySet[Account]:
     """The accounts whose allocations and records the user may see and change: their own; staff, all."""
     accounts = Account.objects.order_by("created_at", "pk")
     return accounts if getattr(user, "is_staff", False) else accounts.filter(owner=user)
+
+
+def live_trading_reason(strategy: Strategy) -> str | None:
+    """Why only staff may change the strategy: an enabled allocation on a live account trades it
+    (a change would change what real money does); None when no live account trades it."""
+    allocation = (
+        StrategyAllocation.objects.filter(strategy=strategy, enabled=True, account__kind=AccountKind.LIVE)
+        .select_related("account")
+        .order_by("pk")
+        .first()
+    )
+    if allocation is None:
+        return None
+    return (
+        f"strategy {strategy.strategy_id} is traded by live account {allocation.account_id} "
+        f"({allocation.account.name}, allocation {allocation.pk}): only staff may change it"
+    )
 
 
 def auto_trading_accounts() -> list[Account]:

@@ -37,15 +37,19 @@ class MLModelAdmin(ReadOnlyAdmin):
     stage changes only through the actions, open to users who may change models."""
 
     list_display = (
-        "model_id", "symbol", "timeframe", "model_type", "stage", "status", "test_score", "created_at",
+        "model_id", "symbol", "timeframe", "model_type", "stage", "status", "owner", "test_score",
+        "created_at",
     )  # fmt: skip
-    list_filter = ("stage", "model_type", "timeframe", "status")
-    search_fields = ("model_id", "symbol")
-    list_select_related = ("instrument",)
+    list_filter = ("stage", "model_type", "timeframe", "status", "owner")
+    search_fields = ("model_id", "symbol", "owner__username")
+    list_select_related = ("instrument", "owner")
     date_hierarchy = "created_at"
     actions = ("evaluate_recent", "promote_if_better", "retire")
     fieldsets = (
-        (None, {"fields": ("model_id", "instrument", "timeframe", "model_type", "horizon", "stage")}),
+        (
+            None,
+            {"fields": ("model_id", "instrument", "timeframe", "model_type", "horizon", "stage", "owner")},
+        ),
         (
             "Training job",
             {"fields": ("status", "progress", "attempts", "error", "created_at", "finished_at")},

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from django.db import models
 
-from apps.core.models import Job
+from apps.core.models import Job, owner_field
 from apps.market.models import TIMEFRAME_CHOICES, Instrument
 from apps.training.domain.labels import ModelType as DomainModelType
+
+# Who may start training (it takes workers' CPU for minutes): the researchers group, staff
+# (apps.core.ownership).
+RUN_TRAINING = "training.run_training"
 
 MODEL_TYPE_CHOICES = [(t.value, t.value) for t in DomainModelType]
 
@@ -41,6 +45,7 @@ class MLModel(Job):
     model_type = models.CharField(max_length=32, choices=MODEL_TYPE_CHOICES)
     horizon = models.PositiveIntegerField(help_text="Bars ahead the model predicts")
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.TRAINING, db_index=True)
+    owner = owner_field()
     feature_set = models.JSONField(help_text="Name, version and feature specs (FeatureSet.to_dict())")
     hyperparameters = models.JSONField(default=dict)
     lookback_period = models.PositiveIntegerField(help_text="Bars of history the model was trained on")
@@ -64,6 +69,7 @@ class MLModel(Job):
     class Meta:
         ordering = ("-created_at", "-id")
         verbose_name = "ML model"
+        permissions = [("run_training", "Can start model training")]
         constraints = [
             models.UniqueConstraint(
                 fields=("instrument", "timeframe", "model_type"),

@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
+from apps.core import ownership
 from apps.market import selectors as market
 from apps.market.domain.candles import COLUMNS, parse_timeframe
 from apps.market.models import Instrument
@@ -40,12 +41,19 @@ LIVE_ACCURACY_METRIC = {
 
 
 def model_list() -> QuerySet[MLModel]:
-    return MLModel.objects.select_related("instrument")
+    """Every model: the system's view (champions, promotion, the live report)."""
+    return MLModel.objects.select_related("instrument", "owner")
 
 
-def model_get(*, model_id: str) -> MLModel:
-    """The model with this id; raises ``MLModel.DoesNotExist``."""
-    return model_list().get(model_id=model_id)
+def models_visible(*, user: ownership.User | None) -> QuerySet[MLModel]:
+    """The models ``user`` may see: their own and the system's (the scheduled training's); staff: all."""
+    return ownership.visible_to(model_list(), user)
+
+
+def model_get(*, model_id: str, user: ownership.User | None) -> MLModel:
+    """The model with this id if ``user`` may see it; raises ``MLModel.DoesNotExist`` otherwise,
+    exactly as for an id that does not exist."""
+    return models_visible(user=user).get(model_id=model_id)
 
 
 def champion_get(*, instrument: Instrument, timeframe: str, model_type: str) -> MLModel | None:

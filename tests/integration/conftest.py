@@ -9,6 +9,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from apps.core.logging import RecentErrorsHandler
+from apps.core.ownership import researcher_set
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,13 @@ def _isolated_cache_and_errors():
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user(username="trader", password="correct horse battery")
+
+
+@pytest.fixture
+def researcher(user):
+    """The ``user`` fixture in the researchers group: they may start LLM generation and training."""
+    researcher_set(user=user)
+    return user
 
 
 @pytest.fixture

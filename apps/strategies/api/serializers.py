@@ -56,15 +56,22 @@ class InlineChoiceFieldExtension(OpenApiSerializerFieldExtension):
         return {"type": "string", "description": f"one of: {', '.join(self.target.choices)}"}
 
 
+def owner_field() -> serializers.SlugRelatedField:
+    return serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="The user who made it; null: made by the system"
+    )
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class StrategyField(serializers.Field):
-    """A ``strategy_id``, validated into its Strategy; an unknown id is a 400 naming the field."""
+    """A ``strategy_id`` the requesting user (the serializer context's ``user``) may see, validated
+    into its Strategy; an unknown id, or another user's, is the same 400 naming the field."""
 
     def to_internal_value(self, data: Any) -> Strategy:
         if not isinstance(data, str) or not data.strip():
             raise serializers.ValidationError("give a strategy_id such as strategy_RSI_BTCUSD_20240101120000")
         try:
-            return selectors.strategy_get(strategy_id=data.strip())
+            return selectors.strategy_get(strategy_id=data.strip(), user=self.context["user"])
         except Strategy.DoesNotExist:
             raise serializers.ValidationError(f"unknown strategy {data!r}") from None
 
@@ -118,13 +125,14 @@ class StrategySerializer(serializers.ModelSerializer):
     parameters = serializers.JSONField(source="current_version.parameters")
     indicators = serializers.JSONField(source="current_version.indicators")
     rules = serializers.JSONField(source="current_version.rules")
+    owner = owner_field()
     url = serializers.SerializerMethodField()
 
     class Meta:
         model = Strategy
         fields = (
-            "strategy_id", "name", "type", "symbol", "exchange", "timeframe", "status", "source", "version",
-            "parameters", "indicators", "rules", "created_at", "updated_at", "url",
+            "strategy_id", "name", "type", "symbol", "exchange", "timeframe", "status", "source", "owner",
+            "version", "parameters", "indicators", "rules", "created_at", "updated_at", "url",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -152,8 +160,8 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = StrategyDecision
         fields = (
-            "id", "strategy_id", "kind", "reason", "numbers", "update_run", "backtest", "optimization",
-            "created_at",
+            "id", "strategy_id", "kind", "actor", "reason", "numbers", "update_run", "backtest",
+            "optimization", "created_at",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -189,6 +197,7 @@ class JobSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number")
     status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
     trigger = InlineChoiceField(choices=JobTrigger.choices, read_only=True)
+    owner = owner_field()
     results: tuple[str, ...] = ()
 
     def to_representation(self, instance: Backtest | OptimizationRun) -> dict[str, Any]:
@@ -205,11 +214,25 @@ class BacktestSerializer(JobSerializer):
     class Meta:
         model = Backtest
         fields = (
-            "id", "strategy_id", "version", "trigger", "status", "progress", "error", "start", "end",
+            "id", "strategy_id", "version", "trigger", "owner", "status", "progress", "error", "start", "end",
             "initial_capital", "commission", "slippage", "bars", "created_at", "started_at", "finished_at",
             "metrics", "trades", "equity_curve", "benchmark",
         )  # fmt: skip
         read_only_fields = fields
+
+
+class BacktestListSerializer(BacktestSerializer):
+    """A backtest in a list: its metrics without the trades and curves (its URL has them)."""
+
+    results = ("metrics",)
+    url = serializers.SerializerMethodField()
+
+    class Meta(BacktestSerializer.Meta):
+        fields = (*BacktestSerializer.Meta.fields[:-3], "url")
+        read_only_fields = fields
+
+    def get_url(self, backtest: Backtest) -> str:
+        return reverse("strategies-backtest-detail", kwargs={"backtest_id": backtest.pk})
 
 
 class OptimizationRequestSerializer(CostsSerializer):
@@ -236,12 +259,26 @@ class OptimizationSerializer(JobSerializer):
     class Meta:
         model = OptimizationRun
         fields = (
-            "id", "strategy_id", "version", "trigger", "status", "progress", "error", "start", "end", "bars",
-            "initial_capital", "commission", "slippage", "space", "method", "n_trials", "seed", "objective",
-            "folds", "anchored", "chunks_total", "chunks_done", "created_at", "started_at", "finished_at",
-            "best_params", "summary", "trials",
+            "id", "strategy_id", "version", "trigger", "owner", "status", "progress", "error", "start", "end",
+            "bars", "initial_capital", "commission", "slippage", "space", "method", "n_trials", "seed",
+            "objective", "folds", "anchored", "chunks_total", "chunks_done", "created_at", "started_at",
+            "finished_at", "best_params", "summary", "trials",
         )  # fmt: skip
         read_only_fields = fields
+
+
+class OptimizationListSerializer(OptimizationSerializer):
+    """An optimisation in a list: its outcome without every trial (its URL has them)."""
+
+    results = ("best_params", "summary")
+    url = serializers.SerializerMethodField()
+
+    class Meta(OptimizationSerializer.Meta):
+        fields = (*OptimizationSerializer.Meta.fields[:-1], "url")
+        read_only_fields = fields
+
+    def get_url(self, run: OptimizationRun) -> str:
+        return reverse("strategies-optimization-detail", kwargs={"run_id": run.pk})
 
 
 class GenerationRequestSerializer(serializers.Serializer):
@@ -291,20 +328,34 @@ class GenerationSerializer(serializers.ModelSerializer):
     exchange = serializers.CharField(source="instrument.exchange")
     status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
     trigger = InlineChoiceField(choices=JobTrigger.choices, read_only=True)
+    owner = owner_field()
     candidates = CandidateSerializer(many=True, read_only=True)
     kept_strategy_ids = serializers.SerializerMethodField()
 
     class Meta:
         model = GenerationRun
         fields = (
-            "id", "symbol", "exchange", "timeframe", "count", "trigger", "status", "progress", "error",
-            "provider_requested", "provider_used", "model", "llm_status", "llm_failures", "created_at",
-            "started_at", "finished_at", "summary", "kept_strategy_ids", "candidates",
+            "id", "symbol", "exchange", "timeframe", "count", "trigger", "owner", "status", "progress",
+            "error", "provider_requested", "provider_used", "model", "llm_status", "llm_failures",
+            "created_at", "started_at", "finished_at", "summary", "kept_strategy_ids", "candidates",
         )  # fmt: skip
         read_only_fields = fields
 
     def get_kept_strategy_ids(self, run: GenerationRun) -> list[str]:
         return [c.strategy.strategy_id for c in run.candidates.all() if c.strategy is not None]
+
+
+class GenerationListSerializer(GenerationSerializer):
+    """A generation run in a list: its summary without the candidates' evidence (its URL has it)."""
+
+    url = serializers.SerializerMethodField()
+
+    class Meta(GenerationSerializer.Meta):
+        fields = (*GenerationSerializer.Meta.fields[:-1], "url")
+        read_only_fields = fields
+
+    def get_url(self, run: GenerationRun) -> str:
+        return reverse("strategies-generation-detail", kwargs={"run_id": run.pk})
 
 
 class UpdateItemSerializer(serializers.ModelSerializer):
@@ -318,7 +369,8 @@ class UpdateItemSerializer(serializers.ModelSerializer):
 
 
 class UpdateRunSerializer(serializers.ModelSerializer):
-    """One daily update: its phase, its summary (outcomes, failures, generation per market)."""
+    """One daily update: its phase, its summary (outcomes, failures, generation per market). With
+    ``strategy_ids`` in the context, the failures are narrowed to those strategies (the user's view)."""
 
     status = InlineChoiceField(choices=JobStatus.choices, read_only=True)
 
@@ -329,6 +381,14 @@ class UpdateRunSerializer(serializers.ModelSerializer):
             "started_at", "finished_at",
         )  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, run: StrategyUpdateRun) -> dict[str, Any]:
+        data = super().to_representation(run)
+        visible = self.context.get("strategy_ids")
+        if visible is not None and "failures" in data["summary"]:
+            failures = [f for f in data["summary"]["failures"] if f["strategy_id"] in visible]
+            data["summary"] = {**data["summary"], "failures": failures}
+        return data
 
 
 class UpdateRunDetailSerializer(UpdateRunSerializer):

@@ -16,7 +16,7 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 
 def strategy_or_error(strategy_id: str) -> Strategy:
     try:
-        return selectors.strategy_get(strategy_id=strategy_id)
+        return selectors.strategy_get(strategy_id=strategy_id, user=None)
     except Strategy.DoesNotExist:
         raise CommandError(f"unknown strategy {strategy_id!r} (nothing was written)") from None
 

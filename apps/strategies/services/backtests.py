@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apps.core import ownership
 from apps.core.jobs import Interrupted, job_claimed, job_complete, job_fail, job_progress
 from apps.market import selectors as market_selectors
 from apps.strategies import documents, selectors
@@ -82,25 +83,31 @@ def backtest_create(
     commission: float = DEFAULT_COMMISSION,
     slippage: float = 0.0,
     trigger: str = JobTrigger.API,
+    owner: ownership.User | None = None,
 ) -> Backtest:
-    """Validate the window and costs and store a PENDING backtest of the strategy's current version.
-    Does not run it. Raises StrategyInputError (a window without candles, end before start)."""
+    """Validate the window and costs and store a PENDING backtest of the strategy's current version,
+    owned by ``owner`` (the requesting user, who must see the strategy; None: the system). Does not
+    run it. Raises StrategyInputError (a window without candles, end before start), and
+    ``ownership.NotVisible`` or ``TooManyJobs`` (the owner's cap), creating nothing."""
+    ownership.see_check(obj=strategy, user=owner, what=f"strategy {strategy.strategy_id}")
     raise_if_problems(
         {
             **cost_problems(initial_capital, commission, slippage),
             **window_problems(strategy, start, end),
         }
     )
-    return Backtest.objects.create(
-        strategy=strategy,
-        version=strategy.current_version,
-        trigger=trigger,
-        start=start,
-        end=end,
-        initial_capital=initial_capital,
-        commission=commission,
-        slippage=slippage,
-    )
+    with ownership.job_slot(owner=owner):
+        return Backtest.objects.create(
+            strategy=strategy,
+            version=strategy.current_version,
+            trigger=trigger,
+            owner=owner,
+            start=start,
+            end=end,
+            initial_capital=initial_capital,
+            commission=commission,
+            slippage=slippage,
+        )
 
 
 def backtest_run(*, backtest_id: int, progress: Progress | None = None) -> Backtest | None:

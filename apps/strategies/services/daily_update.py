@@ -70,7 +70,12 @@ from apps.strategies.services.backtests import (
     strategy_report,
 )
 from apps.strategies.services.optimizations import stored_folds, summary_fields
-from apps.strategies.services.strategies import decision_record, strategy_status_set, version_create
+from apps.strategies.services.strategies import (
+    DAILY_UPDATE,
+    decision_record,
+    strategy_status_set,
+    version_create,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +253,7 @@ def daily_update_strategy(*, item_id: int) -> bool:
                 f"the update failed: {type(error).__name__}: {error}",
                 update_run=run,
                 created_at=run.as_of,
+                actor=DAILY_UPDATE,
             )
             outcome = DecisionKind.SKIPPED
         job_complete(job=item, outcome=outcome)
@@ -292,7 +298,7 @@ def _update_strategy(strategy: Strategy, run: StrategyUpdateRun, limits: RetireL
         warmup_bars=documents.warmup_bars(version.rules, [version.parameters]),
         newest=settings.STRATEGY_UPDATE_WINDOW_BARS,
     )
-    links = {"update_run": run, "created_at": now}
+    links = {"update_run": run, "created_at": now, "actor": DAILY_UPDATE}
     freshness = market_selectors.series_freshness(
         instrument=strategy.instrument, timeframe=strategy.timeframe, now=now
     )

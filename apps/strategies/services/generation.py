@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from apps.core import ownership
 from apps.core.jobs import Interrupted, job_claimed, job_complete, job_fail, job_progress
 from apps.llm.errors import LLMUnavailableError
 from apps.llm.models import OFFLINE
@@ -40,13 +41,13 @@ from apps.strategies.generation.schema import (
 )
 from apps.strategies.generation.templates import offline_candidates
 from apps.strategies.models import (
+    RUN_GENERATION,
     CandidateOutcome,
     DecisionKind,
     GenerationCandidate,
     GenerationRun,
     JobTrigger,
     Strategy,
-    StrategyDecision,
     StrategySource,
     StrategyStatus,
     StrategyUpdateRun,
@@ -59,7 +60,7 @@ from apps.strategies.services.backtests import (
     EVALUATION_METRICS,
     strategy_report,
 )
-from apps.strategies.services.strategies import strategy_create
+from apps.strategies.services.strategies import DAILY_UPDATE, GENERATION, decision_record, strategy_create
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +76,17 @@ def generation_create(
     provider: str | None = None,
     trigger: str = JobTrigger.API,
     update_run: StrategyUpdateRun | None = None,
+    owner: ownership.User | None = None,
 ) -> GenerationRun:
-    """Store a PENDING generation run; does not run it. Raises StrategyInputError for a count outside
-    1..MAX_CANDIDATES, a provider not in LLM_PROVIDERS, or a market without candles in ``timeframe``."""
+    """Store a PENDING generation run owned by ``owner`` (the requesting user; None: the system, the
+    daily update); does not run it. The strategies it keeps will be the owner's.
+
+    Raises, creating nothing: ``ownership.PermissionRequired`` when the owner may not start
+    generation (LLM calls cost money: the researchers group, staff), StrategyInputError for a count
+    outside 1..MAX_CANDIDATES, a provider not in LLM_PROVIDERS, or a market without candles in
+    ``timeframe``, and ``ownership.TooManyJobs`` when the owner's cap is reached.
+    """
+    ownership.permission_check(user=owner, permission=RUN_GENERATION, work="starting strategy generation")
     problems: dict[str, list[str]] = {}
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CANDIDATES:
         problems["count"] = [f"must be a whole number from 1 to {MAX_CANDIDATES}, got {count!r}"]
@@ -89,14 +98,16 @@ def generation_create(
         problems["timeframe"] = [problem]
     if problems:
         raise StrategyInputError(problems)
-    return GenerationRun.objects.create(
-        instrument=instrument,
-        timeframe=timeframe,
-        count=count,
-        provider_requested=provider or "",
-        trigger=trigger,
-        update_run=update_run,
-    )
+    with ownership.job_slot(owner=owner):
+        return GenerationRun.objects.create(
+            instrument=instrument,
+            timeframe=timeframe,
+            count=count,
+            provider_requested=provider or "",
+            trigger=trigger,
+            update_run=update_run,
+            owner=owner,
+        )
 
 
 def generation_run(*, run_id: int) -> GenerationRun | None:
@@ -133,7 +144,9 @@ def _generate(run: GenerationRun) -> GenerationRun:
             error=f"{window.bars} {run.timeframe} candles give a holdout of {holdout_bars} bars; "
             f"at least {MIN_HOLDOUT_BARS} are needed",
         )
-    context = market_context(instrument=run.instrument, timeframe=run.timeframe, count=run.count)
+    context = market_context(
+        instrument=run.instrument, timeframe=run.timeframe, count=run.count, owner=run.owner
+    )
     GenerationRun.objects.filter(pk=run.pk).update(context=context)
     job_progress(job=run, progress=0.1)
     try:
@@ -173,9 +186,12 @@ def _ask(run: GenerationRun, context: dict[str, Any]) -> LLMResult:
     )
 
 
-def market_context(*, instrument: Instrument, timeframe: str, count: int) -> dict[str, Any]:
+def market_context(
+    *, instrument: Instrument, timeframe: str, count: int, owner: ownership.User | None
+) -> dict[str, Any]:
     """What the model is told, as data: the newest indicator readings, the regime, signals and
-    confirmed patterns of the newest CONTEXT_BARS bars, and the market's active strategies."""
+    confirmed patterns of the newest CONTEXT_BARS bars, and the market's active strategies that the
+    run's ``owner`` may see (another user's rules are never sent on their behalf)."""
     frame = market.candles_frame(instrument=instrument, timeframe=timeframe, limit=CONTEXT_BARS)
     insights = analyse(frame, parse_timeframe(timeframe).duration.total_seconds())
     patterns = market.recent_patterns(frame)
@@ -195,16 +211,17 @@ def market_context(*, instrument: Instrument, timeframe: str, count: int) -> dic
             {"pattern": p["pattern"], "direction": p["direction"], "confidence": round(p["confidence"], 2)}
             for p in patterns[-10:]
         ],
-        "active_strategies": selectors.active_strategy_summaries(instrument=instrument, timeframe=timeframe),
+        "active_strategies": selectors.active_strategy_summaries(
+            instrument=instrument, timeframe=timeframe, user=owner
+        ),
     }
 
 
 def _judge(run: GenerationRun, candidates: list[dict[str, Any]], provider: str) -> list[GenerationCandidate]:
-    """De-duplicate, backtest (train, then holdout) and keep or reject each candidate, in order."""
-    seen = {
-        document_key(parameters=v.parameters, rules=v.rules)
-        for v in selectors.market_versions(instrument=run.instrument, timeframe=run.timeframe)
-    }
+    """De-duplicate (against the strategies the run's owner may see), backtest (train, then holdout)
+    and keep or reject each candidate, in order."""
+    versions = selectors.market_versions(instrument=run.instrument, timeframe=run.timeframe, user=run.owner)
+    seen = {document_key(parameters=v.parameters, rules=v.rules) for v in versions}
     warmup = max(documents.warmup_bars(c["rules"], [c["parameters"]]) for c in candidates)
     window = selectors.candle_window(
         instrument=run.instrument,
@@ -276,6 +293,13 @@ def _evaluate(
     return _keep(run, index, candidate, provider, **numbers)
 
 
+def generation_actor(run: GenerationRun) -> str:
+    """Who a run's decisions name: the user who asked, or the job that did (the daily update)."""
+    if run.owner is not None:
+        return run.owner.get_username()
+    return DAILY_UPDATE if run.trigger == JobTrigger.DAILY_UPDATE else GENERATION
+
+
 def holdout_verdict(metrics: Mapping[str, Any], min_sharpe: float) -> str | None:
     """Why the holdout results reject a candidate, or None when it beats buy-and-hold and the Sharpe."""
     total, hold, sharpe = (
@@ -335,17 +359,19 @@ def _keep(
             rules=candidate["rules"],
             status=status,
             source=StrategySource.TEMPLATE if provider == OFFLINE else StrategySource.LLM,
+            owner=run.owner,
         )
-        StrategyDecision.objects.create(
-            strategy=strategy,
-            kind=DecisionKind.GENERATED,
-            reason=f"generated by {provider} (generation run {run.pk}): {reason}",
-            numbers={
+        decision_record(
+            strategy,
+            DecisionKind.GENERATED,
+            f"generated by {provider} (generation run {run.pk}): {reason}",
+            {
                 "generation_run": run.pk,
                 "provider": provider,
                 "train": train_metrics,
                 "holdout": holdout_metrics,
             },
+            actor=generation_actor(run),
             update_run=run.update_run,
         )
         return GenerationCandidate.objects.create(

@@ -16,7 +16,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.core.jobs import Interrupted, job_claimed, job_fail
+from apps.core import ownership
+from apps.core.jobs import Interrupted, job_cancel, job_claimed, job_fail
 from apps.core.models import UNFINISHED, JobStatus
 from apps.market import selectors as market_selectors
 from apps.strategies import documents, selectors
@@ -74,10 +75,14 @@ def optimization_create(
     commission: float = DEFAULT_COMMISSION,
     slippage: float = 0.0,
     trigger: str = JobTrigger.API,
+    owner: ownership.User | None = None,
 ) -> OptimizationRun:
     """Validate the search and store a PENDING run with its trials cut into chunks of
-    ``STRATEGY_OPTIMIZE_CHUNK_TRIALS``. Does not run them. The window defaults to all stored candles.
-    Raises StrategyInputError (space, objective, folds, window, costs)."""
+    ``STRATEGY_OPTIMIZE_CHUNK_TRIALS``, owned by ``owner`` (the requesting user, who must see the
+    strategy; None: the system). Does not run them. The window defaults to all stored candles.
+    Raises StrategyInputError (space, objective, folds, window, costs), and ``ownership.NotVisible``
+    or ``TooManyJobs`` (the owner's cap), creating nothing."""
+    ownership.see_check(obj=strategy, user=owner, what=f"strategy {strategy.strategy_id}")
     version = strategy.current_version
     problems = cost_problems(initial_capital, commission, slippage)
     if objective not in OBJECTIVES:
@@ -105,11 +110,12 @@ def optimization_create(
     except OptimizeError as error:
         raise StrategyInputError({"folds": [str(error)]}) from None
     chunks = chunk(trials, settings.STRATEGY_OPTIMIZE_CHUNK_TRIALS)
-    with transaction.atomic():
+    with ownership.job_slot(owner=owner):
         run = OptimizationRun.objects.create(
             strategy=strategy,
             version=version,
             trigger=trigger,
+            owner=owner,
             start=start,
             end=end,
             bars=bars,
@@ -129,6 +135,17 @@ def optimization_create(
         )
         OptimizationChunk.objects.bulk_create(
             OptimizationChunk(run=run, index=index, trials=trials) for index, trials in enumerate(chunks)
+        )
+    return run
+
+
+def optimization_cancel(*, run: OptimizationRun, by: ownership.User | None) -> OptimizationRun:
+    """Cancel a pending or running optimisation as ``by`` (see ``apps.core.jobs.job_cancel``); its
+    chunks still pending fail with it, so no worker spends time on them."""
+    with transaction.atomic():
+        run = job_cancel(job=run, by=by, what=f"optimisation {run.pk}")
+        OptimizationChunk.objects.filter(run=run, status=JobStatus.PENDING).update(
+            status=JobStatus.FAILED, error=run.error, finished_at=run.finished_at
         )
     return run
 

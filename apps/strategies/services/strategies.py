@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.core import ownership
 from apps.market.models import Instrument
 from apps.strategies import documents, selectors
 from apps.strategies.errors import StrategyInputError, raise_if_problems
@@ -24,6 +25,10 @@ from apps.strategies.models import (
 
 # A second strategy of the same name and symbol within one second takes the next free second.
 ID_ATTEMPTS = 60
+
+# The actors of decisions the strategies app's jobs record (a user's decisions name the user).
+DAILY_UPDATE = "daily update"
+GENERATION = "strategy generation"
 
 
 def strategy_id_for(*, name: str, symbol: str, moment: datetime) -> str:
@@ -43,8 +48,10 @@ def strategy_create(
     rules: list[dict[str, Any]],
     status: str = StrategyStatus.DRAFT,
     source: str = StrategySource.USER,
+    owner: ownership.User | None = None,
 ) -> Strategy:
-    """Validate the document and store the strategy with its first version.
+    """Validate the document and store the strategy with its first version, owned by ``owner`` (the
+    requesting user; None: the system, e.g. the daily update's generation or the demo data).
 
     The id carries the creation second; a second strategy of the same name and symbol within that
     second takes the next free second. Raises StrategyInputError for an invalid document or a market
@@ -55,7 +62,13 @@ def strategy_create(
     raise_if_problems(documents.document_problems(parameters=parameters, indicators=indicators, rules=rules))
     with transaction.atomic():
         strategy = _insert_strategy(
-            name=name, type=type, instrument=instrument, timeframe=timeframe, status=status, source=source
+            name=name,
+            type=type,
+            instrument=instrument,
+            timeframe=timeframe,
+            status=status,
+            source=source,
+            owner=owner,
         )
         strategy.current_version = StrategyVersion.objects.create(
             strategy=strategy,
@@ -88,6 +101,7 @@ def _insert_strategy(**fields: Any) -> Strategy:
 def strategy_update(
     *,
     strategy: Strategy,
+    by: ownership.User | None,
     name: str | None = None,
     type: str | None = None,
     status: str | None = None,
@@ -96,11 +110,18 @@ def strategy_update(
     rules: list[dict[str, Any]] | None = None,
     reason: str = "",
 ) -> Strategy:
-    """Edit a strategy. Changed parameters, indicators or rules become a new version (and an
-    ``edited`` decision); a status change is recorded as a decision. Raises StrategyInputError for an
-    invalid document, writing nothing."""
+    """Edit a strategy as ``by`` (a user; None: the system). Changed parameters, indicators or rules
+    become a new version (and an ``edited`` decision); a status change is recorded as a decision;
+    each decision names ``by``.
+
+    Raises, writing nothing: ``ownership.NotVisible`` or ``ChangeRefused`` when ``by`` may not change
+    it (another user's, the system's, or one a live account trades: staff only), StrategyInputError
+    for an invalid document.
+    """
+    actor = ownership.actor_name(by)
     with transaction.atomic():
         strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        ownership.change_check(obj=strategy, user=by, what=f"strategy {strategy.strategy_id}")
         current = strategy.current_version
         edited = {
             "parameters": current.parameters if parameters is None else parameters,
@@ -120,24 +141,27 @@ def strategy_update(
                 f"version {version.number} replaces version {current.number}"
                 + (f": {reason}" if reason else ""),
                 {"version": version.number, "previous_version": current.number},
+                actor=actor,
             )
         strategy.name = strategy.name if name is None else name
         strategy.type = strategy.type if type is None else type
         if status is not None and status != strategy.status:
-            strategy_status_set(strategy, status, reason or f"set to {status} by a user")
+            strategy_status_set(strategy, status, reason or f"set to {status} by {actor}", actor=actor)
         strategy.save()
     return Strategy.objects.select_related("instrument", "current_version").get(pk=strategy.pk)
 
 
-def strategy_delete(*, strategy: Strategy) -> bool:
+def strategy_delete(*, strategy: Strategy, by: ownership.User | None) -> bool:
     """Delete a draft nothing was recorded about and return True; retire any other strategy instead,
-    keeping its versions, backtests and decisions, and return False."""
+    keeping its versions, backtests and decisions, and return False. ``by`` must be allowed to change
+    it (see :func:`strategy_update`)."""
+    ownership.change_check(obj=strategy, user=by, what=f"strategy {strategy.strategy_id}")
     if strategy.status == StrategyStatus.DRAFT and not selectors.has_history(strategy=strategy):
         strategy.delete()
         return True
     if strategy.status != StrategyStatus.RETIRED:
         strategy_update(
-            strategy=strategy, status=StrategyStatus.RETIRED, reason="retired on delete; history kept"
+            strategy=strategy, by=by, status=StrategyStatus.RETIRED, reason="retired on delete; history kept"
         )
     return False
 
@@ -163,9 +187,9 @@ _STATUS_DECISIONS = {
 
 
 def strategy_status_set(
-    strategy: Strategy, status: str, reason: str, numbers: dict | None = None, **links: Any
+    strategy: Strategy, status: str, reason: str, numbers: dict | None = None, *, actor: str, **links: Any
 ) -> None:
-    """Change the status (the caller saves the strategy) and record why."""
+    """Change the status (the caller saves the strategy) and record why, and who (``actor``)."""
     previous = strategy.status
     strategy.status = status
     decision_record(
@@ -173,13 +197,16 @@ def strategy_status_set(
         _STATUS_DECISIONS[status],
         reason,
         {"from": previous, "to": status, **(numbers or {})},
+        actor=actor,
         **links,
     )
 
 
 def decision_record(
-    strategy: Strategy, kind: str, reason: str, numbers: dict | None = None, **links: Any
+    strategy: Strategy, kind: str, reason: str, numbers: dict | None = None, *, actor: str, **links: Any
 ) -> StrategyDecision:
+    """Record a decision about the strategy; ``actor`` is who made it: a username, or the job (the
+    daily update, the lifecycle policy, the orchestrator, strategy generation)."""
     return StrategyDecision.objects.create(
-        strategy=strategy, kind=kind, reason=reason, numbers=numbers or {}, **links
+        strategy=strategy, kind=kind, reason=reason, numbers=numbers or {}, actor=actor[:150], **links
     )

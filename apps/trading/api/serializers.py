@@ -130,8 +130,8 @@ class OrderSerializer(serializers.ModelSerializer):
         fields = (
             "id", "account", "client_order_id", "exchange_order_id", "symbol", "exchange", "side", "type",
             "quantity", "price", "stop_price", "time_in_force", "status", "filled_quantity", "average_price",
-            "fees", "fee_currency", "reject_code", "reject_reason", "source", "strategy_id", "parent",
-            "oco_group", "created_at", "updated_at", "submitted_at", "closed_at", "fills",
+            "fees", "fee_currency", "reject_code", "reject_reason", "source", "created_by", "strategy_id",
+            "parent", "oco_group", "created_at", "updated_at", "submitted_at", "closed_at", "fills",
         )  # fmt: skip
 
 

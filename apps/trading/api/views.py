@@ -139,7 +139,13 @@ class TradesView(generics.ListAPIView):
         except AccountNotFound as error:
             raise ValidationError({"account": [str(error)]}) from None
         try:
-            placement = order_place(account=account, user=request.user, idempotency_key=key, **data)
+            placement = order_place(
+                account=account,
+                user=request.user,
+                created_by=request.user.get_username(),
+                idempotency_key=key,
+                **data,
+            )
         except OrderInputError as error:
             raise ValidationError({error.field: [error.message]}) from None
         except IdempotencyConflict as error:
@@ -326,8 +332,8 @@ class AllocationsView(generics.ListAPIView):
             if account is None:
                 raise ValidationError({"account": [f"you have no trading account {data['account']}"]})
         try:
-            strategy = strategy_selectors.strategy_get(strategy_id=data["strategy_id"])
-        except Strategy.DoesNotExist:
+            strategy = strategy_selectors.strategy_get(strategy_id=data["strategy_id"], user=request.user)
+        except Strategy.DoesNotExist:  # another user's strategy too: its existence does not leak
             raise ValidationError({"strategy_id": [f"no strategy {data['strategy_id']!r}"]}) from None
         try:
             allocation = allocation_create(

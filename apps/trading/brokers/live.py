@@ -296,6 +296,7 @@ def _import_unknown_open_orders(account: Account, client: ExchangeClient) -> lis
             client_order_id=found.client_order_id[:36] or f"exchange-{found.exchange_order_id}",
             exchange_order_id=found.exchange_order_id,
             source=OrderSource.EXCHANGE,
+            created_by="reconciliation",  # found resting on the exchange, placed by someone outside
             side=found.side,
             type=found.type,
             quantity=found.quantity,

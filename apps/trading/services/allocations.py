@@ -110,6 +110,7 @@ def allocation_create(
             f"allocated {capital_pct:.4f} of account {account.pk} ({account.name}) by {by}"
             + (f": {note}" if note else ""),
             {"allocation": allocation.pk, "account": account.pk, "capital_pct": str(capital_pct)},
+            actor=by,
         )
     return allocation
 
@@ -157,6 +158,7 @@ def allocation_change(
                 f"allocation {current.pk} on account {current.account_id} changed by {by}: "
                 + ", ".join(changes),
                 {"allocation": current.pk, "account": current.account_id, "capital_pct": str(share)},
+                actor=by,
             )
     return current
 
@@ -187,5 +189,6 @@ def allocation_wind_down(*, allocation: StrategyAllocation, by: str, reason: str
             DecisionKind.WOUND_DOWN,
             message,
             {"allocation": current.pk, "account": current.account_id, "winding_down": current.winding_down},
+            actor=by,
         )
     return current

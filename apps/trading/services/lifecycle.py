@@ -3,11 +3,12 @@
 It applies to an account whose owner turned on ``auto_allocate`` while the operator allows it
 (``TRADING_AUTO_ALLOCATE``, on by default; the flag is off by default). Each orchestrator cycle
 first carries out the policy's plan for those accounts: every active strategy that can trade on the
-account and has no allocation there gets ``TRADING_AUTO_ALLOCATE_CAPITAL_PCT`` of it while a share
-is left, and every enabled allocation of a retired strategy winds down (its orders canceled, its
-position sold at the next closed candle, then switched off). Active means the strategy passed its
-gate: the generation holdout (with ``GENERATION_AUTO_DEPLOY``) or an operator's activation; the
-daily update retires those that stop working.
+account, is its owner's or the system's, and has no allocation there gets
+``TRADING_AUTO_ALLOCATE_CAPITAL_PCT`` of it while a share is left, and every enabled allocation of a
+retired strategy winds down (its orders canceled, its position sold at the next closed candle, then
+switched off). Active means the strategy passed its gate: the generation holdout (with
+``GENERATION_AUTO_DEPLOY``) or an operator's activation; the daily update retires those that stop
+working.
 
 For an account without the policy the same plan says what the system is waiting for, and the API,
 the admin and health show it.
@@ -20,6 +21,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from apps.strategies import selectors as strategy_selectors
 from apps.strategies.models import Strategy, StrategyStatus
 from apps.trading.models import Account, StrategyAllocation
 from apps.trading.services.allocations import (
@@ -78,10 +80,11 @@ def lifecycle_plan(*, account: Account) -> list[Step]:
         and allocation.strategy.status == StrategyStatus.RETIRED
     ]
     left, share = share_left(account=account), auto_share()
+    # Only strategies the account's owner may see: another user's would let them steer this account.
     candidates = (
-        Strategy.objects.filter(status=StrategyStatus.ACTIVE)
+        strategy_selectors.strategies_visible(user=account.owner)
+        .filter(status=StrategyStatus.ACTIVE)
         .exclude(pk__in=allocated)
-        .select_related("instrument")
         .order_by("created_at", "pk")
     )
     for strategy in candidates:

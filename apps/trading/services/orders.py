@@ -72,6 +72,7 @@ def order_place(
     time_in_force: str = TimeInForce.GTC,
     client_order_id: str = "",
     source: str = OrderSource.API,
+    created_by: str,
     user: AbstractBaseUser | None = None,
     idempotency_key: str = "",
     strategy: Strategy | None = None,
@@ -92,7 +93,8 @@ def order_place(
     never sent. ``at`` is the moment of the order (default now): a paper order rests from then on.
     ``instrument`` may be given instead of ``symbol``. A filled buy with ``attach_*_pct`` is then
     protected by :func:`protection_attach`. The order trades ``allocation``'s book (a strategy's own
-    position), or the manual book without one. Raises OrderInputError naming the field, or
+    position), or the manual book without one. ``created_by`` names who placed it: the username, or
+    the job (``orchestrator``, a command). Raises OrderInputError naming the field, or
     IdempotencyConflict.
     """
     instrument = instrument or _instrument(account, symbol)
@@ -109,6 +111,7 @@ def order_place(
             order = Order.objects.create(
                 account=locked,
                 source=source,
+                created_by=created_by[:150],
                 strategy=strategy,
                 allocation=allocation,
                 attach_stop_loss_pct=attach_stop_loss_pct,
@@ -303,6 +306,7 @@ def protection_attach(*, order: Order, at: datetime | None = None) -> list[Order
             stop_price=order.average_price * factor,
             client_order_id=f"{order.client_order_id[:32]}-{'sl' if type == OrderType.STOP_LOSS else 'tp'}",
             source=OrderSource.PROTECTIVE,
+            created_by=order.created_by,  # whoever placed the entry asked for its protection
             strategy=order.strategy,
             allocation=order.allocation,
             oco_group=f"oco-{order.pk}",

@@ -50,6 +50,9 @@ class MLModelSerializer(serializers.ModelSerializer):
     exchange = serializers.CharField(source="instrument.exchange")
     status = serializers.CharField(source="stage")
     job_status = serializers.CharField(source="status")
+    owner = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="The user who trained it; null: the system"
+    )
     feature_set = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -57,7 +60,7 @@ class MLModelSerializer(serializers.ModelSerializer):
         model = MLModel
         fields = (
             "model_id", "symbol", "exchange", "timeframe", "model_type", "horizon", "status", "job_status",
-            "progress", "error", "feature_set", "hyperparameters", "lookback_period", "train_start",
+            "owner", "progress", "error", "feature_set", "hyperparameters", "lookback_period", "train_start",
             "train_end", "seen_until", "threshold", "metrics", "created_at", "finished_at", "promoted_at",
             "url",
         )  # fmt: skip
@@ -98,12 +101,15 @@ class MLModelDetailSerializer(MLModelSerializer):
 
 
 class EvaluateRequestSerializer(serializers.Serializer):
+    """A model the requesting user (the context's ``user``) may see: another user's is the same 400
+    as an unknown id."""
+
     model_id = serializers.CharField(max_length=120)
     evaluation_period = serializers.FloatField(help_text="Days, counted back from the newest candle")
 
     def validate_model_id(self, value: str) -> MLModel:
         try:
-            return selectors.model_get(model_id=value)
+            return selectors.model_get(model_id=value, user=self.context["user"])
         except MLModel.DoesNotExist:
             raise serializers.ValidationError(f"no model {value!r}") from None
 

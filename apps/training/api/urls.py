@@ -12,4 +12,7 @@ urlpatterns = [
     api_path("training/models/evaluate", views.EvaluateView.as_view(), name="training-evaluate"),
     api_path("training/models/<model_id>", views.ModelDetailView.as_view(), name="training-model-detail"),
     api_path("training/models/<model_id>/predict", views.PredictView.as_view(), name="training-predict"),
+    api_path(
+        "training/models/<model_id>/cancel", views.ModelCancelView.as_view(), name="training-model-cancel"
+    ),
 ]

@@ -1,5 +1,9 @@
-"""Training endpoints of the brief: train, list, show, evaluate; the newest-candle prediction; and the
-6-hourly retraining runs with their promotion decisions."""
+"""Training endpoints of the brief: train, list, show, evaluate, cancel; the newest-candle prediction;
+and the 6-hourly retraining runs with their promotion decisions.
+
+Models are looked up among those the requesting user may see (``apps.core.ownership``): their own
+and the scheduled training's; another user's is answered as a missing one.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import validated
 from apps.core.dispatch import job_dispatch_on_commit
+from apps.core.jobs import job_cancel
 from apps.core.symbols import normalise_symbol
 from apps.training import selectors
 from apps.training.api.serializers import (
@@ -47,12 +52,14 @@ def _field_errors() -> Iterator[None]:
 
 
 class TrainView(APIView):
-    """Register a model and train it on the training queue: 202 with the URL to poll."""
+    """Register a model (yours) and train it on the training queue: 202 with the URL to poll. Needs the
+    training.run_training permission (the researchers group; staff may): 403 otherwise. 429 when
+    your queued jobs reach API_MAX_QUEUED_JOBS_PER_USER."""
 
     @extend_schema(request=TrainRequestSerializer, responses={202: TrainAcceptedSerializer})
     def post(self, request: Request) -> Response:
         data = validated(TrainRequestSerializer, request.data)
-        model = model_train_request(spec=data["spec"])
+        model = model_train_request(spec=data["spec"], owner=request.user)
         job_dispatch_on_commit(model_train, model)
         body = {"model_id": model.model_id, "status": model.stage, "url": model_url(model)}
         return Response(TrainAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
@@ -72,22 +79,32 @@ class ModelFilter(filters.FilterSet):
 
 
 class ModelListView(generics.ListAPIView):
-    """Registered models, newest first: ``?symbol=BTCUSDT&timeframe=1h&model_type=&status=&limit=10``."""
+    """The models you may see (yours and the system's), newest first:
+    ``?symbol=BTCUSDT&timeframe=1h&model_type=&status=&limit=10``."""
 
     serializer_class = MLModelSerializer
     filterset_class = ModelFilter
 
     def get_queryset(self) -> QuerySet[MLModel]:
-        return selectors.model_list()
+        return selectors.models_visible(user=self.request.user)
 
 
 class ModelDetailView(APIView):
     @extend_schema(responses=MLModelDetailSerializer)
     def get(self, request: Request, model_id: str) -> Response:
-        model = get_object_or_404(
-            selectors.model_list().prefetch_related("promotion_decisions"), model_id=model_id
-        )
-        return Response(MLModelDetailSerializer(model).data)
+        models = selectors.models_visible(user=request.user).prefetch_related("promotion_decisions")
+        return Response(MLModelDetailSerializer(get_object_or_404(models, model_id=model_id)).data)
+
+
+class ModelCancelView(APIView):
+    """Cancel a model's pending or running training (yours; staff: any); the model fails with it.
+    409 once its training has ended."""
+
+    @extend_schema(request=None, responses=MLModelSerializer)
+    def post(self, request: Request, model_id: str) -> Response:
+        model = get_object_or_404(selectors.models_visible(user=request.user), model_id=model_id)
+        model = job_cancel(job=model, by=request.user, what=f"model {model.model_id}")
+        return Response(MLModelSerializer(model).data)
 
 
 class EvaluateView(APIView):
@@ -95,7 +112,7 @@ class EvaluateView(APIView):
 
     @extend_schema(request=EvaluateRequestSerializer, responses=EvaluationSerializer)
     def post(self, request: Request) -> Response:
-        data = validated(EvaluateRequestSerializer, request.data)
+        data = validated(EvaluateRequestSerializer, request.data, context={"user": request.user})
         with _field_errors():
             evaluation = selectors.model_evaluation(
                 model=data["model_id"],
@@ -109,7 +126,7 @@ class PredictView(APIView):
 
     @extend_schema(responses=PredictionSerializer)
     def get(self, request: Request, model_id: str) -> Response:
-        model = get_object_or_404(selectors.model_list(), model_id=model_id)
+        model = get_object_or_404(selectors.models_visible(user=request.user), model_id=model_id)
         with _field_errors():
             prediction = selectors.model_prediction(model=model)
         return Response(PredictionSerializer(prediction).data)

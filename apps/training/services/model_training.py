@@ -10,10 +10,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from xgboost.core import XGBoostError
 
-from apps.core import clock
+from apps.core import clock, ownership
 from apps.core.jobs import job_claimed, job_complete, job_fail, job_progress
 from apps.market import selectors as market
 from apps.market.domain.candles import TIMEFRAMES
@@ -24,7 +24,7 @@ from apps.training.domain.fitting import Hyperparams
 from apps.training.domain.labels import ModelType, parse_model_type
 from apps.training.domain.pipeline import TrainResult, train
 from apps.training.errors import TrainingInputError
-from apps.training.models import MLModel, Stage
+from apps.training.models import RUN_TRAINING, MLModel, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +106,24 @@ def _model_id(spec: TrainingSpec, moment: datetime) -> str:
     return f"{spec.model_type.value}_{spec.instrument.symbol}_{spec.timeframe}_{moment:%Y%m%d%H%M%S}"
 
 
-def model_train_request(*, spec: TrainingSpec, now: datetime | None = None) -> MLModel:
-    """Register a model in stage ``training`` with a PENDING training job. Does not train it.
+def model_train_request(
+    *, spec: TrainingSpec, owner: ownership.User | None = None, now: datetime | None = None
+) -> MLModel:
+    """Register a model in stage ``training`` with a PENDING training job, owned by ``owner`` (the
+    requesting user; None: the system, the scheduled training or a command). Does not train it.
 
     The id is the brief's ``<type>_<SYMBOL>_<timeframe>_<YYYYmmddHHMMSS>``; when that second is
-    taken for the same series and type, the next free second is used.
+    taken for the same series and type, the next free second is used. Raises, creating nothing,
+    ``ownership.PermissionRequired`` when the owner may not start training (the researchers group,
+    staff) and ``ownership.TooManyJobs`` when the owner's cap is reached.
     """
+    ownership.permission_check(user=owner, permission=RUN_TRAINING, work="starting model training")
     moment = (now or clock.now()).replace(microsecond=0)
     for _ in range(60):
         try:
-            with transaction.atomic():
+            with ownership.job_slot(owner=owner):
                 return MLModel.objects.create(
+                    owner=owner,
                     model_id=_model_id(spec, moment),
                     instrument=spec.instrument,
                     symbol=spec.instrument.symbol,

@@ -164,6 +164,7 @@ class AdminWorld:
             DecisionKind.EVALUATED,
             "kept: every limit met",
             {"total_return_pct": self.backtest.metrics["total_return_pct"]},
+            actor="daily update",
             update_run=self.update_run,
             backtest=self.backtest,
             optimization=self.optimization,
@@ -230,7 +231,7 @@ class AdminWorld:
         """A market buy by the user with an Idempotency-Key: filled on paper, a fill and a position."""
         placement = order_place(
             account=self.account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.5"),
-            user=self.user, idempotency_key="admin-walk-1",
+            user=self.user, created_by=self.user.username, idempotency_key="admin-walk-1",
         )  # fmt: skip
         assert placement.order.fills.exists(), placement.order.reject_reason
         return placement.order
@@ -239,7 +240,12 @@ class AdminWorld:
     def refusal(self) -> RiskRefusal:
         """A buy of far more than the cash pays for, refused by the risk manager."""
         placement = order_place(
-            account=self.account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1000)
+            created_by="test",
+            account=self.account,
+            symbol="BTCUSDT",
+            side="BUY",
+            type="MARKET",
+            quantity=D(1000),
         )
         assert placement.refusal is not None
         return placement.refusal

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from django.contrib.auth.base_user import AbstractBaseUser
 
 from apps.market.models import Instrument
 from apps.strategies.models import Strategy, StrategyStatus
@@ -53,8 +54,10 @@ def make_strategy(
     parameters: dict[str, Any] | None = None,
     rules: list[dict[str, Any]] | None = None,
     status: str = StrategyStatus.ACTIVE,
+    owner: AbstractBaseUser | None = None,
 ) -> Strategy:
-    """A strategy on BTCUSD 1h created through the service, as the API creates it."""
+    """A strategy on BTCUSD 1h created through the service, as the API creates it (for ``owner``; by
+    default the system's, as the demo strategies are)."""
     return strategy_create(
         name=name,
         type=type,
@@ -64,6 +67,7 @@ def make_strategy(
         indicators=["RSI"],
         rules=copy.deepcopy(RSI_DOCUMENT["rules"] if rules is None else rules),
         status=status,
+        owner=owner,
     )
 
 

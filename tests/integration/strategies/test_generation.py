@@ -255,7 +255,7 @@ def test_offline_generation_without_a_key_produces_candidates_labelled_offline(s
 
 
 def test_the_api_accepts_a_generation_and_reports_it_when_polled(
-    api_client, settings, btc_hourly, django_capture_on_commit_callbacks
+    researcher, api_client, settings, btc_hourly, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         accepted = api_client.post(
@@ -294,7 +294,7 @@ def test_the_api_accepts_a_generation_and_reports_it_when_polled(
         ({"provider": "skynet"}, "provider"),
     ],
 )
-def test_bad_generation_input_is_a_400_naming_the_field(api_client, btc_hourly, change, field):
+def test_bad_generation_input_is_a_400_naming_the_field(researcher, api_client, btc_hourly, change, field):
     body = {"symbol": "BTCUSD", "timeframe": "1h", "count": 2, **change}
     response = api_client.post("/api/strategies/generate", body, format="json")
     assert response.status_code == 400
@@ -349,7 +349,7 @@ def test_a_generation_run_twice_runs_once(settings, btc_hourly):
 
 
 def test_the_context_sent_is_json_data(settings, btc_hourly):
-    context = market_context(instrument=btc_hourly, timeframe="1h", count=2)
+    context = market_context(instrument=btc_hourly, timeframe="1h", count=2, owner=None)
     assert json.loads(json.dumps(context)) == context
     assert set(context["regime"]) >= {"trend", "volatility"}
     assert "RSI(14)" in context["indicators"]
@@ -357,7 +357,7 @@ def test_the_context_sent_is_json_data(settings, btc_hourly):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_on_the_llm_queue_runs_a_generation_once(api_client, btc_hourly, tmp_path):
+def test_a_real_worker_on_the_llm_queue_runs_a_generation_once(researcher, api_client, btc_hourly, tmp_path):
     def wait_for_generation() -> dict[str, Any]:
         accepted = api_client.post(
             "/api/strategies/generate",

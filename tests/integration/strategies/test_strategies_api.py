@@ -174,8 +174,14 @@ def test_the_list_filters_by_status_and_symbol_and_paginates(api_client, btc_hou
     assert api_client.get("/api/strategies", {"status": "sleeping"}).status_code == 400
 
 
-def test_editing_rules_makes_a_new_version_and_keeps_the_old_one(api_client, rsi_strategy):
-    url = f"/api/strategies/{rsi_strategy.strategy_id}"
+@pytest.fixture
+def own_strategy(btc_hourly, user):
+    """The RSI strategy, made by the user whose token the client holds: theirs to change."""
+    return make_strategy(btc_hourly, owner=user)
+
+
+def test_editing_rules_makes_a_new_version_and_keeps_the_old_one(api_client, own_strategy):
+    url = f"/api/strategies/{own_strategy.strategy_id}"
     rules = [
         {"condition": "RSI < 25", "action": "buy", "priority": 1},
         {"condition": "RSI > 75", "action": "sell"},
@@ -192,25 +198,25 @@ def test_editing_rules_makes_a_new_version_and_keeps_the_old_one(api_client, rsi
     assert "wider bands" in decision["reason"]
 
 
-def test_a_patch_without_changes_to_the_document_makes_no_version(api_client, rsi_strategy):
-    url = f"/api/strategies/{rsi_strategy.strategy_id}"
-    same = {"parameters": rsi_strategy.current_version.parameters, "name": "Renamed"}
+def test_a_patch_without_changes_to_the_document_makes_no_version(api_client, own_strategy):
+    url = f"/api/strategies/{own_strategy.strategy_id}"
+    same = {"parameters": own_strategy.current_version.parameters, "name": "Renamed"}
 
     body = api_client.patch(url, same, format="json").json()
 
     assert (body["version"], body["name"]) == (1, "Renamed")
 
 
-def test_an_invalid_edit_is_a_400_and_changes_nothing(api_client, rsi_strategy):
-    url = f"/api/strategies/{rsi_strategy.strategy_id}"
+def test_an_invalid_edit_is_a_400_and_changes_nothing(api_client, own_strategy):
+    url = f"/api/strategies/{own_strategy.strategy_id}"
 
     response = api_client.patch(
         url, {"rules": [{"condition": "RSI <", "action": "buy"}], "status": "paused"}, format="json"
     )
 
     assert "RSI <: expected a number" in _fields(response)["rules"]["0"]["condition"][0]
-    rsi_strategy.refresh_from_db()
-    assert (rsi_strategy.status, rsi_strategy.current_version.number, rsi_strategy.versions.count()) == (
+    own_strategy.refresh_from_db()
+    assert (own_strategy.status, own_strategy.current_version.number, own_strategy.versions.count()) == (
         "active",
         1,
         1,
@@ -218,18 +224,18 @@ def test_an_invalid_edit_is_a_400_and_changes_nothing(api_client, rsi_strategy):
 
 
 @pytest.mark.parametrize(("status", "kind"), [("paused", "paused"), ("retired", "retired"), ("active", None)])
-def test_a_status_change_is_recorded_as_a_decision(api_client, rsi_strategy, status, kind):
+def test_a_status_change_is_recorded_as_a_decision(api_client, own_strategy, status, kind):
     response = api_client.patch(
-        f"/api/strategies/{rsi_strategy.strategy_id}", {"status": status}, format="json"
+        f"/api/strategies/{own_strategy.strategy_id}", {"status": status}, format="json"
     )
 
     assert response.json()["status"] == status
-    kinds = list(StrategyDecision.objects.filter(strategy=rsi_strategy).values_list("kind", flat=True))
+    kinds = list(StrategyDecision.objects.filter(strategy=own_strategy).values_list("kind", flat=True))
     assert kinds == ([kind] if kind else [])
 
 
-def test_deleting_a_fresh_draft_deletes_it(api_client, btc_hourly):
-    draft = make_strategy(btc_hourly, status=StrategyStatus.DRAFT)
+def test_deleting_a_fresh_draft_deletes_it(api_client, btc_hourly, user):
+    draft = make_strategy(btc_hourly, status=StrategyStatus.DRAFT, owner=user)
 
     response = api_client.delete(f"/api/strategies/{draft.strategy_id}")
 
@@ -237,8 +243,10 @@ def test_deleting_a_fresh_draft_deletes_it(api_client, btc_hourly):
     assert not Strategy.objects.filter(pk=draft.pk).exists()
 
 
-def test_deleting_a_draft_with_a_backtest_retires_it_keeps_the_backtest_and_says_so(api_client, btc_hourly):
-    draft = make_strategy(btc_hourly, status=StrategyStatus.DRAFT)
+def test_deleting_a_draft_with_a_backtest_retires_it_keeps_the_backtest_and_says_so(
+    api_client, btc_hourly, user
+):
+    draft = make_strategy(btc_hourly, status=StrategyStatus.DRAFT, owner=user)
     backtest = backtest_create(
         strategy=draft, start=datetime(2019, 1, 1, tzinfo=UTC), end=datetime(2019, 2, 1, tzinfo=UTC)
     )
@@ -254,11 +262,11 @@ def test_deleting_a_draft_with_a_backtest_retires_it_keeps_the_backtest_and_says
     assert draft.backtests.get() == backtest
 
 
-def test_deleting_an_active_strategy_retires_it(api_client, rsi_strategy):
-    assert api_client.delete(f"/api/strategies/{rsi_strategy.strategy_id}").status_code == 200
+def test_deleting_an_active_strategy_retires_it(api_client, own_strategy):
+    assert api_client.delete(f"/api/strategies/{own_strategy.strategy_id}").status_code == 200
 
-    rsi_strategy.refresh_from_db()
-    assert rsi_strategy.status == StrategyStatus.RETIRED
+    own_strategy.refresh_from_db()
+    assert own_strategy.status == StrategyStatus.RETIRED
 
 
 def test_an_unknown_strategy_is_a_404(api_client, btc_hourly):

@@ -24,7 +24,9 @@ def admin_client(client, db):
 
 
 def test_the_admin_pages_of_the_trading_app_open(admin_client, paper_account, btcusdt):
-    order_place(account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1))
+    order_place(
+        account=paper_account, created_by="test", symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1)
+    )
     pages = [
         "account",
         "order",
@@ -59,7 +61,7 @@ def test_editing_limits_in_the_admin_changes_only_the_limits(admin_client, paper
     form = page.context["adminform"].form
     data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
     order_place(
-        account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1)
+        created_by="test", account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1)
     )  # cash moves
 
     answer = admin_client.post(
@@ -75,7 +77,13 @@ def test_editing_limits_in_the_admin_changes_only_the_limits(admin_client, paper
 
 def test_the_halt_action_halts_and_the_cancel_action_cancels(admin_client, paper_account, btcusdt):
     order = order_place(
-        account=paper_account, symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=D(1), price=D(100)
+        created_by="test",
+        account=paper_account,
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        quantity=D(1),
+        price=D(100),
     ).order
 
     admin_client.post("/admin/trading/order/", {"action": "cancel", "_selected_action": [order.pk]})
@@ -160,7 +168,9 @@ def test_reconcile_orders_prints_every_repair(live_account, fake_exchange):
 
 
 def test_portfolio_prints_the_figures_and_positions(paper_account, btcusdt):
-    order_place(account=paper_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1))
+    order_place(
+        account=paper_account, created_by="test", symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1)
+    )
     out = StringIO()
 
     call_command("portfolio", "--account", paper_account.pk, stdout=out)

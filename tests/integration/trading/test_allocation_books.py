@@ -42,7 +42,12 @@ def shared(paper_account, btcusdt):
     paper_account.auto_trading = True
     paper_account.save()
     manual = order_place(
-        account=paper_account, instrument=btcusdt, side="BUY", type="MARKET", quantity=D("0.1")
+        created_by="test",
+        account=paper_account,
+        instrument=btcusdt,
+        side="BUY",
+        type="MARKET",
+        quantity=D("0.1"),
     )
     assert manual.order.status == OrderStatus.FILLED and manual.order.allocation is None
     holder = _allocate(paper_account, btcusdt, "Holder")
@@ -67,7 +72,7 @@ def test_an_entry_is_not_blocked_by_another_book_and_an_exit_touches_only_its_ow
     )
     assert len(holder_protection) == 2  # its stop and its target
 
-    strategy_update(strategy=seller.strategy, rules=ALWAYS_SELL, reason="exit")
+    strategy_update(by=None, strategy=seller.strategy, rules=ALWAYS_SELL, reason="exit")
     store_candles(btcusdt, hourly_rows(6))
     exited = orchestrator.orchestrator_run(now=NOW + timedelta(hours=1))
 
@@ -89,7 +94,7 @@ def test_an_entry_is_not_blocked_by_another_book_and_an_exit_touches_only_its_ow
 def test_each_allocation_earns_what_its_own_fills_add_up_to_and_the_account_is_their_sum(shared, btcusdt):
     account, holder, seller = shared
     orchestrator.orchestrator_run(now=NOW)
-    strategy_update(strategy=seller.strategy, rules=ALWAYS_SELL, reason="exit")
+    strategy_update(by=None, strategy=seller.strategy, rules=ALWAYS_SELL, reason="exit")
     store_candles(btcusdt, hourly_rows(6))
     orchestrator.orchestrator_run(now=NOW + timedelta(hours=1))
 

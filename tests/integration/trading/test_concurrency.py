@@ -33,7 +33,12 @@ def test_orders_placed_at_once_leave_cash_and_positions_exactly_as_the_fills_say
     def place(i: int) -> Order:
         side, quantity = ("BUY", D(1)) if i in buys else ("SELL", D("0.5"))
         return order_place(
-            account=paper_account, symbol="BTCUSDT", side=side, type="MARKET", quantity=quantity
+            created_by="test",
+            account=paper_account,
+            symbol="BTCUSDT",
+            side=side,
+            type="MARKET",
+            quantity=quantity,
         ).order
 
     results = run_together(count, place)

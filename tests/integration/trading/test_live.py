@@ -277,6 +277,7 @@ def test_a_filled_live_entry_is_protected_by_a_stop_loss_on_the_exchange(
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)  # the follow-up task runs inline
     entry = order_place(
+        created_by="test",
         account=live_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.5"),
         attach_stop_loss_pct=D("0.02"), attach_take_profit_pct=D("0.05"),
     ).order  # fmt: skip

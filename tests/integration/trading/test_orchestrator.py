@@ -106,7 +106,7 @@ def test_a_sell_signal_on_the_next_candle_cancels_the_protection_and_sells_every
     allocation, strategy, btcusdt
 ):
     orchestrator.orchestrator_run(now=NOW)
-    strategy_update(strategy=strategy, rules=ALWAYS_SELL, reason="flip")
+    strategy_update(by=None, strategy=strategy, rules=ALWAYS_SELL, reason="flip")
     store_candles(btcusdt, hourly_rows(6))
 
     result = orchestrator.orchestrator_run(now=NOW + timedelta(hours=1))

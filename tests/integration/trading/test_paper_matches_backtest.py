@@ -109,6 +109,7 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
     position = account.positions.get(instrument=instrument)
     if position.quantity:  # the backtester closes what is still open at the last close
         order_place(
+            created_by="test",
             account=account,
             instrument=instrument,
             side="SELL",

@@ -21,7 +21,7 @@ def candle(n: int, open_: str, high: str, low: str, close: str) -> tuple:
 
 
 def place(account, **order):
-    defaults = {"symbol": "BTCUSDT", "quantity": D(1), "at": hour(5)}
+    defaults = {"symbol": "BTCUSDT", "quantity": D(1), "at": hour(5), "created_by": "test"}
     return order_place(account=account, **{**defaults, **order}).order
 
 

@@ -18,7 +18,7 @@ D = Decimal
 
 
 def place(account, **order):
-    defaults = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": D(1)}
+    defaults = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": D(1), "created_by": "test"}
     return order_place(account=account, **{**defaults, **order})
 
 

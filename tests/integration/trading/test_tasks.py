@@ -35,7 +35,12 @@ def test_reconciling_an_account_submits_the_live_orders_whose_message_was_lost(
 ):
     monkeypatch.setitem(app.conf, "task_always_eager", True)
     lost = order_place(
-        account=live_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.1")
+        created_by="test",
+        account=live_account,
+        symbol="BTCUSDT",
+        side="BUY",
+        type="MARKET",
+        quantity=D("0.1"),
     ).order
 
     tasks.orders_reconcile_all()
@@ -91,7 +96,12 @@ def test_a_live_order_placed_through_the_api_is_sent_once_by_a_real_worker(
         order = _wait_for_final(placed["id"])
         tasks.order_submit.delay(order.pk)  # a redelivered message
         later = order_place(
-            account=live_account, symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D("0.1")
+            created_by="test",
+            account=live_account,
+            symbol="BTCUSDT",
+            side="BUY",
+            type="MARKET",
+            quantity=D("0.1"),
         ).order
         tasks.order_submit.delay(later.pk)  # consumed only after the redelivery, by the solo worker
         _wait_for_final(later.pk)

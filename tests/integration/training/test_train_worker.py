@@ -38,7 +38,7 @@ def _wait_until_trained(api_client, url: str, timeout: float = 120) -> dict:
 
 
 def test_a_real_worker_trains_the_model_on_the_training_queue_and_ignores_a_redelivery(
-    api_client, btc_hourly, tmp_path
+    researcher, api_client, btc_hourly, tmp_path
 ):
     with running_worker(tmp_path / "worker.log"):
         accepted = api_client.post("/api/training/train", TRAIN_REQUEST, format="json")
@@ -66,7 +66,7 @@ def test_a_real_worker_trains_the_model_on_the_training_queue_and_ignores_a_rede
 
 
 def test_the_stored_artifact_has_its_sha256_and_reproduces_the_recorded_test_metrics(
-    api_client, btc_hourly, tmp_path
+    researcher, api_client, btc_hourly, tmp_path
 ):
     with running_worker(tmp_path / "worker.log"):
         accepted = api_client.post("/api/training/train", TRAIN_REQUEST, format="json").json()

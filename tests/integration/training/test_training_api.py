@@ -33,7 +33,7 @@ def model(btc_hourly) -> MLModel:
     return train_now(lookback=3000)
 
 
-def test_a_train_request_is_accepted_with_the_briefs_id_and_a_url_to_poll(api_client, btc_hourly):
+def test_a_train_request_is_accepted_with_the_briefs_id_and_a_url_to_poll(researcher, api_client, btc_hourly):
     response = api_client.post(
         "/api/training/train",
         {"symbol": "BTCUSD", "timeframe": "1h", "model_type": "return_prediction", "lookback_period": 1000},
@@ -230,7 +230,9 @@ def test_a_new_candle_gets_a_new_prediction(api_client, model, btc_hourly):
     assert after["value"] != before["value"]
 
 
-def test_predicting_or_evaluating_a_model_still_training_is_a_400_naming_the_model(api_client, btc_hourly):
+def test_predicting_or_evaluating_a_model_still_training_is_a_400_naming_the_model(
+    researcher, api_client, btc_hourly
+):
     accepted = api_client.post(
         "/api/training/train",
         {"symbol": "BTCUSD", "timeframe": "1h", "model_type": "price_prediction", "lookback_period": 1000},

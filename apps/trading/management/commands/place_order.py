@@ -55,6 +55,7 @@ class Command(BaseCommand):
                 time_in_force=options["time_in_force"],
                 client_order_id=options["client_order_id"],
                 source=OrderSource.COMMAND,
+                created_by="place_order command",
             )
         except OrderInputError as error:
             raise CommandError(f"{error} (nothing was stored)") from None
