@@ -72,7 +72,7 @@ class TooManyJobs(AccessRefused):
     code = "too_many_jobs"
 
 
-Guard = Callable[[Any], "str | None"]
+Guard = Callable[[Any], str | None]
 _guards: dict[type[models.Model], list[Guard]] = defaultdict(list)
 _queued_kinds: list[type[models.Model]] = []
 _research_permissions: set[str] = set()
@@ -169,7 +169,7 @@ def job_slot(*, owner: User | None) -> Iterator[None]:
     """
     with transaction.atomic():
         if owner is not None:
-            get_user_model().objects.select_for_update().filter(pk=owner.pk).exists()
+            get_user_model().objects.select_for_update().get(pk=owner.pk)
             limit = settings.API_MAX_QUEUED_JOBS_PER_USER
             if queued_jobs(user=owner) >= limit:
                 raise TooManyJobs(
