@@ -187,6 +187,8 @@ def _generate(run: StrategyUpdateRun) -> UpdateStep:
     run.phase = UpdatePhase.GENERATION
     run.summary = {"needing_generation": [need.to_dict() for need in needs], "generation": lines}
     run.save(update_fields=["phase", "summary"])
+    if not created:  # no generation job will ask for the next phase: this is the last step
+        return _complete(run)
     return UpdateStep(run, generations=created)
 
 
