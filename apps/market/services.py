@@ -104,6 +104,36 @@ def instrument_get_or_create(
     )
 
 
+def instrument_copy_create(
+    *, source: Instrument, exchange: str, timeframes: list[str], note: str
+) -> Instrument:
+    """A new, inactive instrument for ``source``'s market (symbol, currencies, steps and limits) under
+    another exchange id, its candles written by the caller alone: a replay's. Inactive, so no
+    scheduled job fetches, analyses or trains it. ``note`` is its ``source`` (where its candles come
+    from). Raises IntegrityError when the exchange already lists the symbol."""
+    return Instrument.objects.create(
+        symbol=source.symbol,
+        exchange=exchange,
+        ccxt_symbol=source.ccxt_symbol,
+        base=source.base,
+        quote=source.quote,
+        active=False,
+        timeframes=sorted(set(timeframes), key=_timeframe_order),
+        amount_step=source.amount_step,
+        price_step=source.price_step,
+        min_amount=source.min_amount,
+        max_amount=source.max_amount,
+        min_notional=source.min_notional,
+        source=note[:200],
+    )
+
+
+def instrument_delete(*, instrument: Instrument) -> None:
+    """Delete an instrument with its candles, series and analyses. Raises ``ProtectedError`` while
+    strategies, orders or generation runs still refer to it: their owners delete those first."""
+    instrument.delete()
+
+
 def instrument_create_from_market(*, market: MarketInfo, timeframes: list[str]) -> Instrument:
     """Create or refresh an instrument from the exchange's own market description."""
     instrument, _ = Instrument.objects.update_or_create(
@@ -358,14 +388,19 @@ def _fetch_for_analysis(analysis: MarketAnalysis, provider: CandleProvider | Non
 
 
 def analysis_run(
-    *, analysis_id: int, fetch: bool = True, provider: CandleProvider | None = None
+    *,
+    analysis_id: int,
+    fetch: bool = True,
+    provider: CandleProvider | None = None,
+    commentary: bool = True,
 ) -> MarketAnalysis | None:
     """Fetch new candles, analyse the newest one and store the analysis with its signals and events.
 
     Claims the row first: a second run of the same analysis (a redelivered message) returns None
     and changes nothing. A failed fetch (offline, exchange down) is recorded and the stored candles
     are analysed anyway. When an LLM provider is configured, its commentary is stored too (see
-    ``apps.market.commentary``).
+    ``apps.market.commentary``), unless ``commentary`` is False (a replay: an LLM knows what
+    followed the moment replayed).
     """
     with job_claimed(model=MarketAnalysis, pk=analysis_id) as analysis:
         if analysis is None:
@@ -395,9 +430,11 @@ def analysis_run(
                 commentary={"status": "none", "reason": "the market data is stale"},
             )
         # Asked before the transaction: an LLM call may take seconds and must not hold it open.
-        commentary = commentary_for(
-            symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
-        )
+        remarks = {"status": "none", "reason": "no commentary was asked for"}
+        if commentary:
+            remarks = commentary_for(
+                symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
+            )
         with transaction.atomic():
             _store_insights(analysis, insights)
             return job_complete(
@@ -410,7 +447,7 @@ def analysis_run(
                 regime=insights.regime,
                 patterns=patterns,
                 summary=insights.summary(),
-                commentary=commentary,
+                commentary=remarks,
             )
 
 

@@ -26,7 +26,7 @@ from apps.trading.accounting import fee_asset
 from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, apply_fill
 from apps.trading.domain.portfolio import ratio
-from apps.trading.models import Fill, StrategyAllocation, StrategyPerformance
+from apps.trading.models import Account, Fill, StrategyAllocation, StrategyPerformance
 from apps.trading.services.snapshots import snapshot_slot
 
 logger = logging.getLogger(__name__)
@@ -113,10 +113,14 @@ def _backtest_return_pct(allocation: StrategyAllocation, capital: Decimal, now: 
     return Decimal(str(round(report.total_return_pct, 6)))
 
 
-def performance_record_all(*, now: datetime | None = None) -> int:
-    """Record every enabled allocation; a failing one is logged and the others still recorded."""
+def performance_record_all(*, now: datetime | None = None, account: Account | None = None) -> int:
+    """Record every enabled allocation (of ``account`` when given); a failing one is logged and the
+    others still recorded."""
+    allocations = StrategyAllocation.objects.filter(enabled=True)
+    if account is not None:
+        allocations = allocations.filter(account=account)
     count = 0
-    for allocation in StrategyAllocation.objects.filter(enabled=True).select_related(
+    for allocation in allocations.select_related(
         "account", "strategy__instrument", "strategy__current_version"
     ):
         try:

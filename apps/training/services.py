@@ -419,6 +419,17 @@ def model_retire(*, model: MLModel) -> MLModel:
     return model
 
 
+def instrument_models_delete(*, instrument: Instrument) -> int:
+    """Delete every model of ``instrument`` with its artifact file and promotion decisions; returns
+    how many. Only for an instrument whose models are all disposable: a replay's, on reset."""
+    models = list(MLModel.objects.filter(instrument=instrument))
+    for model in models:
+        if model.artifact:
+            model.artifact.delete(save=False)
+    MLModel.objects.filter(pk__in=[model.pk for model in models]).delete()
+    return len(models)
+
+
 @dataclass(frozen=True)
 class MLSignalUpdate:
     """The parameter changes an ``ml_signal`` strategy on this series should take from its new champion.
@@ -508,7 +519,7 @@ def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
         pairs = [(i, tf) for i in market.instrument_list(active=True) for tf in _series(i)]
         entries = []
         for done, (instrument, timeframe) in enumerate(pairs):
-            entries.append(_run_series(instrument, timeframe, fetch))
+            entries.append(training_series_run(instrument=instrument, timeframe=timeframe, fetch=fetch))
             job_progress(job=run, progress=(done + 1) / len(pairs))
         summary = {
             "series": len(entries),
@@ -521,7 +532,11 @@ def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
         return job_complete(job=run, report={"summary": summary, "series": entries})
 
 
-def _run_series(instrument: Instrument, timeframe: str, fetch: bool) -> dict[str, Any]:
+def training_series_run(*, instrument: Instrument, timeframe: str, fetch: bool = True) -> dict[str, Any]:
+    """One series' part of a training run, here and now: fetch (unless ``fetch`` is False), train a
+    candidate of each ``TRAINING_MODEL_TYPES`` and promote it if it beats the champion. Returns the
+    series' entry of the run's report (each model's stage, promotion decision and reason). A replay
+    calls it for its own series alone: a run covers every active instrument."""
     entry: dict[str, Any] = {
         "symbol": instrument.symbol,
         "exchange": instrument.exchange,
