@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -199,9 +200,12 @@ class GenerationNeed:
         }
 
 
-def strategies_needing_generation(*, day: date | None = None) -> list[GenerationNeed]:
-    """Each active instrument's timeframes with fewer than ``STRATEGY_MIN_ACTIVE`` active strategies
-    or with strategies retired on ``day`` (UTC, default today): where new strategies should come from."""
+def strategies_needing_generation(
+    *, day: date | None = None, instruments: Iterable[Instrument] | None = None
+) -> list[GenerationNeed]:
+    """Each active instrument's timeframes (or each of ``instruments``', active or not) with fewer than
+    ``STRATEGY_MIN_ACTIVE`` active strategies or with strategies retired on ``day`` (UTC, default
+    today): where new strategies should come from."""
     day = day or clock.now().date()
     counts = {
         (row["instrument"], row["timeframe"]): row
@@ -215,7 +219,7 @@ def strategies_needing_generation(*, day: date | None = None) -> list[Generation
         )
     }
     needs = []
-    for instrument in market.instrument_list(active=True):
+    for instrument in market.instrument_list(active=True) if instruments is None else instruments:
         for timeframe in instrument.timeframes or market.candle_timeframes(instrument=instrument):
             row = counts.get((instrument.pk, timeframe), {"active": 0, "retired_today": 0})
             if row["active"] < settings.STRATEGY_MIN_ACTIVE or row["retired_today"]:
