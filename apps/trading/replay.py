@@ -103,7 +103,7 @@ DEFAULT_WARMUP_BARS = 2000
 UPDATE_HOUR = 2  # the daily update's hour (UTC), as scheduled
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # An orchestrator cycle's trigger names the replay's account, so that its reset finds its cycles.
-TRIGGER_PREFIX = "replay:"
+TRIGGER_PREFIX = selectors.REPLAY_TRIGGER  # health leaves these cycles out
 
 
 class ReplayInputError(ValueError):
