@@ -33,7 +33,7 @@ from typing import TypeVar
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -289,3 +289,19 @@ def on_fresh_connection(write: Callable[[], T]) -> T:
         reraise=True,
     )
     return retrying(write)
+
+
+def jobs_abandon(*, rows: QuerySet[J], reason: str) -> int:
+    """Fail every unfinished job of ``rows`` with ``reason``, claimed or not, and return how many.
+
+    Only for a process that runs these jobs itself and is stopping before they ended (a replay
+    interrupted mid-bar): no sweeper may send them to a worker, which would run them on another clock.
+    """
+    model = rows.model
+    return rows.filter(status__in=UNFINISHED).update(
+        status=JobStatus.FAILED,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        error=reason[:4000],
+        **failed_fields(model),
+    )

@@ -152,7 +152,9 @@ def candles_frame(
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
     if not rows:
-        index = pd.DatetimeIndex([], tz="UTC", name=INDEX_NAME)
+        # The unit of a full frame's index: pandas gives an empty one seconds, which cannot hold a
+        # moment with microseconds (searching it for one raises).
+        index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=INDEX_NAME)
         return pd.DataFrame({column: np.empty(0) for column in COLUMNS}, index=index)
     times, *columns = zip(*rows, strict=True)
     index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True), name=INDEX_NAME)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -88,12 +89,16 @@ def update_run_detail_list(*, user: ownership.User | None) -> QuerySet[StrategyU
     )
 
 
-def generations_visible(*, user: ownership.User | None) -> QuerySet[GenerationRun]:
-    """The generation runs ``user`` may see: their own and the system's (staff: all)."""
-    runs = GenerationRun.objects.select_related("instrument", "owner").prefetch_related(
+def generation_run_list() -> QuerySet[GenerationRun]:
+    """Every generation run: the system's view."""
+    return GenerationRun.objects.select_related("instrument", "owner").prefetch_related(
         "candidates__strategy"
     )
-    return ownership.visible_to(runs, user)
+
+
+def generations_visible(*, user: ownership.User | None) -> QuerySet[GenerationRun]:
+    """The generation runs ``user`` may see: their own and the system's (staff: all)."""
+    return ownership.visible_to(generation_run_list(), user)
 
 
 def market_versions(
@@ -227,9 +232,12 @@ class GenerationNeed:
         }
 
 
-def strategies_needing_generation(*, day: date | None = None) -> list[GenerationNeed]:
-    """Each active instrument's timeframes with fewer than ``STRATEGY_MIN_ACTIVE`` active strategies
-    or with strategies retired on ``day`` (UTC, default today): where new strategies should come from."""
+def strategies_needing_generation(
+    *, day: date | None = None, instruments: Iterable[Instrument] | None = None
+) -> list[GenerationNeed]:
+    """Each active instrument's timeframes (or each of ``instruments``', active or not) with fewer than
+    ``STRATEGY_MIN_ACTIVE`` active strategies or with strategies retired on ``day`` (UTC, default
+    today): where new strategies should come from."""
     day = day or clock.now().date()
     counts = {
         (row["instrument"], row["timeframe"]): row
@@ -243,7 +251,7 @@ def strategies_needing_generation(*, day: date | None = None) -> list[Generation
         )
     }
     needs = []
-    for instrument in market.instrument_list(active=True):
+    for instrument in market.instrument_list(active=True) if instruments is None else instruments:
         for timeframe in instrument.timeframes or market.candle_timeframes(instrument=instrument):
             row = counts.get((instrument.pk, timeframe), {"active": 0, "retired_today": 0})
             if row["active"] < settings.STRATEGY_MIN_ACTIVE or row["retired_today"]:

@@ -131,27 +131,29 @@ class _NotActing(Exception):
         self.code, self.reason = code, reason
 
 
-def allocations_enabled() -> list[StrategyAllocation]:
-    """Every enabled allocation, with what a cycle reads of it."""
-    return list(
-        StrategyAllocation.objects.filter(enabled=True).select_related(
-            "account", "strategy__instrument", "strategy__current_version"
-        )
-    )
+def allocations_enabled(*, account: Account | None = None) -> list[StrategyAllocation]:
+    """Every enabled allocation (of ``account`` when given), with what a cycle reads of it."""
+    allocations = StrategyAllocation.objects.filter(enabled=True)
+    if account is not None:
+        allocations = allocations.filter(account=account)
+    return list(allocations.select_related("account", "strategy__instrument", "strategy__current_version"))
 
 
-def orchestrator_run(*, trigger: str = "beat", now: datetime | None = None) -> CycleResult:
-    """One cycle over every enabled allocation; each gets an outcome in the cycle's summary, and a
-    failing one is recorded while the others still act."""
+def orchestrator_run(
+    *, trigger: str = "beat", now: datetime | None = None, account: Account | None = None
+) -> CycleResult:
+    """One cycle over every enabled allocation (only ``account``'s when given: a replay acts for its
+    own account alone); each gets an outcome in the cycle's summary, and a failing one is recorded
+    while the others still act."""
     now = now or clock.now()
     created = OrchestratorCycle.objects.create(trigger=trigger)
     with job_claimed(model=OrchestratorCycle, pk=created.pk) as cycle:
         if cycle is None:  # only if the sweeper failed it between our insert and claim
             return CycleResult(cycle=created, live_orders=[], series_needed=[])
         done = _Cycle()
-        for step in lifecycle_apply():
+        for step in lifecycle_apply(account=account):
             done.summary.append({**step.to_dict(), "outcome": "lifecycle"})
-        for allocation in allocations_enabled():
+        for allocation in allocations_enabled(account=account):
             try:
                 action = strategy_act(allocation=allocation, cycle=cycle, now=now)
             except _NotActing as why:

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, Q, Subquery
 
 from apps.core import clock
 from apps.core.jobs import Interrupted
@@ -26,7 +26,7 @@ from apps.trading.accounting import fee_asset
 from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, apply_fill
 from apps.trading.domain.portfolio import ratio
-from apps.trading.models import Fill, StrategyAllocation, StrategyPerformance
+from apps.trading.models import Account, Fill, StrategyAllocation, StrategyPerformance
 from apps.trading.services.snapshots import snapshot_slot
 
 logger = logging.getLogger(__name__)
@@ -113,10 +113,21 @@ def _backtest_return_pct(allocation: StrategyAllocation, capital: Decimal, now: 
     return Decimal(str(round(report.total_return_pct, 6)))
 
 
-def performance_record_all(*, now: datetime | None = None) -> int:
-    """Record every enabled allocation; a failing one is logged and the others still recorded."""
+def performance_record_all(*, now: datetime | None = None, account: Account | None = None) -> int:
+    """Record every enabled allocation (of ``account`` when given), and once more each switched-off
+    one that traded since its last record (a wound-down book's exit); a failing one is logged and the
+    others still recorded."""
+    last_record = StrategyPerformance.objects.filter(allocation=OuterRef("pk")).order_by("-time")
+    traded_since = Exists(
+        Fill.objects.filter(
+            order__allocation=OuterRef("pk"), executed_at__gt=Subquery(last_record.values("time")[:1])
+        )
+    )
+    allocations = StrategyAllocation.objects.filter(Q(enabled=True) | Q(traded_since))
+    if account is not None:
+        allocations = allocations.filter(account=account)
     count = 0
-    for allocation in StrategyAllocation.objects.filter(enabled=True).select_related(
+    for allocation in allocations.select_related(
         "account", "strategy__instrument", "strategy__current_version"
     ):
         try:

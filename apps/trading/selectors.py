@@ -35,6 +35,8 @@ from apps.trading.models import (
 )
 
 Prices = dict[int, Decimal | None]
+# The trigger of a replay's orchestrator cycles starts with this (``replay:<account id>``).
+REPLAY_TRIGGER = "replay:"
 ZERO_QUANTITY = Value(Decimal(0), output_field=DecimalField(max_digits=28, decimal_places=8))
 
 
@@ -327,8 +329,10 @@ def allocations_to_trade_count() -> int:
 
 
 def orchestrator_cycle_last() -> OrchestratorCycle | None:
-    """The orchestrator's newest cycle, whatever its status."""
-    return OrchestratorCycle.objects.order_by("-created_at").first()
+    """The live orchestrator's newest cycle, whatever its status (a replay's cycles are history)."""
+    return (
+        OrchestratorCycle.objects.exclude(trigger__startswith=REPLAY_TRIGGER).order_by("-created_at").first()
+    )
 
 
 def snapshot_newest_time() -> datetime | None:

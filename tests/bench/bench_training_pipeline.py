@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import numpy as np
 import xgboost as xgb
@@ -76,6 +77,7 @@ def database_rows() -> list[tuple[str, ...]]:
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
 
+    from apps.core import clock
     from apps.market import selectors as market
     from apps.market.services.candles import candles_store
     from apps.market.services.instruments import instrument_get_or_create
@@ -85,9 +87,11 @@ def database_rows() -> list[tuple[str, ...]]:
     from tests.unit.training.synthetic import random_walk_candles
 
     instrument = instrument_get_or_create(symbol="BENCHUSDT", exchange="bench", timeframes=["1h"])
-    candles_store(
-        instrument=instrument, timeframe="1h", frame=random_walk_candles(BARS + CORE_V1.warmup, seed=1)
-    )
+    frame = random_walk_candles(BARS + CORE_V1.warmup, seed=1)
+    # The synthetic hours run past today; only closed candles are stored, so replay the moment the
+    # last one closed.
+    with clock.replaying(frame.index[-1].to_pydatetime() + timedelta(hours=1, minutes=1)):
+        candles_store(instrument=instrument, timeframe="1h", frame=frame)
 
     def train(hyperparameters: dict | None = None) -> object:
         spec = training_spec_build(

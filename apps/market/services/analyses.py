@@ -66,14 +66,19 @@ def _fetch_for_analysis(analysis: MarketAnalysis, provider: CandleProvider | Non
 
 
 def analysis_run(
-    *, analysis_id: int, fetch: bool = True, provider: CandleProvider | None = None
+    *,
+    analysis_id: int,
+    fetch: bool = True,
+    provider: CandleProvider | None = None,
+    commentary: bool = True,
 ) -> MarketAnalysis | None:
     """Fetch new candles, analyse the newest one and store the analysis with its signals and events.
 
     Claims the row first: a second run of the same analysis (a redelivered message) returns None
     and changes nothing. A failed fetch (offline, exchange down) is recorded and the stored candles
     are analysed anyway. When an LLM provider is configured, its commentary is stored too (see
-    ``apps.market.commentary``).
+    ``apps.market.commentary``), unless ``commentary`` is False (a replay: an LLM knows what
+    followed the moment replayed).
     """
     with job_claimed(model=MarketAnalysis, pk=analysis_id) as analysis:
         if analysis is None:
@@ -103,9 +108,11 @@ def analysis_run(
                 commentary={"status": "none", "reason": "the market data is stale"},
             )
         # Asked before the transaction: an LLM call may take seconds and must not hold it open.
-        commentary = commentary_for(
-            symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
-        )
+        remarks = {"status": "none", "reason": "no commentary was asked for"}
+        if commentary:
+            remarks = commentary_for(
+                symbol=instrument.symbol, timeframe=timeframe, insights=insights, patterns=patterns
+            )
         with transaction.atomic():
             _store_insights(analysis, insights)
             return job_complete(
@@ -118,7 +125,7 @@ def analysis_run(
                 regime=insights.regime,
                 patterns=patterns,
                 summary=insights.summary(),
-                commentary=commentary,
+                commentary=remarks,
             )
 
 

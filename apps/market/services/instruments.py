@@ -51,6 +51,36 @@ def instrument_get_or_create(
     )
 
 
+def instrument_copy_create(
+    *, source: Instrument, exchange: str, timeframes: list[str], note: str
+) -> Instrument:
+    """A new, inactive instrument for ``source``'s market (symbol, currencies, steps and limits) under
+    another exchange id, its candles written by the caller alone: a replay's. Inactive, so no
+    scheduled job fetches, analyses or trains it. ``note`` is its ``source`` (where its candles come
+    from). Raises IntegrityError when the exchange already lists the symbol."""
+    return Instrument.objects.create(
+        symbol=source.symbol,
+        exchange=exchange,
+        ccxt_symbol=source.ccxt_symbol,
+        base=source.base,
+        quote=source.quote,
+        active=False,
+        timeframes=sorted(set(timeframes), key=_timeframe_order),
+        amount_step=source.amount_step,
+        price_step=source.price_step,
+        min_amount=source.min_amount,
+        max_amount=source.max_amount,
+        min_notional=source.min_notional,
+        source=note[:200],
+    )
+
+
+def instrument_delete(*, instrument: Instrument) -> None:
+    """Delete an instrument with its candles, series and analyses. Raises ``ProtectedError`` while
+    strategies, orders or generation runs still refer to it: their owners delete those first."""
+    instrument.delete()
+
+
 def instrument_create_from_market(*, market: MarketInfo, timeframes: list[str]) -> Instrument:
     """Create or refresh an instrument from the exchange's own market description."""
     instrument, _ = Instrument.objects.update_or_create(

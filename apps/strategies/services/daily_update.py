@@ -192,6 +192,8 @@ def _generate(run: StrategyUpdateRun) -> UpdateStep:
     run.phase = UpdatePhase.GENERATION
     run.summary = {"needing_generation": [need.to_dict() for need in needs], "generation": lines}
     run.save(update_fields=["phase", "summary"])
+    if not created:  # no generation job will ask for the next phase: this is the last step
+        return _complete(run)
     return UpdateStep(run, generations=created)
 
 
@@ -240,24 +242,31 @@ def daily_update_strategy(*, item_id: int) -> bool:
     with job_claimed(model=StrategyUpdateItem, pk=item_id) as item:
         if item is None:
             return _items_done(item_id)
-        run, strategy = item.run, item.strategy
-        try:
-            outcome = _update_strategy(strategy, run, RetireLimits.from_settings(), run.as_of)
-        except Interrupted:
-            raise
-        except Exception as error:  # recorded on the strategy; the other strategies' updates go on
-            logger.exception("Daily update of %s failed", strategy.strategy_id)
-            decision_record(
-                strategy,
-                DecisionKind.SKIPPED,
-                f"the update failed: {type(error).__name__}: {error}",
-                update_run=run,
-                created_at=run.as_of,
-                actor=DAILY_UPDATE,
-            )
-            outcome = DecisionKind.SKIPPED
+        outcome = strategy_daily_update(strategy=item.strategy, now=item.run.as_of, run=item.run)
         job_complete(job=item, outcome=outcome)
     return _items_done(item_id)
+
+
+def strategy_daily_update(*, strategy: Strategy, now: datetime, run: StrategyUpdateRun | None = None) -> str:
+    """One strategy's daily update at ``now``: evaluate, then retire or re-optimise it, each step a
+    decision linked to ``run`` (a replay updates its own market's strategies without a run: a run
+    covers every active strategy). A failure is recorded as a ``skipped`` decision with the error.
+    Returns the deciding decision's kind."""
+    try:
+        return _update_strategy(strategy, run, RetireLimits.from_settings(), now)
+    except Interrupted:
+        raise
+    except Exception as error:  # recorded on the strategy; the other strategies' updates go on
+        logger.exception("Daily update of %s failed", strategy.strategy_id)
+        decision_record(
+            strategy,
+            DecisionKind.SKIPPED,
+            f"the update failed: {type(error).__name__}: {error}",
+            update_run=run,
+            created_at=now,
+            actor=DAILY_UPDATE,
+        )
+        return DecisionKind.SKIPPED
 
 
 def item_run_id(*, item_id: int) -> int:
@@ -286,7 +295,9 @@ def strategies_daily_update(*, now: datetime | None = None) -> StrategyUpdateRun
     return daily_update_advance(run_id=run.pk).run
 
 
-def _update_strategy(strategy: Strategy, run: StrategyUpdateRun, limits: RetireLimits, now: datetime) -> str:
+def _update_strategy(
+    strategy: Strategy, run: StrategyUpdateRun | None, limits: RetireLimits, now: datetime
+) -> str:
     """Evaluate, then retire or re-optimise one strategy; returns the deciding decision's kind.
 
     The computing happens outside any transaction; each outcome is written in one.

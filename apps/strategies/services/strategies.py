@@ -16,6 +16,7 @@ from apps.strategies import documents, selectors
 from apps.strategies.errors import StrategyInputError, raise_if_problems
 from apps.strategies.models import (
     DecisionKind,
+    GenerationRun,
     Strategy,
     StrategyDecision,
     StrategySource,
@@ -164,6 +165,18 @@ def strategy_delete(*, strategy: Strategy, by: ownership.User | None) -> bool:
             strategy=strategy, by=by, status=StrategyStatus.RETIRED, reason="retired on delete; history kept"
         )
     return False
+
+
+def market_strategies_delete(*, instrument: Instrument) -> int:
+    """Delete every strategy of ``instrument`` with all that was recorded about it (versions,
+    backtests, optimisations, decisions, allocations) and the market's generation runs; returns how
+    many strategies. Only for a market whose records are all disposable: a replay's, on reset."""
+    with transaction.atomic():
+        GenerationRun.objects.filter(instrument=instrument).delete()
+        strategies = Strategy.objects.filter(instrument=instrument)
+        count = strategies.count()
+        strategies.delete()
+    return count
 
 
 def version_create(

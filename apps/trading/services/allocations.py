@@ -192,3 +192,15 @@ def allocation_wind_down(*, allocation: StrategyAllocation, by: str, reason: str
             actor=by,
         )
     return current
+
+
+def allocations_pause(*, account: Account, note: str) -> int:
+    """Switch the account's enabled allocations off, marked with ``note``, until
+    :func:`allocations_resume` (a replay between runs: a running system's orchestrator would
+    otherwise cycle over them on the wall clock and find their data years old). Returns how many."""
+    return account.allocations.filter(enabled=True).update(enabled=False, note=note[:300])
+
+
+def allocations_resume(*, account: Account, note: str) -> int:
+    """Switch back on what :func:`allocations_pause` switched off with ``note``."""
+    return account.allocations.filter(enabled=False, note=note[:300]).update(enabled=True, note="")

@@ -108,14 +108,17 @@ def lifecycle_plan(*, account: Account) -> list[Step]:
     return steps
 
 
-def lifecycle_apply() -> list[Step]:
-    """Carry out the plan on every account under the policy; returns the steps done (each one also
-    a recorded decision of its strategy)."""
+def lifecycle_apply(*, account: Account | None = None) -> list[Step]:
+    """Carry out the plan on every account under the policy (only ``account`` when given); returns
+    the steps done (each one also a recorded decision of its strategy)."""
     if not settings.TRADING_AUTO_ALLOCATE:
         return []
+    accounts = Account.objects.filter(auto_allocate=True).order_by("pk")
+    if account is not None:
+        accounts = accounts.filter(pk=account.pk)
     done = []
-    for account in Account.objects.filter(auto_allocate=True).order_by("pk"):
-        for step in lifecycle_plan(account=account):
+    for each in accounts:
+        for step in lifecycle_plan(account=each):
             if step.blocked:
                 continue
             if step.action == WIND_DOWN:
@@ -126,7 +129,7 @@ def lifecycle_apply() -> list[Step]:
             strategy = Strategy.objects.select_related("instrument").get(strategy_id=step.strategy_id)
             try:
                 made = allocation_create(
-                    account=account, strategy=strategy, capital_pct=auto_share(), by=POLICY, note=step.reason
+                    account=each, strategy=strategy, capital_pct=auto_share(), by=POLICY, note=step.reason
                 )
             except AllocationRefused:  # changed since the plan was read (another cycle, a user): next cycle
                 continue

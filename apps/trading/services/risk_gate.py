@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from apps.core import clock
 from apps.market.models import Instrument
 from apps.trading import selectors
 from apps.trading.accounting import order_finish
@@ -134,7 +135,8 @@ def order_check(
     """The risk manager's decision on a stored NEW ``order`` of the locked ``account``, and the last price.
 
     Updates the account's loss limit state first, so an order arriving after a limit was reached
-    meets the new state.
+    meets the new state. ``now`` is the wall clock the order rate is counted on (orders are stamped
+    with it); the loss limits' UTC day is the market clock's, as in the portfolio snapshots.
     """
     prices: selectors.Prices = {}
     risk, figures = selectors.account_risk(
@@ -145,7 +147,9 @@ def order_check(
         exclude_order=order,
         allocation_id=order.allocation_id,
     )
-    state_refresh(account=account, figures=figures, now=now)
+    # The market's day, not the wall clock's: during a replay the two differ, and the snapshots
+    # (on the market clock) and the orders would otherwise restart the day at each other's turn.
+    state_refresh(account=account, figures=figures, now=clock.now())
     risk = replace(risk, state=TradingState(account.trading_state), peak_equity=account.peak_equity)
     last = prices.get(order.instrument_id)
     if account.is_live and not (settings.LIVE_TRADING_ENABLED and account.has_api_keys):

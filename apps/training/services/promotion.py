@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from apps.core import clock
 from apps.market import selectors as market
+from apps.market.models import Instrument
 from apps.training import selectors
 from apps.training.domain.labels import ModelType
 from apps.training.domain.pipeline import EvaluationError, compare, evaluate
@@ -230,3 +231,14 @@ def model_retire(*, model: MLModel) -> MLModel:
     )
     model.refresh_from_db()
     return model
+
+
+def instrument_models_delete(*, instrument: Instrument) -> int:
+    """Delete every model of ``instrument`` with its artifact file and promotion decisions; returns
+    how many. Only for an instrument whose models are all disposable: a replay's, on reset."""
+    models = list(MLModel.objects.filter(instrument=instrument))
+    for model in models:
+        if model.artifact:
+            model.artifact.delete(save=False)
+    MLModel.objects.filter(pk__in=[model.pk for model in models]).delete()
+    return len(models)

@@ -67,7 +67,7 @@ def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
         pairs = [(i, tf) for i in market.instrument_list(active=True) for tf in _series(i)]
         entries = []
         for done, (instrument, timeframe) in enumerate(pairs):
-            entries.append(_run_series(instrument, timeframe, fetch))
+            entries.append(training_series_run(instrument=instrument, timeframe=timeframe, fetch=fetch))
             job_progress(job=run, progress=(done + 1) / len(pairs))
         summary = {
             "series": len(entries),
@@ -80,7 +80,11 @@ def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
         return job_complete(job=run, report={"summary": summary, "series": entries})
 
 
-def _run_series(instrument: Instrument, timeframe: str, fetch: bool) -> dict[str, Any]:
+def training_series_run(*, instrument: Instrument, timeframe: str, fetch: bool = True) -> dict[str, Any]:
+    """One series' part of a training run, here and now: fetch (unless ``fetch`` is False), train a
+    candidate of each ``TRAINING_MODEL_TYPES`` and promote it if it beats the champion. Returns the
+    series' entry of the run's report (each model's stage, promotion decision and reason). A replay
+    calls it for its own series alone: a run covers every active instrument."""
     entry: dict[str, Any] = {
         "symbol": instrument.symbol,
         "exchange": instrument.exchange,

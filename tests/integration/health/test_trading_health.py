@@ -266,3 +266,13 @@ def _performance_monitor_queries(allocations: int, user) -> int:
 
 def test_the_performance_monitor_makes_as_many_queries_for_five_allocations_as_for_one(user):
     assert _performance_monitor_queries(5, user) == _performance_monitor_queries(1, user)
+
+
+def test_a_replays_cycles_are_history_not_the_live_orchestrators_health(anon_client, user):
+    _allocation(_account(user, "Auto", auto_trading=True), 1)
+    live = _cycle(JobStatus.COMPLETED, minutes_ago=2, acted=1)
+    _cycle(JobStatus.FAILED, minutes_ago=1, trigger="replay:7", error="a replayed bar failed")
+
+    component = _components(anon_client)["trading_orchestrator"]
+
+    assert (component["status"], component["last_cycle"]) == ("healthy", live.finished_at.isoformat())

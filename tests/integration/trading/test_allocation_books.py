@@ -113,3 +113,13 @@ def test_each_allocation_earns_what_its_own_fills_add_up_to_and_the_account_is_t
     assert figures.positions_value == sum(b.quantity for b in books) * mark
     assert figures.realised_pnl == sum(b.realised_pnl for b in books)
     assert len(books) == 3  # two allocations and the manual book
+
+
+def test_an_allocation_with_no_bar_since_it_was_made_records_its_performance_without_a_backtest(
+    paper_account, btcusdt
+):
+    allocation = _allocate(paper_account, btcusdt, "Waiting")  # made now; the newest bar is of 2024
+
+    record = performance.performance_record(allocation=allocation)
+
+    assert (record.trades, record.backtest_return_pct) == (0, None)

@@ -9,10 +9,13 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from apps.core import clock
 from apps.trading.models import AccountStateChange, Order, OrderStatus, RiskRefusal
 from apps.trading.services.accounts import account_resume
 from apps.trading.services.orders import order_cancel, order_place
 from apps.trading.services.snapshots import portfolio_snapshot
+
+from .conftest import hour
 
 D = Decimal
 
@@ -114,6 +117,18 @@ def test_a_daily_loss_beyond_the_limit_allows_only_orders_that_reduce_risk_until
     portfolio_snapshot(account=paper_account, now=timezone.now() + timedelta(days=1))
     paper_account.refresh_from_db()
     assert paper_account.trading_state == "active"
+
+
+def test_the_daily_loss_limit_s_day_is_the_market_clock_s_so_a_replay_keeps_one_day(paper_account, btcusdt):
+    moment = hour(5)  # the close of the newest candle, years before the wall clock's day
+    with clock.replaying(moment):
+        place(paper_account)
+        portfolio_snapshot(account=paper_account, now=moment)
+        start_equity = type(paper_account).objects.get(pk=paper_account.pk).day_start_equity
+        place(paper_account, side="SELL")
+
+    paper_account.refresh_from_db()
+    assert (paper_account.day_start, paper_account.day_start_equity) == (moment.date(), start_equity)
 
 
 def test_a_drawdown_beyond_the_limit_halts_everything_until_a_person_resumes(
