@@ -75,6 +75,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(body, status=exc.status_code, headers=headers)
 
 
+# Ids are PostgreSQL bigints: a larger number names nothing, and the database refuses to compare it.
+MAX_ID = 2**63 - 1
+_ID_DIGITS = len(str(MAX_ID)) - 1  # ids in paths: up to 18 digits, all below MAX_ID
+
+
+class IdField(serializers.IntegerField):
+    """An object id given as input: a whole number from 1 to ``MAX_ID``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
+
+
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
     """``data`` (a body or ``request.query_params``) through an input serializer; a 400 in the error
     shape when it does not validate."""
@@ -104,12 +116,13 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 def api_path(route: str, view: Any, name: str) -> URLPattern:
     """A URL pattern that matches with or without a trailing slash (``trading/trades[/]``).
 
-    ``route`` names path segments as ``<name>`` (any text) or ``<int:name>`` (digits only).
+    ``route`` names path segments as ``<name>`` (any text) or ``<int:name>`` (an id: 1 to 18 digits;
+    a longer number is no id and matches no route, a 404).
     """
     segments = []
     for part in route.split("/"):
         if part.startswith("<int:") and part.endswith(">"):
-            segments.append(f"(?P<{part[5:-1]}>[0-9]+)")
+            segments.append(f"(?P<{part[5:-1]}>[0-9]{{1,{_ID_DIGITS}}})")
         elif part.startswith("<") and part.endswith(">"):
             segments.append(f"(?P<{part[1:-1]}>[^/]+)")
         else:

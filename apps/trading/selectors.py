@@ -314,9 +314,7 @@ def allocations_to_trade_count() -> int:
 def orchestrator_cycle_last() -> OrchestratorCycle | None:
     """The live orchestrator's newest cycle, whatever its status (a replay's cycles are history)."""
     return (
-        OrchestratorCycle.objects.exclude(trigger__startswith=REPLAY_TRIGGER)
-        .order_by("-created_at")
-        .first()
+        OrchestratorCycle.objects.exclude(trigger__startswith=REPLAY_TRIGGER).order_by("-created_at").first()
     )
 
 
