@@ -147,6 +147,12 @@ def candle_gaps(*, instrument: Instrument, timeframe: str) -> list[Gap]:
     return gaps
 
 
+def candle_times(*, instrument: Instrument, timeframe: str) -> pd.DatetimeIndex:
+    """Every stored open time of the series, oldest first."""
+    times = Candle.objects.filter(instrument=instrument, timeframe=timeframe).order_by("open_time")
+    return pd.DatetimeIndex(list(times.values_list("open_time", flat=True)), tz="UTC")
+
+
 def candles_frame(
     *,
     instrument: Instrument,
