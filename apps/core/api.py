@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import URLPattern, re_path
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
@@ -89,7 +89,16 @@ class IdField(serializers.IntegerField):
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
     """``data`` (a body or ``request.query_params``) through an input serializer; a 400 in the error
-    shape when it does not validate."""
+    shape when it does not validate, or when a query names one of its single values twice (which one
+    was meant cannot be told)."""
+    if isinstance(data, QueryDict):
+        twice = {
+            name: ["given more than once"]
+            for name, field in serializer_class().fields.items()
+            if len(data.getlist(name)) > 1 and not isinstance(field, serializers.ListField)
+        }
+        if twice:
+            raise exceptions.ValidationError(twice)
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
