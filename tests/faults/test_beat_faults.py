@@ -12,7 +12,8 @@ from apps.core.models import PeriodicRun, SchedulerLease
 from tests.faults.conftest import report
 from tests.faults.harness import wait_until
 
-pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+# Each waits for dozens of real jobs through a fault: minutes on a loaded machine, past the default 300 s.
+pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 SWEEP = "core.jobs_sweep"  # every 2 s in these tests: many slots in a short test
 
 
