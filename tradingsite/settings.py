@@ -19,6 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 APP_VERSION = "0.1.0"
 ENVIRONMENT = env.str("ENVIRONMENT", default="development")
+# Where `make run` serves the web process (the Makefile and the Procfile read it too): the URL the
+# commands' banners print.
+WEB_BIND = env.str("WEB_BIND", default="127.0.0.1:8000")
 if ENVIRONMENT not in {"development", "test", "production"}:
     raise ImproperlyConfigured(f"ENVIRONMENT must be development, test or production, not {ENVIRONMENT!r}")
 IS_PRODUCTION = ENVIRONMENT == "production"
@@ -240,6 +243,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.error_responses",
+    ],
     # The ways to authenticate (the anonymous rate limit is an authenticator too, but no scheme).
     "AUTHENTICATION_WHITELIST": [
         "knox.auth.TokenAuthentication",

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from apps.core.dispatch import BROKER_UNAVAILABLE
 from apps.core.scheduling import leadership_hold, leadership_release
 from workers.periodic import SLOT_HEADER
 from workers.schedules import sync_schedules
@@ -85,8 +86,12 @@ class LeaderScheduler(DatabaseScheduler):
         sync_schedules()
         self._initial_read = True
         self._heap = None
-        # Probe once at the start so the health document does not wait five minutes for its answer.
-        self.app.send_task("health.external_apis_probe")
+        # Probe once at the start so the health document does not wait five minutes for its answer;
+        # with the broker down the scheduled probe does it later (a beat must not die of an outage).
+        try:
+            self.app.send_task("health.external_apis_probe")
+        except BROKER_UNAVAILABLE as error:
+            logger.warning("beat %s: the first external API probe was not sent: %s", self.holder, error)
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         slot = slot_of(entry, datetime.now(UTC))

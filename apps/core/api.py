@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import URLPattern, re_path
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
@@ -93,12 +93,33 @@ def _refusal(exc: AccessRefused | JobNotCancelable) -> Response:
     return Response(error_body(exc.code, str(exc)), status=code)
 
 
+# Ids are PostgreSQL bigints: a larger number names nothing, and the database refuses to compare it.
+MAX_ID = 2**63 - 1
+_ID_DIGITS = len(str(MAX_ID)) - 1  # ids in paths: up to 18 digits, all below MAX_ID
+
+
+class IdField(serializers.IntegerField):
+    """An object id given as input: a whole number from 1 to ``MAX_ID``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
+
+
 def validated(
     serializer_class: type[serializers.Serializer], data: Any, context: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """``data`` (a body or ``request.query_params``) through an input serializer; a 400 in the error
-    shape when it does not validate. ``context`` reaches its fields (e.g. the ``user`` whose objects
-    an id may name)."""
+    shape when it does not validate, or when a query names one of its single values twice (which one
+    was meant cannot be told). ``context`` reaches its fields (e.g. the ``user`` whose objects an id
+    may name)."""
+    if isinstance(data, QueryDict):
+        twice = {
+            name: ["given more than once"]
+            for name, field in serializer_class().fields.items()
+            if len(data.getlist(name)) > 1 and not isinstance(field, serializers.ListField)
+        }
+        if twice:
+            raise exceptions.ValidationError(twice)
     serializer = serializer_class(data=data, context=context or {})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -125,12 +146,13 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 def api_path(route: str, view: Any, name: str) -> URLPattern:
     """A URL pattern that matches with or without a trailing slash (``trading/trades[/]``).
 
-    ``route`` names path segments as ``<name>`` (any text) or ``<int:name>`` (digits only).
+    ``route`` names path segments as ``<name>`` (any text) or ``<int:name>`` (an id: 1 to 18 digits;
+    a longer number is no id and matches no route, a 404).
     """
     segments = []
     for part in route.split("/"):
         if part.startswith("<int:") and part.endswith(">"):
-            segments.append(f"(?P<{part[5:-1]}>[0-9]+)")
+            segments.append(f"(?P<{part[5:-1]}>[0-9]{{1,{_ID_DIGITS}}})")
         elif part.startswith("<") and part.endswith(">"):
             segments.append(f"(?P<{part[1:-1]}>[^/]+)")
         else:

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from apps.core.symbols import normalise_symbol
-from apps.market.domain.candles import COLUMNS, INDEX_NAME, parse_timeframe
+from apps.market.domain.candles import COLUMNS, INDEX_NAME, Gap, parse_timeframe
 from apps.market.domain.patterns import find
 from apps.market.models import Candle, CandleSeries, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.queries import IndicatorRequest
@@ -116,7 +116,39 @@ def series_freshness(*, instrument: Instrument, timeframe: str, now: datetime) -
     return Freshness(newest, closed, age.total_seconds(), age > duration + FRESHNESS_GRACE)
 
 
+def candle_gaps(*, instrument: Instrument, timeframe: str) -> list[Gap]:
+    """The runs of missing candles in the stored series, oldest first.
+
+    The series' summary row tells when there are none (its count fills its span), and then no
+    candle is read; otherwise one query returns only the candle before each gap and the next one.
+    """
+    series = series_get(instrument=instrument, timeframe=timeframe)
+    period = parse_timeframe(timeframe)
+    if series is None or series.count == (series.newest_open - series.first_open) // period.duration + 1:
+        return []
+    if connection.vendor == "postgresql":
+        later, step = "open_time + %s", period.duration.to_pytimedelta()
+    else:  # open times are stored as text that sorts as time: 'YYYY-MM-DD HH:MM:SS'
+        later, step = "datetime(open_time, %s)", f"+{int(period.duration.total_seconds())} seconds"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT open_time, next_open FROM ("  # noqa: S608  (only constant SQL is interpolated)
+            "  SELECT open_time, LEAD(open_time) OVER (ORDER BY open_time) AS next_open"
+            "  FROM market_candle WHERE instrument_id = %s AND timeframe = %s"
+            f") AS pairs WHERE next_open > {later} ORDER BY open_time",
+            [instrument.pk, timeframe, step],
+        )
+        pairs = cursor.fetchall()
+    gaps = []
+    for before, after in pairs:
+        last, next_ = pd.to_datetime(before, utc=True), pd.to_datetime(after, utc=True)
+        missing = (next_ - last) // period.duration - 1
+        gaps.append(Gap(last + period.duration, next_ - period.duration, int(missing)))
+    return gaps
+
+
 def candle_times(*, instrument: Instrument, timeframe: str) -> pd.DatetimeIndex:
+    """Every stored open time of the series, oldest first."""
     times = Candle.objects.filter(instrument=instrument, timeframe=timeframe).order_by("open_time")
     return pd.DatetimeIndex(list(times.values_list("open_time", flat=True)), tz="UTC")
 

@@ -1,4 +1,4 @@
-"""Bulk candle upserts: PostgreSQL binary COPY into a staging table, SQLite batched INSERTs.
+"""Bulk candle upserts: PostgreSQL binary COPY into a staging table, SQLite multi-row INSERTs.
 
 Both upsert on (instrument, timeframe, open_time): a new bar is inserted, a bar whose values
 changed is updated, an identical bar is left alone, so importing a range twice changes nothing.
@@ -20,6 +20,9 @@ _PG_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _VALUE_COLUMNS = ", ".join(COLUMNS)
 _CHANGED = " OR ".join(f"market_candle.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in COLUMNS)
 _UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)
+# Rows per SQLite INSERT: one statement of many rows binds them in one step, about twice as fast
+# as a statement a row; 100 rows are 800 parameters, under the 999 of SQLite's oldest versions.
+_SQLITE_ROWS_PER_STATEMENT = 100
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,11 @@ class UpsertCounts:
     @property
     def total(self) -> int:
         return self.inserted + self.updated + self.unchanged
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
+        )
 
 
 def upsert_candles(instrument_id: int, timeframe: str, frame: pd.DataFrame) -> UpsertCounts:
@@ -109,28 +117,52 @@ def _upsert_postgresql(instrument_id: int, timeframe: str, frame: pd.DataFrame) 
 
 
 def _upsert_generic(instrument_id: int, timeframe: str, frame: pd.DataFrame) -> tuple[int, int]:
-    # The text form Django's SQLite backend stores for an aware datetime (naive UTC).
-    times = frame.index.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S").tolist()
-    values = frame[list(COLUMNS)].to_numpy(dtype=np.float64).tolist()
-    rows = [(instrument_id, timeframe, time, *bar) for time, bar in zip(times, values, strict=True)]
-    # Only constant column names are interpolated into the SQL.
-    statement = (
-        f"INSERT INTO market_candle (instrument_id, timeframe, open_time, {_VALUE_COLUMNS}) "  # noqa: S608
-        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-        f"ON CONFLICT (instrument_id, timeframe, open_time) DO UPDATE SET {_UPDATE} WHERE {_CHANGED}"
-    )
+    # The text Django's SQLite backend stores for an aware datetime: naive UTC, here in whole seconds
+    # (every timeframe is whole minutes, and candles are checked to open on its boundaries).
+    naive = frame.index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[s]")
+    table = np.empty((len(frame), 3 + len(COLUMNS)), dtype=object)
+    table[:, 0], table[:, 1] = instrument_id, timeframe
+    table[:, 2] = np.char.replace(np.datetime_as_string(naive), "T", " ")
+    table[:, 3:] = frame[list(COLUMNS)].to_numpy(dtype=np.float64)
+    whole = len(table) - len(table) % _SQLITE_ROWS_PER_STATEMENT
     count_sql = (
         "SELECT count(*) FROM market_candle "
         "WHERE instrument_id = %s AND timeframe = %s AND open_time BETWEEN %s AND %s"
     )
-    span = [instrument_id, timeframe, times[0], times[-1]]
+    span = [instrument_id, timeframe, table[0, 2], table[-1, 2]]
     with connection.cursor() as cursor:
         cursor.execute(count_sql, span)
         before = cursor.fetchone()[0]
         written = 0
-        for start in range(0, len(rows), 5000):
-            cursor.executemany(statement, rows[start : start + 5000])
+        if whole:
+            rows = table[:whole].reshape(-1, _SQLITE_ROWS_PER_STATEMENT * table.shape[1])
+            cursor.executemany(_sqlite_insert(_SQLITE_ROWS_PER_STATEMENT), rows.tolist())
+            written += max(cursor.rowcount, 0)
+        if whole < len(table):
+            cursor.execute(_sqlite_insert(len(table) - whole), table[whole:].ravel().tolist())
             written += max(cursor.rowcount, 0)
         cursor.execute(count_sql, span)
         inserted = cursor.fetchone()[0] - before
     return inserted, written - inserted
+
+
+def _sqlite_insert(rows: int) -> str:
+    """An upsert of ``rows`` candles; only constant column names are interpolated into the SQL."""
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * rows)
+    return (
+        f"INSERT INTO market_candle (instrument_id, timeframe, open_time, {_VALUE_COLUMNS}) "  # noqa: S608
+        f"VALUES {values} "
+        f"ON CONFLICT (instrument_id, timeframe, open_time) DO UPDATE SET {_UPDATE} WHERE {_CHANGED}"
+    )
+
+
+def analyze_candles() -> None:
+    """Refresh PostgreSQL's statistics of the candle table after a bulk write.
+
+    Autovacuum does it minutes later; until then the planner misjudges the table, and reading the
+    newest candles of a series took 730 ms instead of 0.3 ms after a 1M-candle import. SQLite
+    plans without statistics: nothing to do there.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE market_candle")

@@ -12,7 +12,8 @@ from apps.core.models import PeriodicRun, SchedulerLease
 from tests.faults.conftest import report
 from tests.faults.harness import wait_until
 
-pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+# Each waits for dozens of real jobs through a fault: minutes on a loaded machine, past the default 300 s.
+pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 SWEEP = "core.jobs_sweep"  # every 2 s in these tests: many slots in a short test
 
 
@@ -56,3 +57,22 @@ def test_two_beats_send_each_slot_once_and_the_standby_takes_over_when_the_leade
     # The new leader's sends fall in new slots; any catch-up send of a slot the old leader had sent
     # (a minute job) is counted and ignored, never run twice.
     assert PeriodicRun.objects.filter(task=SWEEP).aggregate(total=Sum("duplicates"))["total"] == 0
+
+
+def test_a_beat_started_while_redis_is_down_stays_up_and_sends_once_redis_is_back(stack):
+    stack.redis.stop()
+    beat = stack.beat()
+    beat.wait_for_log(r"leads: it sends", timeout=60)
+    time.sleep(6)  # several sweep slots with no broker
+
+    assert beat.process.poll() is None, beat.text()[-2000:]  # an outage must not kill the beat
+    stack.redis.start()
+    back = time.monotonic()
+    stack.worker("worker", concurrency=1)  # a slot is recorded when its message runs
+    wait_until(lambda: _slots() >= 3, 90, "sweeps sent after Redis came back")
+
+    report(
+        "beat started with Redis down", {"sends_after_redis_back_seconds": round(time.monotonic() - back, 1)}
+    )
+    assert beat.process.poll() is None
+    assert _duplicates() == 0

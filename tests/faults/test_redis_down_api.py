@@ -21,7 +21,8 @@ from apps.trading.services.accounts import account_for
 from tests.faults.conftest import report
 from tests.faults.harness import FAST_RECOVERY, REPO_ROOT, database_url, free_port, wait_until
 
-pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+# Each waits for dozens of real jobs through a fault: minutes on a loaded machine, past the default 300 s.
+pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
 
 def _call(base: str, token: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

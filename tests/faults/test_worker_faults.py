@@ -17,7 +17,8 @@ from apps.strategies.models import Backtest
 from tests.faults.conftest import outcome, queue_backtests, report, unfinished, wait_all_finished
 from tests.faults.harness import database_url, pool_children, wait_for, wait_until
 
-pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+# Each waits for dozens of real jobs through a fault: minutes on a loaded machine, past the default 300 s.
+pytestmark = [pytest.mark.fault, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
 
 def _running_in(children: list[int]) -> Backtest | None:

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from apps.core import clock
 from apps.market import selectors
-from apps.market.domain.candles import find_gaps, parse_timeframe
+from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Instrument
 from apps.market.providers.base import CandleProvider, FetchProgress, ProviderError
 from apps.market.providers.ccxt_provider import CcxtProvider
@@ -56,7 +56,7 @@ def _backfill_gaps(instrument: Instrument, timeframe: str, provider: CandleProvi
     """Ask the provider for each stored gap once; exchanges often have what an import lacked."""
     filled = 0
     duration = parse_timeframe(timeframe).duration
-    for gap in find_gaps(selectors.candle_times(instrument=instrument, timeframe=timeframe), timeframe):
+    for gap in selectors.candle_gaps(instrument=instrument, timeframe=timeframe):
         try:
             batch = provider.fetch_ohlcv(instrument.symbol, timeframe, gap.start, gap.end + duration)
         except ProviderError as error:

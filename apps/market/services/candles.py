@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain, islice
 from pathlib import Path
 
 import pandas as pd
@@ -15,20 +16,23 @@ from django.db.models.functions import Greatest, Least
 from apps.core import clock
 from apps.market import selectors
 from apps.market.domain.candles import (
+    CSV_CHUNK_BYTES,
     CandleError,
+    CandleFile,
     Gap,
-    find_gaps,
     parse_timeframe,
-    read_candles,
     resample,
     validate_candles,
 )
 from apps.market.errors import MarketInputError
 from apps.market.models import CandleSeries, Instrument
 from apps.market.services.instruments import instrument_get_or_create
-from apps.market.storage import UpsertCounts, upsert_candles
+from apps.market.storage import UpsertCounts, analyze_candles, upsert_candles
 
 logger = logging.getLogger(__name__)
+
+# An import that inserts at least this many candles refreshes PostgreSQL's statistics afterwards.
+ANALYZE_AFTER_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -42,14 +46,16 @@ class IngestReport:
     last: datetime | None
     gaps: list[Gap] = field(default_factory=list)
     backfilled: int = 0
+    repeats: int = 0
 
     def describe(self) -> str:
         span = f"{self.first:%Y-%m-%d %H:%M} .. {self.last:%Y-%m-%d %H:%M}" if self.first else "no candles"
         missing = sum(gap.missing for gap in self.gaps)
+        repeats = f"; {self.repeats} repeated row(s) skipped" if self.repeats else ""
         return (
             f"{self.instrument.symbol} {self.timeframe}: {self.counts.inserted} inserted, "
             f"{self.counts.updated} updated, {self.counts.unchanged} unchanged ({span}); "
-            f"{len(self.gaps)} gap(s), {missing} candle(s) missing"
+            f"{len(self.gaps)} gap(s), {missing} candle(s) missing{repeats}"
         )
 
 
@@ -62,18 +68,19 @@ def checked_timeframe(timeframe: str) -> str:
 
 
 def ingest_report(
-    instrument: Instrument, timeframe: str, counts: UpsertCounts, backfilled: int = 0
+    instrument: Instrument, timeframe: str, counts: UpsertCounts, backfilled: int = 0, repeats: int = 0
 ) -> IngestReport:
     """The report of a write: its counts, with the range and gaps of the series as now stored."""
-    times = selectors.candle_times(instrument=instrument, timeframe=timeframe)
+    series = selectors.series_get(instrument=instrument, timeframe=timeframe)
     return IngestReport(
         instrument=instrument,
         timeframe=timeframe,
         counts=counts,
-        first=times[0] if len(times) else None,
-        last=times[-1] if len(times) else None,
-        gaps=find_gaps(times, timeframe) if len(times) > 1 else [],
+        first=series.first_open if series else None,
+        last=series.newest_open if series else None,
+        gaps=selectors.candle_gaps(instrument=instrument, timeframe=timeframe),
         backfilled=backfilled,
+        repeats=repeats,
     )
 
 
@@ -89,16 +96,30 @@ def candles_store(*, instrument: Instrument, timeframe: str, frame: pd.DataFrame
         validate_candles(frame)
     except CandleError as error:
         raise MarketInputError(str(error)) from None
+    frame = _closed_candles(instrument, timeframe, frame, now=pd.Timestamp(clock.now()))
+    with transaction.atomic():
+        counts = upsert_candles(instrument.pk, timeframe, frame)
+        if len(frame):
+            _series_record(instrument, timeframe, frame.index.min(), frame.index.max(), counts.inserted)
+        return counts
+
+
+def _closed_candles(
+    instrument: Instrument, timeframe: str, frame: pd.DataFrame, *, now: pd.Timestamp, where: str = ""
+) -> pd.DataFrame:
+    """The closed candles of a valid candle frame. A candle off the timeframe's grid or opening after
+    ``now`` raises MarketInputError (``where`` starts its message); the one still forming is left out."""
     period = parse_timeframe(timeframe)
     off_grid = frame.index != period.floor(frame.index)
     if off_grid.any():
         raise MarketInputError(
-            f"candle at {frame.index[off_grid][0]} does not open on a {timeframe} boundary"
+            f"{where}candle at {frame.index[off_grid][0]} does not open on a {timeframe} boundary"
         )
-    now = pd.Timestamp(clock.now())
     if (frame.index > now).any():
         first = frame.index[frame.index > now][0]
-        raise MarketInputError(f"candle at {first} opens in the future (it is {now:%Y-%m-%d %H:%M} UTC)")
+        raise MarketInputError(
+            f"{where}candle at {first} opens in the future (it is {now:%Y-%m-%d %H:%M} UTC)"
+        )
     forming = frame.index + period.duration > now
     if forming.any():
         logger.info(
@@ -108,11 +129,7 @@ def candles_store(*, instrument: Instrument, timeframe: str, frame: pd.DataFrame
             frame.index[forming][0],
         )
         frame = frame[~forming]
-    with transaction.atomic():
-        counts = upsert_candles(instrument.pk, timeframe, frame)
-        if len(frame):
-            _series_record(instrument, timeframe, frame.index.min(), frame.index.max(), counts.inserted)
-        return counts
+    return frame
 
 
 def _series_record(
@@ -141,21 +158,66 @@ def _series_record(
         rows.update(**fold)
 
 
-def candles_import_file(*, path: Path, symbol: str, timeframe: str, exchange: str) -> IngestReport:
-    """Import a CSV or ccxt-JSON candle file; a bad file raises MarketInputError and writes nothing."""
+def candles_import_file(
+    *,
+    path: Path,
+    symbol: str,
+    timeframe: str,
+    exchange: str,
+    ccxt_symbol: str | None = None,
+    chunk_bytes: int = CSV_CHUNK_BYTES,
+) -> IngestReport:
+    """Import a CSV or ccxt-JSON candle file whole, or not at all.
+
+    The file is read a chunk at a time (``chunk_bytes`` of CSV text: memory does not grow with the
+    file) and each chunk is validated and upserted as it comes, all in one transaction. A problem
+    anywhere, on the last line too, raises MarketInputError and rolls everything back, the instrument
+    as well when the import created it: nothing is left half-imported, and the corrected file can
+    simply be imported again. The series' summary row is updated once, at the end. A file with no
+    candle to store (empty, only a header, or only the candle still forming) is refused too, so no
+    empty instrument is left behind. ``ccxt_symbol`` (``BASE/QUOTE``) names the currencies of a new
+    instrument whose symbol cannot be split (``GOOG`` is ``GOOG/USD``).
+    """
     timeframe = checked_timeframe(timeframe)
     if not path.is_file():
         raise MarketInputError(f"no such file: {path}")
+    where = f"{path.name}: "
+    # One "now" for the whole file, so that every chunk agrees on which candle is still forming.
+    now = pd.Timestamp(clock.now())
+    counts, first, newest = UpsertCounts(0, 0, 0), None, None
     try:
-        frame = read_candles(path)
+        candles = CandleFile(path, chunk_bytes=chunk_bytes)
+        chunks = iter(candles)
+        # The first chunk is read before the database is touched: a file that is not a candle file
+        # at all, or has no candle, is refused without a query.
+        head = list(islice(chunks, 1))
+        if not head:
+            raise MarketInputError(f"{where}the file has no candles")
+        with transaction.atomic():
+            instrument = instrument_get_or_create(
+                symbol=symbol,
+                exchange=exchange,
+                ccxt_symbol=ccxt_symbol,
+                timeframes=[timeframe],
+                source=f"file:{path.name}",
+            )
+            for chunk in chain(head, chunks):
+                closed = _closed_candles(instrument, timeframe, chunk, now=now, where=where)
+                if closed.empty:
+                    continue
+                counts += upsert_candles(instrument.pk, timeframe, closed)
+                first = closed.index[0] if first is None else first
+                newest = closed.index[-1]
+            if first is None or newest is None:  # only one candle can be forming: the file's last
+                raise MarketInputError(f"{where}nothing to import: its only candle is still forming")
+            _series_record(instrument, timeframe, first, newest, counts.inserted)
     except CandleError as error:
         raise MarketInputError(str(error)) from None
-    with transaction.atomic():
-        instrument = instrument_get_or_create(
-            symbol=symbol, exchange=exchange, timeframes=[timeframe], source=f"file:{path.name}"
-        )
-        counts = candles_store(instrument=instrument, timeframe=timeframe, frame=frame)
-    return ingest_report(instrument, timeframe, counts)
+    except OSError as error:
+        raise MarketInputError(f"{where}cannot read the file: {error.strerror or error}") from None
+    if counts.inserted >= ANALYZE_AFTER_ROWS:
+        analyze_candles()
+    return ingest_report(instrument, timeframe, counts, repeats=candles.repeats)
 
 
 def candles_resample(*, instrument: Instrument, from_timeframe: str, to_timeframe: str) -> IngestReport:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from apps.core.symbols import normalise_symbol
@@ -9,6 +11,11 @@ from apps.market.domain.candles import parse_timeframe
 from apps.market.errors import MarketInputError
 from apps.market.models import Instrument
 from apps.market.providers.base import MarketInfo
+
+# ccxt's unified symbol: BASE/QUOTE, and BASE/QUOTE:SETTLE for a derivative; each part fits the
+# instrument's base and quote columns (16 characters).
+_CCXT_SYMBOL = re.compile(r"([^/:\s]{1,16})/([^/:\s]{1,16})(:[^/:\s]{1,16})?")
+_NAME = re.compile(r"\S{1,32}")  # a symbol or an exchange id, as their 32-character columns hold them
 
 
 def _split_symbol(symbol: str) -> tuple[str, str]:
@@ -20,6 +27,25 @@ def _split_symbol(symbol: str) -> tuple[str, str]:
     )
 
 
+def _checked_name(kind: str, value: str) -> str:
+    if not _NAME.fullmatch(value) or not value.isprintable():
+        raise MarketInputError(
+            f"{kind} must be 1 to 32 printable characters without spaces, got {value[:40]!r}"
+        )
+    return value
+
+
+def _checked_ccxt_symbol(value: str) -> tuple[str, str]:
+    """(base, quote) of a ccxt symbol such as ``GOOG/USD``; anything else raises MarketInputError."""
+    match = _CCXT_SYMBOL.fullmatch(value)
+    too_long = len(value) > Instrument._meta.get_field("ccxt_symbol").max_length
+    if not match or too_long or not value.isprintable():
+        raise MarketInputError(
+            f"a ccxt symbol is BASE/QUOTE such as BTC/USDT or GOOG/USD, got {value[:40]!r}"
+        )
+    return match[1], match[2]
+
+
 def instrument_get_or_create(
     *,
     symbol: str,
@@ -28,26 +54,37 @@ def instrument_get_or_create(
     timeframes: list[str] | None = None,
     source: str = "",
 ) -> Instrument:
-    """The instrument for ``symbol`` on ``exchange``, created offline from the symbol when missing."""
-    symbol = normalise_symbol(symbol)
+    """The instrument for ``symbol`` on ``exchange``, created offline from the symbol when missing.
+
+    A new instrument's currencies come from ``ccxt_symbol`` (``BASE/QUOTE``) when given, else from
+    the symbol's known quote suffix (``BTCUSDT``); an existing one must agree with ``ccxt_symbol``.
+    Names that the instrument's columns cannot hold raise MarketInputError.
+    """
+    symbol = _checked_name("a symbol", normalise_symbol(symbol))
+    exchange = _checked_name("an exchange id", exchange)
+    if ccxt_symbol is not None:
+        ccxt_symbol = ccxt_symbol.strip()
+        base, quote = _checked_ccxt_symbol(ccxt_symbol)
     existing = Instrument.objects.filter(exchange=exchange, symbol=symbol).first()
     if existing:
+        if ccxt_symbol is not None and ccxt_symbol != existing.ccxt_symbol:
+            raise MarketInputError(f"{symbol} on {exchange} is {existing.ccxt_symbol}, not {ccxt_symbol}")
         if timeframes and not set(timeframes) <= set(existing.timeframes):
             existing.timeframes = sorted(set(existing.timeframes) | set(timeframes), key=_timeframe_order)
             existing.save(update_fields=["timeframes"])
         return existing
-    if ccxt_symbol:
-        base, quote = ccxt_symbol.split("/", 1)
-    else:
+    if ccxt_symbol is None:
         base, quote = _split_symbol(symbol)
+        ccxt_symbol = f"{base}/{quote}"
     return Instrument.objects.create(
         symbol=symbol,
         exchange=exchange,
-        ccxt_symbol=f"{base}/{quote}",
+        ccxt_symbol=ccxt_symbol,
         base=base,
         quote=quote,
         timeframes=sorted(set(timeframes or []), key=_timeframe_order),
-        source=source,
+        # A file name can be longer than the column, and undecodable bytes in it are lone surrogates.
+        source=source.encode("utf-8", "replace").decode()[: Instrument._meta.get_field("source").max_length],
     )
 
 

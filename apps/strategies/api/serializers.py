@@ -245,7 +245,7 @@ class OptimizationRequestSerializer(CostsSerializer):
     n_trials = serializers.IntegerField(
         min_value=1, max_value=MAX_TRIALS, default=50, help_text="random only"
     )
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=0)
     objective = serializers.ChoiceField(choices=list(OBJECTIVES), default="sharpe_ratio")
     folds = serializers.IntegerField(min_value=0, max_value=20, default=3, help_text="0: in-sample only")
     anchored = serializers.BooleanField(default=False)

@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.core.api import IdField
 from apps.trading.domain.fills import OrderType, Side
 from apps.trading.domain.risk_rules import TradingState
 from apps.trading.models import (
@@ -71,20 +72,18 @@ class OrderCreateSerializer(serializers.Serializer):
     )
     stop_price = serializers.DecimalField(**AMOUNT, min_value=0, required=False, allow_null=True)
     time_in_force = UpperChoiceField(choices=TimeInForce.values, default=TimeInForce.GTC)
-    account = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Default: your first account"
-    )
+    account = IdField(required=False, allow_null=True, help_text="Default: your first account")
     client_order_id = serializers.CharField(max_length=36, required=False, allow_blank=True, default="")
 
 
 class OrderQuerySerializer(serializers.Serializer):
     status = UpperChoiceField(choices=OrderStatus.values, required=False)
     symbol = serializers.CharField(max_length=40, required=False)
-    account = serializers.IntegerField(required=False)
+    account = IdField(required=False)
 
 
 class AccountQuerySerializer(serializers.Serializer):
-    account = serializers.IntegerField(required=False)
+    account = IdField(required=False)
 
 
 class HistoryQuerySerializer(AccountQuerySerializer):
@@ -309,9 +308,7 @@ class AllocationSerializer(serializers.ModelSerializer):
 
 class AllocationCreateSerializer(serializers.Serializer):
     strategy_id = serializers.CharField(max_length=64)
-    account = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Default: your first account"
-    )
+    account = IdField(required=False, allow_null=True, help_text="Default: your first account")
     capital_pct = serializers.DecimalField(
         max_digits=9, decimal_places=6, min_value=Decimal("0.000001"), max_value=Decimal(1),
         help_text="Share of the account's equity its position sizing starts from (0 to 1]",
@@ -336,7 +333,7 @@ class AllocationChangeSerializer(serializers.Serializer):
 
 
 class AllocationQuerySerializer(serializers.Serializer):
-    account = serializers.IntegerField(required=False)
+    account = IdField(required=False)
     strategy_id = serializers.CharField(max_length=64, required=False)
     enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -367,8 +364,8 @@ class ActionSerializer(serializers.ModelSerializer):
 
 
 class RecordQuerySerializer(serializers.Serializer):
-    account = serializers.IntegerField(required=False)
-    allocation = serializers.IntegerField(required=False)
+    account = IdField(required=False)
+    allocation = IdField(required=False)
     strategy_id = serializers.CharField(max_length=64, required=False)
 
 

@@ -150,3 +150,11 @@ def test_hostile_input_changes_nothing(api_client, btc_hourly):
         Backtest.objects.count(),
         Instrument.objects.count(),
     ) == before
+
+
+@pytest.mark.django_db
+def test_a_query_naming_a_single_value_twice_is_a_400_naming_it(api_client):
+    response = api_client.get("/api/trading/trades?status=FILLED&status=NEW")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"status": ["given more than once"]}

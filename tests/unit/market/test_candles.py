@@ -100,6 +100,10 @@ def set_value(frame: pd.DataFrame, position: int, column: str, value: float) -> 
         (lambda f: f.assign(volume=-f["volume"]), "volume is negative on 50 candle"),
         (lambda f: set_value(f, 3, "open", np.nan), "not a finite number"),
         (lambda f: set_value(f, 3, "low", 0.0), "zero or negative"),
+        (lambda f: f.assign(high=f["high"] * 1e11), "a price is outside 1e-12 .. 1e+12 on 50 candle"),
+        (lambda f: f * 1e-17, "a price is outside 1e-12 .. 1e+12"),
+        (lambda f: set_value(f, 4, "volume", 2e18), "volume is above 1e+18 on 1 candle"),
+        (lambda f: set_value(f, 5, "high", f["low"].iloc[5] / 2), "high is below low on 1 candle"),
         (lambda f: f.iloc[[0, 1, 1, 2]], "the time repeats the previous candle's on 1 candle"),
         (lambda f: f.iloc[[0, 2, 1]], "the time is earlier than the previous candle's on 1 candle"),
     ],
@@ -239,8 +243,8 @@ def row(hour: int, values: str = "1,2,0.5,1.5,3") -> str:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "line 1: expected the header timestamp,open,high,low,close,volume"),
-        ("date,open,high,low,close,volume\n", "line 1: expected the header"),
+        ("", "the file is empty; expected the header timestamp,open,high,low,close,volume"),
+        ("date,open,high,low,close,volume\n", "line 1: missing column.s. timestamp: the header must name"),
         (
             csv_rows(row(0, "1,2,0.5,1.5")),
             r"line 2: expected 6 fields \(timestamp,open,high,low,close,volume\)",
@@ -254,7 +258,7 @@ def row(hour: int, values: str = "1,2,0.5,1.5,3") -> str:
             r"line 3: high is below the open or the close \(timestamp=",
         ),
         (csv_rows(row(0, "1,2,0.5,1.5,nan")), "line 2: a price or the volume is not a finite number"),
-        (csv_rows(row(0), row(0)), "line 3: the time repeats the previous candle's"),
+        (csv_rows(row(0), row(0, "1,2,0.5,1.4,3")), "line 3: the time .* repeats line 2's with other values"),
         (csv_rows(row(1), row(0)), "line 3: the time is earlier"),
         (
             csv_rows(row(0, "1,2,0.5,1.5,-3"), row(1, "1,2,0.5,1.5,-3")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from knox.models import AuthToken
@@ -33,5 +34,5 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin login:  {login}")
         self.stdout.write(f"API token:    {token}")
         self.stdout.write(
-            f"Try it:       curl -H 'Authorization: Token {token}' http://127.0.0.1:8000/api/health/snapshots"
+            f"Try it:       curl -H 'Authorization: Token {token}' http://{settings.WEB_BIND}/api/health/snapshots"
         )
