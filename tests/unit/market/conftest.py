@@ -8,18 +8,15 @@ import pandas as pd
 import pytest
 
 from apps.market.domain.candles import read_candles
+from tests.conftest import SHIPPED_MARKET_DATA
 
-REPO = Path(__file__).resolve().parents[3]
 BTC_1H = "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
 BTC_1D = "btc_usd_coinbase_1d_2014-12-01_2019-10-17.csv"
 
 
 def data_file(name: str) -> Path:
-    """A data file from the shipped fixtures, else from the shared data beside the repo; skips if neither."""
-    for folder in (REPO / "fixtures" / "market", REPO / ".." / "shared" / "data"):
-        if (folder / name).is_file():
-            return folder / name
-    pytest.skip(f"{name} is in neither fixtures/market/ nor ../shared/data/")
+    """A real candle file shipped in fixtures/market/."""
+    return SHIPPED_MARKET_DATA / name
 
 
 @pytest.fixture(scope="session")

@@ -5,17 +5,16 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import ccxt
 import pytest
 
 from apps.market.providers.ccxt_provider import CcxtProvider
+from tests.conftest import SHIPPED_MARKET_DATA
 from tests.fakes.exchange import FakeExchange
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-BTC_HOURLY_CSV = SHARED_DATA / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
+BTC_HOURLY_CSV = SHIPPED_MARKET_DATA / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
 SPOT_ONLY = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}
 HOUR_MS = 3_600_000
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -93,8 +92,6 @@ def binance(fake: FakeExchange) -> ccxt.binance:
 
 @pytest.fixture(scope="session")
 def btc_hourly_rows() -> list[Row]:
-    if not BTC_HOURLY_CSV.exists():
-        pytest.skip(f"real data not found at {BTC_HOURLY_CSV} (the ../shared checkout is absent)")
     with BTC_HOURLY_CSV.open(newline="") as handle:
         return [
             (int(r["timestamp"]), r["open"], r["high"], r["low"], r["close"], r["volume"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,13 +9,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from apps.market.domain.candles import read_candles
 from apps.training.domain.features import Bars, VolatilityFeature, VolumeZScoreFeature
+from tests.conftest import SHIPPED_MARKET_DATA
 
-REAL = (
-    Path(__file__).resolve().parents[3]
-    / "fixtures"
-    / "market"
-    / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
-)
+REAL = SHIPPED_MARKET_DATA / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
 
 
 def volatility_by_window_view(bars: Bars, window: int) -> np.ndarray:
@@ -52,17 +46,16 @@ def with_a_dead_market(frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def datasets(walk: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    found = {"walk": walk, "walk with a dead market": with_a_dead_market(walk)}
-    if REAL.exists():
-        found["real BTC hours"] = read_candles(REAL)
-    return found
+    return {
+        "walk": walk,
+        "walk with a dead market": with_a_dead_market(walk),
+        "real BTC hours": read_candles(REAL),
+    }
 
 
 @pytest.mark.parametrize("name", ["walk", "walk with a dead market", "real BTC hours"])
 @pytest.mark.parametrize("window", [2, 6, 24, 72])
 def test_volatility_equals_the_std_of_each_window_view(datasets, name, window):
-    if name not in datasets:
-        pytest.skip(f"{REAL} is not shipped here")
     bars = Bars(datasets[name])
     expected = volatility_by_window_view(bars, window)
     assert np.isfinite(expected).sum() > len(bars) - window - 1
@@ -72,8 +65,6 @@ def test_volatility_equals_the_std_of_each_window_view(datasets, name, window):
 @pytest.mark.parametrize("name", ["walk", "walk with a dead market", "real BTC hours"])
 @pytest.mark.parametrize("window", [2, 24, 72])
 def test_volume_zscores_equal_those_of_each_window_view(datasets, name, window):
-    if name not in datasets:
-        pytest.skip(f"{REAL} is not shipped here")
     bars = Bars(datasets[name])
     expected = volume_z_by_window_view(bars, window)
     np.testing.assert_allclose(VolumeZScoreFeature(window).compute(bars), expected, rtol=1e-9, atol=1e-9)

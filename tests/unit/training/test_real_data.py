@@ -6,19 +6,15 @@ and ranges are asserted; a strong score here would be a reason to look for a lea
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from apps.training.domain.evaluation import PROBABILITY_GRID
 from apps.training.domain.features import CORE_V1
 from apps.training.domain.pipeline import predict_latest, train
+from tests.conftest import SHIPPED_MARKET_DATA
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-HOURLY_BTC = DATA / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
-
-pytestmark = pytest.mark.skipif(not HOURLY_BTC.exists(), reason=f"real candles not found at {HOURLY_BTC}")
+HOURLY_BTC = SHIPPED_MARKET_DATA / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
 
 
 @pytest.fixture(scope="module")
