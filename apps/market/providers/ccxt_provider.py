@@ -19,7 +19,8 @@ import ccxt
 import pandas as pd
 
 from apps.core.retry import retry_temporary
-from apps.market.domain.candles import CandleError, Timeframe, candles_from_rows, parse_timeframe
+from apps.market.domain.candle_files import candles_from_rows
+from apps.market.domain.candles import CandleError, Timeframe, parse_timeframe
 
 from .base import (
     CandleBatch,

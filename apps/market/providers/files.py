@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.market.domain.candles import CandleError, parse_timeframe, read_candles
+from apps.market.domain.candle_files import read_candles
+from apps.market.domain.candles import CandleError, parse_timeframe
 
 from .base import CandleBatch, PermanentProviderError
 

@@ -15,15 +15,8 @@ from django.db.models.functions import Greatest, Least
 
 from apps.core import clock
 from apps.market import selectors
-from apps.market.domain.candles import (
-    CSV_CHUNK_BYTES,
-    CandleError,
-    CandleFile,
-    Gap,
-    parse_timeframe,
-    resample,
-    validate_candles,
-)
+from apps.market.domain.candle_files import CSV_CHUNK_BYTES, CandleFile
+from apps.market.domain.candles import CandleError, Gap, parse_timeframe, resample, validate_candles
 from apps.market.errors import MarketInputError
 from apps.market.models import CandleSeries, Instrument
 from apps.market.services.instruments import instrument_get_or_create

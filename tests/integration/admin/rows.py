@@ -33,7 +33,7 @@ from apps.core import clock
 from apps.core.models import JobStatus
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 from apps.health.services import snapshot_request
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.services.analyses import analysis_request, analysis_run, analysis_slot
 from apps.market.services.candles import candles_store

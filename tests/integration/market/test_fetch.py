@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.market import selectors
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument
 from tests.fakes.exchange import Fault
 from tests.integration.market.conftest import BTC_HOURLY

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.models import Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.services.candles import candles_import_file, candles_store
 from apps.market.services.instruments import instrument_get_or_create

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis
 from apps.market.services.candles import candles_store
 from apps.market.services.instruments import instrument_get_or_create

@@ -20,7 +20,7 @@ from apps.core import clock
 from apps.core.models import UNFINISHED, JobStatus
 from apps.core.sweeper import job_kinds
 from apps.market import selectors as market_selectors
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis
 from apps.market.services import analyses as market_analyses
 from apps.market.services import candles as market_candles

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from apps.core.models import JobStatus
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.strategies.engine import RiskSettings, backtest_signals, signals
 from apps.strategies.models import Backtest
 from apps.strategies.services.backtests import backtest_create

@@ -12,7 +12,7 @@ import pytest
 
 from apps.core.jobs import job_claim
 from apps.core.models import JobStatus
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.strategies.engine.optimize import Costs, Fold, Window, chunk, evaluate_chunk, grid, summarise
 from apps.strategies.models import OptimizationChunk, OptimizationRun
 from apps.strategies.services.optimizations import (

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from tests.conftest import SHIPPED_MARKET_DATA
 
 BTC_1H = "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.market.domain import candles as candles_module
-from apps.market.domain.candles import CandleError, CandleFile, parse_csv, read_candles
+from apps.market.domain import candle_files, candles
+from apps.market.domain.candle_files import CandleFile, parse_csv, read_candles
+from apps.market.domain.candles import CandleError
 
 HEADER = "timestamp,open,high,low,close,volume"
 T0 = 1_498_906_800_000  # 2017-07-01 11:00 UTC
@@ -64,7 +65,7 @@ def test_every_chunking_reads_the_same_candles_with_the_fast_reader(tmp_path, mo
     def exact_reader_used(*args: object) -> None:
         raise AssertionError("a plain file must not need the csv-module reader")
 
-    monkeypatch.setattr(candles_module, "_exact_rows", exact_reader_used)
+    monkeypatch.setattr(candle_files, "_exact_rows", exact_reader_used)
     found, repeats = frames(path, chunk_bytes)
 
     pd.testing.assert_frame_equal(found, python_read(lines), check_exact=True, check_index_type=False)
@@ -138,7 +139,7 @@ def test_a_carriage_return_inside_a_line_is_refused(tmp_path):
 
 def test_a_line_without_end_is_refused_without_reading_it_whole(tmp_path):
     path = tmp_path / "endless.csv"
-    path.write_bytes(HEADER.encode() + b"\n" + b"1" * (candles_module.MAX_LINE_BYTES + 10))
+    path.write_bytes(HEADER.encode() + b"\n" + b"1" * (candle_files.MAX_LINE_BYTES + 10))
     with pytest.raises(CandleError, match=r"line 2 is longer than 65536 bytes"):
         list(CandleFile(path, chunk_bytes=1024))
 
@@ -190,7 +191,7 @@ def test_hostile_json_is_refused_in_one_line(tmp_path, content, message):
 
 
 def test_json_larger_than_its_bound_is_refused_unread(tmp_path, monkeypatch):
-    monkeypatch.setattr(candles_module, "MAX_JSON_BYTES", 100)
+    monkeypatch.setattr(candle_files, "MAX_JSON_BYTES", 100)
     path = write(tmp_path / "rows.json", json.dumps([[T0 + i * HOUR, 1, 2, 0.5, 1.5, 3] for i in range(10)]))
     with pytest.raises(CandleError, match="convert it to CSV, which is streamed"):
         read_candles(path)
@@ -206,7 +207,7 @@ def python_volume(cell: str) -> float | None:
         value = float(text) if text.isascii() and "_" not in text else None
     except ValueError:
         return None
-    return value if value is not None and 0 <= value <= candles_module.MAX_VOLUME else None
+    return value if value is not None and 0 <= value <= candles.MAX_VOLUME else None
 
 
 @settings(max_examples=400, deadline=None)

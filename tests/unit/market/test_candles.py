@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from apps.market.domain.candle_files import candles_from_rows, parse_csv, parse_json, read_candles
 from apps.market.domain.candles import (
     COLUMNS,
     INDEX_NAME,
@@ -15,12 +16,8 @@ from apps.market.domain.candles import (
     CandleError,
     Gap,
     candle_problems,
-    candles_from_rows,
     find_gaps,
-    parse_csv,
-    parse_json,
     parse_timeframe,
-    read_candles,
     resample,
     validate_candles,
 )

@@ -7,7 +7,7 @@ from functools import cache
 import pandas as pd
 import pytest
 
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.domain.indicators import REGISTRY
 from tests.unit.market.conftest import data_file
 from tests.unit.market.test_indicators_match_ta import OTHER_PARAMS, assert_matches_ta

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.market.domain.patterns import detect, find, pattern_names
 from tests.unit.market import patterns_reference
 from tests.unit.market.conftest import data_file

@@ -11,7 +11,7 @@ import ccxt
 import pandas as pd
 import pytest
 
-from apps.market.domain.candles import candles_from_rows
+from apps.market.domain.candle_files import candles_from_rows
 from tests.fakes.exchange import Fault
 
 from .conftest import START, hourly_rows

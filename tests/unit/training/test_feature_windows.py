@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from apps.market.domain.candles import read_candles
+from apps.market.domain.candle_files import read_candles
 from apps.training.domain.features import Bars, VolatilityFeature, VolumeZScoreFeature
 from tests.conftest import SHIPPED_MARKET_DATA
 
