@@ -22,9 +22,12 @@ from apps.strategies import selectors as strategy_selectors
 from apps.strategies.errors import StrategyInputError
 from apps.strategies.management.console import date_or_error
 from apps.strategies.models import Strategy
-from apps.trading import replay as replays
 from apps.trading.models import Account
 from apps.trading.orchestrator import Skip
+from apps.trading.replay import bars as replay_bars
+from apps.trading.replay import plan as replay_plans
+from apps.trading.replay import records as replay_records
+from apps.trading.replay import setup as replay_setup
 from apps.trading.services.allocations import (
     AllocationRefused,
     allocation_create,
@@ -66,7 +69,7 @@ class Command(BaseCommand):
             help="a stored strategy to copy onto the replay and allocate (repeatable; default: the demos)",
         )
         parser.add_argument(
-            "--bars", type=int, default=None, help=f"bars to play (default {replays.DEFAULT_BARS})"
+            "--bars", type=int, default=None, help=f"bars to play (default {replay_plans.DEFAULT_BARS})"
         )
         parser.add_argument(
             "--start", help="play bars opening at or after this moment, e.g. 2019-09-01 (UTC)"
@@ -75,8 +78,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--warmup-bars",
             type=int,
-            default=replays.DEFAULT_WARMUP_BARS,
-            help=f"history stored before the first bar (default {replays.DEFAULT_WARMUP_BARS})",
+            default=replay_plans.DEFAULT_WARMUP_BARS,
+            help=f"history stored before the first bar (default {replay_plans.DEFAULT_WARMUP_BARS})",
         )
         parser.add_argument("--pace", type=float, default=0.0, help="wall-clock seconds per bar (default 0)")
         parser.add_argument("--train-every-hours", type=int, default=6, help="0: never (default 6)")
@@ -93,7 +96,7 @@ class Command(BaseCommand):
             if options[option] < 0:
                 raise CommandError(f"--{option.replace('_', '-')} cannot be negative (nothing was written)")
         try:
-            plan = replays.replay_plan(
+            plan = replay_plans.replay_plan(
                 source_symbol=options["source_symbol"],
                 source_exchange=options["source_exchange"],
                 timeframe=options["timeframe"],
@@ -104,18 +107,18 @@ class Command(BaseCommand):
                 warmup_bars=options["warmup_bars"],
                 fresh=options["reset"],
             )
-            account = replays.replay_account_find(
+            account = replay_plans.replay_account_find(
                 owner=owner,
                 name=options["account"],
                 target_exchange=plan.target_exchange,
                 quote=plan.source.quote,
             )
             originals = self._originals(plan, account, options)
-        except replays.ReplayInputError as error:
+        except replay_plans.ReplayInputError as error:
             raise CommandError(f"{error} (nothing was written)") from None
         if plan.target is not None and account is not None:
             allocations_resume(account=account, note=PAUSED)
-            replay = replays.Replay(
+            replay = replay_bars.Replay(
                 plan, plan.target, account, options["train_every_hours"], options["update_every_hours"]
             )
             self.stdout.write(
@@ -127,29 +130,29 @@ class Command(BaseCommand):
         self._play(replay, options["pace"])
 
     def _originals(
-        self, plan: replays.ReplayPlan, account: Account | None, options: dict[str, Any]
+        self, plan: replay_plans.ReplayPlan, account: Account | None, options: dict[str, Any]
     ) -> list[Strategy]:
         """The strategies a new replay copies; checks that a continued one has its account."""
         if plan.target is not None:
-            names = [a.name for a in replays.replay_accounts(target_exchange=plan.target_exchange)]
+            names = [a.name for a in replay_plans.replay_accounts(target_exchange=plan.target_exchange)]
             if account is None:
-                raise replays.ReplayInputError(
+                raise replay_plans.ReplayInputError(
                     f"the replay on {plan.target_exchange!r} trades account(s) {', '.join(names) or 'none'}: "
                     "pass --account to continue it, or add --reset"
                 )
             if options["strategy"]:
-                raise replays.ReplayInputError(
+                raise replay_plans.ReplayInputError(
                     "a continued replay keeps the strategies it started with: add --reset to choose others"
                 )
             return []
         if account is not None and not options["reset"]:
-            raise replays.ReplayInputError(
+            raise replay_plans.ReplayInputError(
                 f"account {account.name!r} is left from an earlier replay: add --reset to start again"
             )
         if not options["strategy"]:
-            originals = replays.demo_strategies()
+            originals = replay_plans.demo_strategies()
             if not originals:
-                raise replays.ReplayInputError(
+                raise replay_plans.ReplayInputError(
                     "no demo strategies are stored: run python manage.py load_demo_strategies, "
                     "or pass --strategy"
                 )
@@ -159,33 +162,35 @@ class Command(BaseCommand):
             try:
                 originals.append(strategy_selectors.strategy_get(strategy_id=strategy_id, user=None))
             except Strategy.DoesNotExist:
-                raise replays.ReplayInputError(f"unknown strategy {strategy_id!r}") from None
+                raise replay_plans.ReplayInputError(f"unknown strategy {strategy_id!r}") from None
         return originals
 
     def _start(
         self,
-        plan: replays.ReplayPlan,
+        plan: replay_plans.ReplayPlan,
         owner: AbstractBaseUser,
         options: dict[str, Any],
         cash: Decimal,
         originals: list[Strategy],
-    ) -> replays.Replay:
+    ) -> replay_bars.Replay:
         """Delete the earlier replay with --reset, then create the target with its warm-up, the
         account, the strategies' copies and their allocations: all of it, or nothing."""
         share = (Decimal(1) / len(originals)).quantize(SHARE_PLACES, rounding=ROUND_DOWN)
         try:
             with transaction.atomic():
                 deleted = (
-                    replays.replay_reset(symbol=plan.source.symbol, target_exchange=plan.target_exchange)
+                    replay_records.replay_reset(
+                        symbol=plan.source.symbol, target_exchange=plan.target_exchange
+                    )
                     if options["reset"]
                     else []
                 )
-                target = replays.replay_target_create(plan=plan)
-                account = replays.replay_account_create(
+                target = replay_setup.replay_target_create(plan=plan)
+                account = replay_setup.replay_account_create(
                     owner=owner, name=options["account"], target=target, cash=cash
                 )
                 copies = [
-                    replays.strategy_copy(original=original, target=target, timeframe=plan.timeframe)
+                    replay_setup.strategy_copy(original=original, target=target, timeframe=plan.timeframe)
                     for original in originals
                 ]
                 for copy in copies:
@@ -196,7 +201,7 @@ class Command(BaseCommand):
                         by="replay",
                         note="made by the replay",
                     )
-        except (replays.ReplayInputError, StrategyInputError, AllocationRefused) as error:
+        except (replay_plans.ReplayInputError, StrategyInputError, AllocationRefused) as error:
             raise CommandError(f"{error} (nothing was written)") from None
         for line in deleted:
             self.stdout.write(f"Deleted {line}")
@@ -211,18 +216,18 @@ class Command(BaseCommand):
         )
         for copy in copies:
             self.stdout.write(f"  {copy.strategy_id}")
-        return replays.Replay(
+        return replay_bars.Replay(
             plan, target, account, options["train_every_hours"], options["update_every_hours"]
         )
 
-    def _play(self, replay: replays.Replay, pace: float) -> None:
-        frame = replays.source_frame(plan=replay.plan)
+    def _play(self, replay: replay_bars.Replay, pace: float) -> None:
+        frame = replay_plans.source_frame(plan=replay.plan)
         played, skips = 0, {}
         try:
             with self._quiet():
                 for open_time in replay.plan.bars:
                     began = time.monotonic()
-                    report = replays.bar_play(
+                    report = replay_bars.bar_play(
                         replay=replay, open_time=open_time, frame=frame.loc[[open_time]]
                     )
                     played += 1
@@ -234,7 +239,7 @@ class Command(BaseCommand):
             reason = (
                 f"the replay stopped at {replay.clock:%Y-%m-%d %H:%M} UTC ({type(error).__name__}: {error})"
             )
-            abandoned = replays.replay_jobs_abandon(
+            abandoned = replay_records.replay_jobs_abandon(
                 target=replay.target, accounts=[replay.account], reason=reason
             )
             self._summary(replay, played)
@@ -261,12 +266,12 @@ class Command(BaseCommand):
         finally:
             logger.setLevel(level)
 
-    def _summary(self, replay: replays.Replay, played: int) -> None:
-        for line in _summary_lines(replays.replay_summary(replay=replay), played, replay.account):
+    def _summary(self, replay: replay_bars.Replay, played: int) -> None:
+        for line in _summary_lines(replay_records.replay_summary(replay=replay), played, replay.account):
             self.stdout.write(line)
 
 
-def _bar_lines(replay: replays.Replay, report: replays.BarReport, skips: dict[int, str]) -> list[str]:
+def _bar_lines(replay: replay_bars.Replay, report: replay_bars.BarReport, skips: dict[int, str]) -> list[str]:
     """One line for the bar, then one per event: fills, training, update decisions, generations."""
     lines = [
         f"{report.moment:%Y-%m-%d %H:%M}  close {report.close:>10,.2f}  {_analysis(report.analysis)}"
@@ -306,7 +311,7 @@ def _analysis(analysis: MarketAnalysis | None) -> str:
     return f"{regime.get('trend')} trend, {regime.get('volatility')} volatility, signals: {signals}"
 
 
-def _cycles(replay: replays.Replay, report: replays.BarReport, skips: dict[int, str]) -> str:
+def _cycles(replay: replay_bars.Replay, report: replay_bars.BarReport, skips: dict[int, str]) -> str:
     """What the allocations did: each order placed or refused, each new reason to skip (a skip
     repeated from the bar before is only counted), and how many had nothing to do."""
     shown, quiet = [], Counter()
@@ -332,7 +337,7 @@ def _cycles(replay: replays.Replay, report: replays.BarReport, skips: dict[int, 
     return "; ".join([*shown, *([f"no order ({rest})"] if rest else [])]) or "no allocation"
 
 
-def _summary_lines(summary: replays.ReplaySummary, played: int, account: Account) -> list[str]:
+def _summary_lines(summary: replay_records.ReplaySummary, played: int, account: Account) -> list[str]:
     figures, quote = summary.portfolio.figures, account.quote_currency
     analyses = summary.analyses
     models = ", ".join(f"{count} {stage}" for stage, count in sorted(summary.models.items())) or "none"
