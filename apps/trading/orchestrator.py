@@ -54,7 +54,6 @@ from apps.trading.models import (
     Order,
     OrderSource,
     OrderStatus,
-    Position,
     StrategyAction,
     StrategyAllocation,
 )
@@ -194,7 +193,7 @@ def strategy_act(
         waiting = ""
         if strategy.status == StrategyStatus.RETIRED:
             waiting = (
-                f"; its book holds {book_quantity(allocation=allocation)}: wind it down "
+                f"; its book holds {selectors.book_quantity(allocation=allocation)}: wind it down "
                 f"(DELETE /api/trading/allocations/{allocation.pk}) or turn on the account's lifecycle policy"
             )
         raise _NotActing(Skip.STRATEGY_INACTIVE, f"the strategy is {strategy.status}{waiting}")
@@ -274,20 +273,6 @@ def signal_apply(
     return action
 
 
-def book_quantity(*, allocation: StrategyAllocation) -> Decimal:
-    """What the allocation's own book holds of its strategy's instrument."""
-    held = (
-        Position.objects.filter(
-            account_id=allocation.account_id,
-            instrument_id=allocation.strategy.instrument_id,
-            allocation=allocation,
-        )
-        .values_list("quantity", flat=True)
-        .first()
-    )
-    return held or Decimal(0)
-
-
 def _act(
     allocation: StrategyAllocation,
     version: StrategyVersion,
@@ -297,7 +282,7 @@ def _act(
 ) -> tuple[str, Order | None]:
     account = lock_account(allocation.account_id)
     instrument = allocation.strategy.instrument
-    held = book_quantity(allocation=allocation)
+    held = selectors.book_quantity(allocation=allocation)
     client_order_id = f"s{allocation.pk}-{int(candle_time.timestamp())}"
     common = {
         "account": account,
@@ -354,7 +339,7 @@ def _cancel_open_orders(allocation: StrategyAllocation) -> None:
 
 def _wound_down(allocation: StrategyAllocation, action: StrategyAction) -> None:
     """Disable a winding-down allocation once its book is flat (or it had nothing left to sell)."""
-    if book_quantity(allocation=allocation) > 0:
+    if selectors.book_quantity(allocation=allocation) > 0:
         return  # its exit did not fill yet (live, or refused): the next candle tries again
     reason = f"wound down: its book is closed ({action.decision})"
     StrategyAllocation.objects.filter(pk=allocation.pk).update(enabled=False, winding_down=False, note=reason)

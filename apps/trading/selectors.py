@@ -93,6 +93,20 @@ def allocation_list(*, accounts: QuerySet[Account]) -> QuerySet[StrategyAllocati
     )
 
 
+def book_quantity(*, allocation: StrategyAllocation) -> Decimal:
+    """What the allocation's own book holds of its strategy's instrument."""
+    held = (
+        Position.objects.filter(
+            account_id=allocation.account_id,
+            instrument_id=allocation.strategy.instrument_id,
+            allocation=allocation,
+        )
+        .values_list("quantity", flat=True)
+        .first()
+    )
+    return held or Decimal(0)
+
+
 def action_list(*, accounts: QuerySet[Account]) -> QuerySet[StrategyAction]:
     """What strategies did on each candle on these accounts, newest candle first."""
     return (

@@ -15,8 +15,9 @@ from django.db.models import Sum
 
 from apps.strategies.models import DecisionKind, Strategy, StrategyStatus
 from apps.strategies.services.strategies import decision_record
+from apps.trading import selectors
 from apps.trading.errors import TradingError
-from apps.trading.models import LIVE_STATUSES, Account, Position, StrategyAllocation
+from apps.trading.models import LIVE_STATUSES, Account, StrategyAllocation
 
 FULL_SHARE = Decimal(1)
 
@@ -172,7 +173,7 @@ def allocation_wind_down(*, allocation: StrategyAllocation, by: str, reason: str
         )
         if not current.enabled:
             return current
-        holds = Position.objects.filter(allocation=current, quantity__gt=0).exists()
+        holds = selectors.book_quantity(allocation=current) > 0
         open_orders = current.orders.filter(status__in=LIVE_STATUSES).exists()
         if holds or open_orders:
             current.winding_down, current.note = True, f"winding down: {reason}"[:300]

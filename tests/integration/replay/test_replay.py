@@ -29,7 +29,7 @@ from apps.strategies import documents
 from apps.strategies import selectors as strategy_selectors
 from apps.strategies.engine import Action, signals
 from apps.strategies.models import DecisionKind, Strategy, StrategyDecision, StrategyStatus, StrategyUpdateRun
-from apps.trading import orchestrator, performance, selectors
+from apps.trading import performance, selectors
 from apps.trading.domain.ledger import money
 from apps.trading.models import (
     Account,
@@ -177,7 +177,7 @@ def test_a_replay_plays_the_bars_one_by_one_and_the_whole_loop_runs_and_trades_o
             decided = StrategyDecision.objects.filter(
                 strategy=allocation.strategy, kind=DecisionKind.WOUND_DOWN
             )
-            assert decided.exists() and orchestrator.book_quantity(allocation=allocation) == 0
+            assert decided.exists() and selectors.book_quantity(allocation=allocation) == 0
     for cycle in cycles:
         covered = {entry["allocation"] for entry in cycle.summary}
         assert {a.pk for a in allocations} - wound_down <= covered <= {a.pk for a in allocations}
