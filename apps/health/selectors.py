@@ -49,7 +49,3 @@ def document_for(document: dict[str, Any], *, staff: bool) -> dict[str, Any]:
 
 def snapshot_list() -> QuerySet[HealthSnapshot]:
     return HealthSnapshot.objects.all()
-
-
-def snapshot_get(*, snapshot_id: int) -> HealthSnapshot:
-    return HealthSnapshot.objects.get(pk=snapshot_id)
