@@ -7,10 +7,12 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from apps.core.api import json_error
+from apps.core import query_parameters
+from apps.core.api import error_body, json_error
 from apps.core.input import text_problem
 from apps.core.logging import request_id_var
 
@@ -53,7 +55,8 @@ class ApiErrorMiddleware:
 
 
 class InputGuardMiddleware:
-    """Refuse a path or query string that holds a NUL or a lone surrogate, before any view runs."""
+    """Refuse a path or query string that holds a NUL or a lone surrogate, and a query parameter the
+    API schema does not document for the operation, before any view runs."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -65,3 +68,20 @@ class InputGuardMiddleware:
                 if problem := text_problem(text):
                     return json_error(400, "invalid", f"The request's path or query string {problem}.")
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        if not request.GET or not request.path.startswith("/api/"):
+            return None
+        unknown = query_parameters.undocumented(view, request.method or "GET", list(request.GET))
+        if not unknown:
+            return None
+        known = sorted(query_parameters.documented(view, request.method or "GET") or ())
+        reads = f"it reads {', '.join(known)}" if known else "it reads none"
+        body = error_body(
+            "invalid",
+            f"{unknown[0]}: not a query parameter of this endpoint ({reads}).",
+            {name: ["not a query parameter of this endpoint"] for name in unknown},
+        )
+        return JsonResponse(body, status=400)

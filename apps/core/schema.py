@@ -38,8 +38,8 @@ def _errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]
         errors["403"] = "Not allowed (permission, staff only, or a failed CSRF check)"
     if "{" in path or any(p.get("in") == "query" and p.get("name") == "account" for p in parameters):
         errors["404"] = "No such object (or not yours)"
-    if method in _METHODS_WITH_BODY or any(p.get("in") == "query" for p in parameters):
-        errors["400"] = "Invalid input: the message names the field"
+    # Every operation: a query parameter it does not document is refused (apps.core.query_parameters).
+    errors["400"] = "Invalid input, or a query parameter the operation does not read: the message names it"
     if method in _METHODS_WITH_BODY:
         errors["413"] = "The request body is larger than API_MAX_BODY_BYTES"
     if path.rstrip("/").endswith("/cancel"):

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.core.logging import RecentErrorsHandler
-from apps.health import checks, metrics
+from apps.health import checks, metrics, visibility
 from apps.health.models import HealthSnapshot
 
 
@@ -36,15 +36,9 @@ def health_document(*, celery_app: Celery, current_worker: str | None = None) ->
 
 
 def document_for(document: dict[str, Any], *, staff: bool) -> dict[str, Any]:
-    """The health document as a caller may see it: staff see everything; others see when and where
-    errors were logged, not their messages (they can name hosts, accounts or payloads)."""
-    if staff:
-        return document
-    errors = [
-        {key: value for key, value in entry.items() if key != "message"}
-        for entry in document.get("recent_errors", [])
-    ]
-    return {**document, "recent_errors": errors}
+    """The health document as a caller may see it: staff see everything, others what
+    ``visibility.public_document`` leaves (no error messages, no accounts or strategies)."""
+    return document if staff else visibility.public_document(document)
 
 
 def snapshot_list() -> QuerySet[HealthSnapshot]:

@@ -55,6 +55,14 @@ def anon_client() -> APIClient:
 
 
 @pytest.fixture
+def staff_client(staff_user) -> APIClient:
+    """A staff operator's client: it sees the health document whole (error messages, accounts)."""
+    client = APIClient()
+    client.force_authenticate(staff_user)
+    return client
+
+
+@pytest.fixture
 def api_client(user) -> APIClient:
     """An API client authenticated with a real knox token, as a script would be."""
     _, token = AuthToken.objects.create(user=user)

@@ -110,6 +110,10 @@ class TradesView(generics.ListAPIView):
 
     serializer_class = OrderSerializer
 
+    @extend_schema(parameters=[OrderQuerySerializer])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self) -> QuerySet[Order]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
             return Order.objects.none()

@@ -158,3 +158,49 @@ def test_a_query_naming_a_single_value_twice_is_a_400_naming_it(api_client):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"status": ["given more than once"]}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/strategies?simbol=BTCUSD"),  # a list with filters
+        ("get", "/api/health?simbol=BTCUSD"),  # public, no parameters at all
+        ("get", "/api/trading/portfolio?simbol=BTCUSD"),  # a query serializer
+        ("get", "/api/market/data?symbol=BTCUSD&simbol=BTCUSD"),
+        ("head", "/api/strategies?simbol=BTCUSD"),
+    ],
+)
+def test_a_query_parameter_the_schema_does_not_document_is_a_400_naming_it(api_client, method, path):
+    response = getattr(api_client, method)(path)
+
+    assert response.status_code == 400
+    if method != "head":
+        error = _error(response)
+        assert error["fields"] == {"simbol": ["not a query parameter of this endpoint"]}
+        assert error["message"].startswith("simbol: not a query parameter")
+
+
+@pytest.mark.django_db
+def test_the_refusal_lists_what_the_endpoint_reads(api_client):
+    error = _error(api_client.get("/api/trading/trades?stat=FILLED"))
+
+    assert "it reads account, limit, offset, status, symbol" in error["message"]
+
+
+@pytest.mark.django_db
+def test_an_undocumented_query_parameter_on_a_post_creates_nothing(api_client):
+    body = {"name": "Dip", "rules": [{"when": "RSI(14) < 30", "action": "BUY"}]}
+
+    response = api_client.post("/api/strategies?dry_run=1", body, format="json")
+
+    assert response.status_code == 400
+    assert _error(response)["fields"] == {"dry_run": ["not a query parameter of this endpoint"]}
+    assert not Strategy.objects.exists()
+
+
+@pytest.mark.django_db
+def test_documented_query_parameters_are_read(api_client):
+    """The trades list read ``status``, ``symbol`` and ``account`` without the schema naming them."""
+    assert api_client.get("/api/trading/trades?status=FILLED&symbol=BTCUSD").status_code == 200
+    assert api_client.get("/api/strategies?symbol=BTCUSD&limit=5").status_code == 200

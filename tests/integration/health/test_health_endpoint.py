@@ -76,9 +76,9 @@ def test_it_also_answers_with_a_trailing_slash(anon_client):
 
 
 @pytest.mark.django_db
-def test_without_workers_or_scheduler_it_is_degraded_not_down(anon_client):
+def test_without_workers_or_scheduler_it_is_degraded_not_down(staff_client):
     # No worker runs in this test process and no beat snapshot exists.
-    response = anon_client.get("/api/health")
+    response = staff_client.get("/api/health")
 
     body = response.json()
     assert response.status_code == 200
@@ -89,13 +89,13 @@ def test_without_workers_or_scheduler_it_is_degraded_not_down(anon_client):
 
 
 @pytest.mark.django_db
-def test_the_scheduler_is_healthy_after_a_recent_beat_run_and_stale_after_an_old_one(anon_client, settings):
+def test_the_scheduler_is_healthy_after_a_recent_beat_run_and_stale_after_an_old_one(staff_client, settings):
     _fresh_beat_snapshot()
-    assert anon_client.get("/api/health").json()["components"]["scheduler"]["status"] == "healthy"
+    assert staff_client.get("/api/health").json()["components"]["scheduler"]["status"] == "healthy"
 
     HealthSnapshot.objects.all().delete()
     _fresh_beat_snapshot(age=timedelta(seconds=settings.HEALTH_SCHEDULER_MAX_AGE_SECONDS + 30))
-    scheduler = anon_client.get("/api/health").json()["components"]["scheduler"]
+    scheduler = staff_client.get("/api/health").json()["components"]["scheduler"]
     assert scheduler["status"] == "unhealthy"
     assert scheduler["age_seconds"] > settings.HEALTH_SCHEDULER_MAX_AGE_SECONDS
 
@@ -120,8 +120,8 @@ def database_unreachable():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_that_is_down_makes_it_unhealthy_with_503(anon_client, database_unreachable):
-    response = anon_client.get("/api/health")
+def test_a_database_that_is_down_makes_it_unhealthy_with_503(staff_client, database_unreachable):
+    response = staff_client.get("/api/health")
 
     body = response.json()
     assert response.status_code == 503
@@ -140,8 +140,8 @@ def broker_unreachable():
 
 
 @pytest.mark.django_db
-def test_a_broker_that_is_down_makes_it_unhealthy_with_503(anon_client, broker_unreachable):
-    response = anon_client.get("/api/health")
+def test_a_broker_that_is_down_makes_it_unhealthy_with_503(staff_client, broker_unreachable):
+    response = staff_client.get("/api/health")
 
     body = response.json()
     assert response.status_code == 503
@@ -151,7 +151,7 @@ def test_a_broker_that_is_down_makes_it_unhealthy_with_503(anon_client, broker_u
 
 
 @pytest.mark.django_db
-def test_external_apis_are_probed_by_the_task_and_read_from_the_database(anon_client, settings):
+def test_external_apis_are_probed_by_the_task_and_read_from_the_database(staff_client, anon_client, settings):
     with FixedAnswerServer(status=200) as up, FixedAnswerServer(status=503) as failing:
         settings.HEALTH_EXTERNAL_APIS = {
             "Binance": up.url,
@@ -159,7 +159,8 @@ def test_external_apis_are_probed_by_the_task_and_read_from_the_database(anon_cl
             "Nowhere": closed_port_url(),
         }
         services.external_apis_probe()
-        external = anon_client.get("/api/health").json()["components"]["external_apis"]
+        external = staff_client.get("/api/health").json()["components"]["external_apis"]
+        public = anon_client.get("/api/health").json()["components"]["external_apis"]
 
     assert external["services"]["Binance"]["status"] == "healthy"
     assert external["services"]["Binance"]["status_code"] == 200
@@ -168,14 +169,20 @@ def test_external_apis_are_probed_by_the_task_and_read_from_the_database(anon_cl
     assert external["services"]["Nowhere"]["status"] == "unhealthy"
     assert external["services"]["Nowhere"]["message"].startswith("Unreachable")
     assert external["status"] == "degraded"
+    # The probe's error can name hosts and ports: others see the statuses only.
+    assert public["services"]["Nowhere"] == {
+        key: external["services"]["Nowhere"][key]
+        for key in ("status", "response_time_ms", "status_code", "checked_at")
+    }
+    assert public["message"] == "degraded: the reason is shown to staff"
 
 
 @pytest.mark.django_db
-def test_the_endpoint_never_calls_external_apis_itself(anon_client, settings):
+def test_the_endpoint_never_calls_external_apis_itself(staff_client, settings):
     # A server that would hang for 30 s: if the endpoint called it, this test would time out.
     with FixedAnswerServer(status=200, delay=30) as hanging:
         settings.HEALTH_EXTERNAL_APIS = {"Binance": hanging.url}
-        body = anon_client.get("/api/health").json()
+        body = staff_client.get("/api/health").json()
         assert hanging.requests == 0
 
     assert body["components"]["external_apis"]["message"] == "External APIs not probed yet"

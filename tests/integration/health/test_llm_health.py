@@ -11,17 +11,17 @@ from apps.llm.models import LLMCall
 pytestmark = pytest.mark.django_db
 
 
-def test_without_a_key_only_the_offline_templates_are_available(anon_client, settings):
+def test_without_a_key_only_the_offline_templates_are_available(staff_client, settings):
     settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = settings.GEMINI_API_KEY = ""
 
-    llm = anon_client.get("/api/health").json()["components"]["llm_services"]
+    llm = staff_client.get("/api/health").json()["components"]["llm_services"]
 
     assert llm["status"] == "degraded"
     assert "offline templates" in llm["message"]
     assert {p["name"] for p in llm["providers"]} >= {"offline", "openai", "anthropic", "gemini"}
 
 
-def test_a_configured_provider_reports_its_last_call_and_budget(anon_client, settings):
+def test_a_configured_provider_reports_its_last_call_and_budget(staff_client, settings):
     settings.OPENAI_API_KEY = "sk-test-health-0123456789"
     settings.LLM_PROVIDERS = ["openai", "offline"]
     LLMCall.objects.create(
@@ -30,7 +30,7 @@ def test_a_configured_provider_reports_its_last_call_and_budget(anon_client, set
         input_sha256="0" * 64, status="error", error="HTTP 500", latency_ms=12.5,
     )  # fmt: skip
 
-    body = anon_client.get("/api/health").json()
+    body = staff_client.get("/api/health").json()
     openai = next(p for p in body["components"]["llm_services"]["providers"] if p["name"] == "openai")
 
     assert openai["configured"] is True

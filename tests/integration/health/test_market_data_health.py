@@ -21,12 +21,12 @@ def _store_hourly(symbol: str, newest: pd.Timestamp, bars: int = 3) -> None:
     candles_store(instrument=instrument, timeframe="1h", frame=frame)
 
 
-def test_fresh_series_are_healthy_and_stale_ones_degrade_the_status(anon_client):
+def test_fresh_series_are_healthy_and_stale_ones_degrade_the_status(staff_client):
     last_final_hour = pd.Timestamp(timezone.now()).floor("1h") - pd.Timedelta(hours=1)
     _store_hourly("BTCUSDT", last_final_hour)
     _store_hourly("ETHUSDT", last_final_hour - pd.Timedelta(days=2))
 
-    market = anon_client.get("/api/health").json()["components"]["market_data"]
+    market = staff_client.get("/api/health").json()["components"]["market_data"]
 
     assert market["series"]["BTCUSDT@binance 1h"]["status"] == "healthy"
     assert market["series"]["ETHUSDT@binance 1h"]["status"] == "degraded"
@@ -35,7 +35,7 @@ def test_fresh_series_are_healthy_and_stale_ones_degrade_the_status(anon_client)
     assert market["message"] == "Stale: ETHUSDT@binance 1h"
 
 
-def test_no_candles_at_all_is_reported(anon_client):
-    market = anon_client.get("/api/health").json()["components"]["market_data"]
+def test_no_candles_at_all_is_reported(staff_client):
+    market = staff_client.get("/api/health").json()["components"]["market_data"]
     assert market["status"] == "degraded"
     assert "No candles" in market["message"]

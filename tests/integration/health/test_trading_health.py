@@ -97,8 +97,8 @@ def _snapshot(account: Account, minutes_ago: int) -> PortfolioSnapshot:
 # -- trading_orchestrator ---------------------------------------------------------------------------
 
 
-def test_with_nothing_to_trade_and_no_cycle_the_orchestrator_is_healthy(anon_client):
-    assert _components(anon_client)["trading_orchestrator"] == {
+def test_with_nothing_to_trade_and_no_cycle_the_orchestrator_is_healthy(staff_client):
+    assert _components(staff_client)["trading_orchestrator"] == {
         "status": "healthy",
         "message": "No cycle yet; 0 strategies to trade",
         "strategies": 0,
@@ -106,14 +106,14 @@ def test_with_nothing_to_trade_and_no_cycle_the_orchestrator_is_healthy(anon_cli
     }
 
 
-def test_a_strategy_to_trade_without_a_cycle_degrades_it(anon_client, user):
+def test_a_strategy_to_trade_without_a_cycle_degrades_it(staff_client, user):
     trading = _account(user, "Auto", auto_trading=True)
     _allocation(trading, 1)
     _allocation(trading, 2, enabled=False)
     _allocation(trading, 3, status=StrategyStatus.PAUSED)
     _allocation(_account(user, "Manual"), 4)
 
-    assert _components(anon_client)["trading_orchestrator"] == {
+    assert _components(staff_client)["trading_orchestrator"] == {
         "status": "degraded",
         "message": "No cycle yet; 1 strategies to trade; waiting for an operator (lifecycle policy off): "
         "1 active strategies to allocate, 0 retired ones to wind down",
@@ -122,12 +122,12 @@ def test_a_strategy_to_trade_without_a_cycle_degrades_it(anon_client, user):
     }
 
 
-def test_a_recent_cycle_is_reported_with_its_counts(anon_client, user):
+def test_a_recent_cycle_is_reported_with_its_counts(staff_client, user):
     _allocation(_account(user, "Auto", auto_trading=True), 1)
     _cycle(JobStatus.COMPLETED, minutes_ago=30, acted=9)
     cycle = _cycle(JobStatus.COMPLETED, minutes_ago=2, acted=2, orders_placed=3, orders_refused=1)
 
-    assert _components(anon_client)["trading_orchestrator"] == {
+    assert _components(staff_client)["trading_orchestrator"] == {
         "status": "healthy",
         "message": "Trading orchestrator operational",
         "strategies": 1,
@@ -139,23 +139,23 @@ def test_a_recent_cycle_is_reported_with_its_counts(anon_client, user):
     }
 
 
-def test_an_old_cycle_degrades_it_only_while_there_is_a_strategy_to_trade(anon_client, user):
+def test_an_old_cycle_degrades_it_only_while_there_is_a_strategy_to_trade(staff_client, user):
     cycle = _cycle(JobStatus.COMPLETED, minutes_ago=20)
-    assert _components(anon_client)["trading_orchestrator"]["status"] == "healthy"
+    assert _components(staff_client)["trading_orchestrator"]["status"] == "healthy"
 
     _allocation(_account(user, "Auto", auto_trading=True), 1)
 
-    component = _components(anon_client)["trading_orchestrator"]
+    component = _components(staff_client)["trading_orchestrator"]
     assert (component["status"], component["message"]) == (
         "degraded",
         f"No cycle since {cycle.finished_at:%Y-%m-%d %H:%M} UTC",
     )
 
 
-def test_a_failed_cycle_makes_it_unhealthy_with_the_start_of_its_error(anon_client):
+def test_a_failed_cycle_makes_it_unhealthy_with_the_start_of_its_error(staff_client):
     cycle = _cycle(JobStatus.FAILED, minutes_ago=1, finished=False, error="x" * 250)
 
-    component = _components(anon_client)["trading_orchestrator"]
+    component = _components(staff_client)["trading_orchestrator"]
 
     assert (component["status"], component["message"], component["last_cycle"]) == (
         "unhealthy",
@@ -167,8 +167,8 @@ def test_a_failed_cycle_makes_it_unhealthy_with_the_start_of_its_error(anon_clie
 # -- performance_monitor ----------------------------------------------------------------------------
 
 
-def test_without_accounts_the_performance_monitor_is_healthy_and_empty(anon_client):
-    monitor = _components(anon_client)["performance_monitor"]
+def test_without_accounts_the_performance_monitor_is_healthy_and_empty(staff_client):
+    monitor = _components(staff_client)["performance_monitor"]
 
     assert monitor == {
         "status": "healthy",
@@ -181,11 +181,11 @@ def test_without_accounts_the_performance_monitor_is_healthy_and_empty(anon_clie
 
 
 @pytest.mark.parametrize("snapshot_minutes_ago", [None, 20])
-def test_an_account_without_a_recent_snapshot_degrades_it(anon_client, user, snapshot_minutes_ago):
+def test_an_account_without_a_recent_snapshot_degrades_it(staff_client, user, snapshot_minutes_ago):
     account = _account(user, "Paper")
     snapshot = None if snapshot_minutes_ago is None else _snapshot(account, snapshot_minutes_ago)
 
-    monitor = _components(anon_client)["performance_monitor"]
+    monitor = _components(staff_client)["performance_monitor"]
 
     assert (monitor["status"], monitor["message"], monitor["last_snapshot"]) == (
         "degraded",
@@ -194,11 +194,11 @@ def test_an_account_without_a_recent_snapshot_degrades_it(anon_client, user, sna
     )
 
 
-def test_a_halted_account_degrades_it_by_name(anon_client, user):
+def test_a_halted_account_degrades_it_by_name(staff_client, user):
     _snapshot(_account(user, "Calm"), 3)
     _account(user, "Stopped", trading_state=TradingState.HALTED)
 
-    monitor = _components(anon_client)["performance_monitor"]
+    monitor = _components(staff_client)["performance_monitor"]
 
     assert (monitor["status"], monitor["message"], monitor["halted_accounts"]) == (
         "degraded",
@@ -207,7 +207,7 @@ def test_a_halted_account_degrades_it_by_name(anon_client, user):
     )
 
 
-def test_each_enabled_allocation_shows_its_newest_record_and_its_newest_backtest(anon_client, user):
+def test_each_enabled_allocation_shows_its_newest_record_and_its_newest_backtest(staff_client, user):
     account = _account(user, "Paper")
     latest_snapshot = _snapshot(account, 3)
     _snapshot(account, 8)
@@ -220,7 +220,7 @@ def test_each_enabled_allocation_shows_its_newest_record_and_its_newest_backtest
     _allocation(account, 3)  # no record yet: not listed
     _performance(_allocation(account, 4, enabled=False), 5, "1")
 
-    monitor = _components(anon_client)["performance_monitor"]
+    monitor = _components(staff_client)["performance_monitor"]
 
     newest.refresh_from_db()
     only.refresh_from_db()
@@ -251,6 +251,30 @@ def test_each_enabled_allocation_shows_its_newest_record_and_its_newest_backtest
     }
 
 
+def test_others_see_counts_and_statuses_not_accounts_strategies_or_error_messages(
+    anon_client, api_client, user
+):
+    account = _account(user, "Private fund")
+    _snapshot(account, 3)
+    _performance(_allocation(account, 1), 5, "7.25")
+    _account(user, "Stopped", trading_state=TradingState.HALTED)
+    _cycle(JobStatus.FAILED, minutes_ago=1, finished=False, error="ccxt: binance.com said key ABC is invalid")
+
+    for caller in (anon_client, api_client):  # anonymous, or a user who is not staff
+        components = _components(caller)
+        monitor, orchestrator = components["performance_monitor"], components["trading_orchestrator"]
+        assert (monitor["status"], monitor["message"]) == (
+            "degraded",
+            "degraded: the reason is shown to staff",
+        )
+        assert (monitor["strategies"], monitor["halted_accounts"]) == (1, 1)
+        assert orchestrator["message"] == "unhealthy: the reason is shown to staff"
+        assert orchestrator["status"] == "unhealthy" and orchestrator["orders_placed"] == 0
+        text = str(components)
+        assert "Private fund" not in text and "Stopped" not in text and "ABC" not in text
+        assert "strategy_S1" not in text and "7.25" not in text
+
+
 def _performance_monitor_queries(allocations: int, user) -> int:
     account = _account(user, f"Account of {allocations}")
     for number in range(allocations):
@@ -268,11 +292,11 @@ def test_the_performance_monitor_makes_as_many_queries_for_five_allocations_as_f
     assert _performance_monitor_queries(5, user) == _performance_monitor_queries(1, user)
 
 
-def test_a_replays_cycles_are_history_not_the_live_orchestrators_health(anon_client, user):
+def test_a_replays_cycles_are_history_not_the_live_orchestrators_health(staff_client, user):
     _allocation(_account(user, "Auto", auto_trading=True), 1)
     live = _cycle(JobStatus.COMPLETED, minutes_ago=2, acted=1)
     _cycle(JobStatus.FAILED, minutes_ago=1, trigger="replay:7", error="a replayed bar failed")
 
-    component = _components(anon_client)["trading_orchestrator"]
+    component = _components(staff_client)["trading_orchestrator"]
 
     assert (component["status"], component["last_cycle"]) == ("healthy", live.finished_at.isoformat())

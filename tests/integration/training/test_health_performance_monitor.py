@@ -10,12 +10,12 @@ from tests.integration.training.conftest import train_now
 pytestmark = pytest.mark.django_db
 
 
-def test_a_champion_appears_with_its_live_accuracy(anon_client, btc_hourly):
+def test_a_champion_appears_with_its_live_accuracy(staff_client, btc_hourly):
     champion = train_now()
     decision = model_promote_if_better(candidate=champion)
     assert decision.promoted, decision.reason
 
-    monitor = anon_client.get("/api/health").json()["components"]["performance_monitor"]
+    monitor = staff_client.get("/api/health").json()["components"]["performance_monitor"]
 
     entry = next(m for m in monitor["models"] if m["model_id"] == champion.model_id)
     assert entry["seen_until"] == champion.seen_until.isoformat()
@@ -23,8 +23,8 @@ def test_a_champion_appears_with_its_live_accuracy(anon_client, btc_hourly):
     assert champion.model_id in monitor["message"] or "no outcomes yet" in monitor["message"]
 
 
-def test_without_a_champion_it_says_so(anon_client, db):
-    monitor = anon_client.get("/api/health").json()["components"]["performance_monitor"]
+def test_without_a_champion_it_says_so(staff_client, db):
+    monitor = staff_client.get("/api/health").json()["components"]["performance_monitor"]
     assert (monitor["status"], monitor["message"], monitor["models"]) == (
         "healthy",
         "Performance monitor operational",
