@@ -22,6 +22,7 @@ from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import selectors as market_selectors
+from apps.strategies import documents
 from apps.strategies.errors import StrategyInputError
 from apps.strategies.models import (
     Backtest,
@@ -100,7 +101,7 @@ class StrategyAdmin(admin.ModelAdmin):
     search_fields = ("strategy_id", "name", "owner__username")
     fields = (
         "strategy_id", "name", "type", "instrument", "timeframe", "status", "source", "owner", "version",
-        "created_at", "updated_at",
+        "warnings", "created_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
     inlines = (VersionInline, DecisionInline)
@@ -116,6 +117,11 @@ class StrategyAdmin(admin.ModelAdmin):
     @admin.display(description="Symbol", ordering="instrument__symbol")
     def symbol(self, strategy: Strategy) -> str:
         return strategy.symbol
+
+    @admin.display(description="Warnings")
+    def warnings(self, strategy: Strategy) -> SafeString | str:
+        version = strategy.current_version
+        return _warning_list(version.parameters, version.rules) if version else "-"
 
     @admin.action(description="Backtest on every stored candle (on a worker)")
     def backtest_now(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
@@ -157,6 +163,15 @@ class StrategyAdmin(admin.ModelAdmin):
             strategy_update(strategy=s, by=request.user, status=status, reason=reason) for s in queryset
         ]
         self.message_user(request, f"{len(changed)} strateg(y/ies) set to {status}.", messages.SUCCESS)
+
+
+def _warning_list(parameters: object, rules: object) -> SafeString | str:
+    """A document's warnings (``documents.document_warnings``) as a list, or "none"."""
+    found = documents.document_warnings(parameters=parameters, rules=rules)
+    if not found:
+        return "none"
+    items = format_html_join("", "<li>{}</li>", ((warning["message"],) for warning in found))
+    return format_html("<ul>{}</ul>", items)
 
 
 @admin.register(Backtest)
@@ -307,10 +322,14 @@ class CandidateInline(ReadOnlyInline):
     model = GenerationCandidate
     fields = (
         "index", "name", "outcome", "reason", "holdout_return", "holdout_buy_and_hold_pct", "holdout_sharpe",
-        "train_metrics", "holdout_metrics", "document", "strategy",
+        "train_metrics", "holdout_metrics", "document", "warnings", "strategy",
     )  # fmt: skip
     readonly_fields = fields
     show_change_link = False
+
+    @admin.display(description="Warnings")
+    def warnings(self, candidate: GenerationCandidate) -> SafeString | str:
+        return _warning_list(candidate.document.get("parameters"), candidate.document.get("rules"))
 
     @admin.display(description="holdout return %")
     def holdout_return(self, candidate: GenerationCandidate) -> str:

@@ -1,8 +1,10 @@
-"""The strategy document (parameters, indicators, rules): its problems keyed by field, and its warm-up.
+"""The strategy document (parameters, indicators, rules): its problems keyed by field, its warnings,
+and its warm-up.
 
 Problems come in the shape of the API's error ``fields``: ``{"parameters": {"stop_loss_pct": [...]},
 "indicators": {"1": [...]}, "rules": {"0": {"condition": [message], "position": 4, "expected": ...}}}``.
-A condition's message quotes it and says where the problem is and what was expected there.
+A condition's message quotes it and says where the problem is and what was expected there. Warnings
+do not refuse a document: ``[{"code": "unused_parameter", "parameter": "rsi_oversold", "message"}]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 from apps.market.domain.indicators import REGISTRY, IndicatorError, get_indicator
 from apps.market.queries import parse_indicator_list
 from apps.strategies.engine import RISK_PARAMETERS, BacktestError, RiskSettings, RuleError
-from apps.strategies.engine.rules import ACTIONS, MAX_CONDITION_LENGTH, as_rules, validate
+from apps.strategies.engine.parameters import number_written_at, strategy_parameters_read, unused_parameters
+from apps.strategies.engine.rules import ACTIONS, MAX_CONDITION_LENGTH, Rule, as_rules, validate
 from apps.strategies.engine.rules.evaluate import indicator_parameters, parameter_bounds, walk
 from apps.strategies.engine.rules.syntax import (
     EXTERNAL_SERIES,
@@ -25,7 +28,6 @@ from apps.strategies.engine.rules.syntax import (
     External,
     IndicatorCall,
     Lag,
-    Parameter,
 )
 
 MAX_RULES = 50
@@ -39,6 +41,9 @@ MAX_PARAMETER_MAGNITUDE = 1e9
 # the longest indicator warm-up (recursive indicators such as EMA and RSI need several periods).
 MIN_WARMUP_BARS = 500
 WARMUP_FACTOR = 3
+
+# The code of a warning about a parameter the strategy never reads.
+UNUSED_PARAMETER = "unused_parameter"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHORT_ACTIONS = ("short", "cover")
@@ -178,22 +183,44 @@ def _condition_problem(condition: object, parameters: Mapping[str, object]) -> P
     return {}
 
 
+def document_warnings(*, parameters: object, rules: object) -> list[dict[str, str]]:
+    """What a valid document holds that it probably does not mean: each parameter the strategy never
+    reads (``unused_parameter``; see :mod:`apps.strategies.engine.parameters`), naming the first rule
+    that writes its value as a number instead. Empty for a document whose rules do not parse."""
+    if not isinstance(parameters, Mapping) or not isinstance(rules, list):
+        return []
+    try:
+        parsed = as_rules(rules)
+        unused = unused_parameters(parsed, parameters)
+    except (RuleError, TypeError):
+        return []
+    return [_unused_warning(parsed, name, parameters[name]) for name in unused]
+
+
+def _unused_warning(rules: list[Rule], name: str, value: object) -> dict[str, str]:
+    index = number_written_at(rules, value)
+    if index is None:
+        hint = "name it in a condition to use it, or remove it"
+    else:
+        hint = (
+            f"rule {index} ({rules[index].condition!r}) writes its value {value!r} as a number: "
+            f"write {name} there to use the parameter"
+        )
+    return {"code": UNUSED_PARAMETER, "parameter": name, "message": f"no rule reads {name}; {hint}"}
+
+
 def external_series(rules: Iterable[Mapping[str, object]]) -> set[str]:
     """External series (``ML_PROBA``) the rules read; a backtest cannot supply them yet."""
     return {node.name for rule in as_rules(rules) for node in walk(rule.node) if isinstance(node, External)}
 
 
 def tunable_parameters(rules: Iterable[Mapping[str, object]], parameters: Mapping[str, object]) -> list[str]:
-    """Numeric parameters the rules read, as thresholds or indicator arguments (risk settings aside)."""
-    names: set[str] = set()
-    for rule in as_rules(rules):
-        names |= {node.name for node in walk(rule.node) if isinstance(node, Parameter)}
-        names |= set(parameter_bounds(rule.node))
+    """Numeric parameters the rules read, as thresholds or indicator arguments (risk settings aside):
+    a parameter no rule reads is never tuned."""
     return sorted(
         name
-        for name in names
+        for name in strategy_parameters_read(rules) - RISK_PARAMETERS
         if name in parameters
-        and name not in RISK_PARAMETERS
         and isinstance(parameters[name], numbers.Real)
         and not isinstance(parameters[name], bool)
     )

@@ -19,7 +19,7 @@ from apps.core.models import JobStatus
 from apps.llm.models import OFFLINE
 from apps.market import selectors as market
 from apps.market.domain.candles import TIMEFRAMES
-from apps.strategies import selectors
+from apps.strategies import documents, selectors
 from apps.strategies.engine.optimize import MAX_TRIALS, OBJECTIVES
 from apps.strategies.generation.schema import MAX_CANDIDATES
 from apps.strategies.models import (
@@ -117,6 +117,19 @@ class StrategyUpdateSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, default="")
 
 
+class DocumentWarningSerializer(serializers.Serializer):
+    """Something a valid strategy document holds that it probably does not mean; it refuses nothing."""
+
+    code = serializers.CharField(help_text=f"{documents.UNUSED_PARAMETER}: no rule reads the parameter")
+    parameter = serializers.CharField()
+    message = serializers.CharField()
+
+
+def _warnings(parameters: object, rules: object) -> list[dict[str, str]]:
+    found = documents.document_warnings(parameters=parameters, rules=rules)
+    return DocumentWarningSerializer(found, many=True).data
+
+
 class StrategySerializer(serializers.ModelSerializer):
     status = InlineChoiceField(choices=StrategyStatus.choices, read_only=True)
     symbol = serializers.CharField(source="instrument.symbol")
@@ -125,6 +138,10 @@ class StrategySerializer(serializers.ModelSerializer):
     parameters = serializers.JSONField(source="current_version.parameters")
     indicators = serializers.JSONField(source="current_version.indicators")
     rules = serializers.JSONField(source="current_version.rules")
+    warnings = serializers.SerializerMethodField(
+        help_text="What the current version holds that it probably does not mean, e.g. a parameter no "
+        "rule reads; empty when none"
+    )
     owner = owner_field()
     url = serializers.SerializerMethodField()
 
@@ -132,9 +149,14 @@ class StrategySerializer(serializers.ModelSerializer):
         model = Strategy
         fields = (
             "strategy_id", "name", "type", "symbol", "exchange", "timeframe", "status", "source", "owner",
-            "version", "parameters", "indicators", "rules", "created_at", "updated_at", "url",
+            "version", "parameters", "indicators", "rules", "warnings", "created_at", "updated_at", "url",
         )  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(DocumentWarningSerializer(many=True))
+    def get_warnings(self, strategy: Strategy) -> list[dict[str, str]]:
+        version = strategy.current_version
+        return _warnings(version.parameters, version.rules)
 
     def get_url(self, strategy: Strategy) -> str:
         return reverse("strategies-detail", kwargs={"strategy_id": strategy.strategy_id})
@@ -310,14 +332,22 @@ class CandidateSerializer(serializers.ModelSerializer):
     outcome = InlineChoiceField(choices=["kept", "rejected"], read_only=True)
     strategy_id = serializers.CharField(source="strategy.strategy_id", allow_null=True, default=None)
     proposed_by = serializers.SerializerMethodField(help_text="llm, or template (the offline rule templates)")
+    warnings = serializers.SerializerMethodField(
+        help_text="What the proposed document holds that it probably does not mean, e.g. a parameter "
+        "no rule reads (the candidate is judged all the same)"
+    )
 
     class Meta:
         model = GenerationCandidate
         fields = (
-            "index", "name", "outcome", "reason", "proposed_by", "document", "train_metrics",
+            "index", "name", "outcome", "reason", "proposed_by", "document", "warnings", "train_metrics",
             "holdout_metrics", "holdout_buy_and_hold_pct", "strategy_id",
         )  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(DocumentWarningSerializer(many=True))
+    def get_warnings(self, candidate: GenerationCandidate) -> list[dict[str, str]]:
+        return _warnings(candidate.document.get("parameters"), candidate.document.get("rules"))
 
     def get_proposed_by(self, candidate: GenerationCandidate) -> str:
         return StrategySource.TEMPLATE if candidate.run.provider_used == OFFLINE else StrategySource.LLM

@@ -36,7 +36,8 @@ from numpy.typing import NDArray
 from apps.market.domain.indicators import IndicatorError, Param
 
 from .backtest import RISK_PARAMETERS, BacktestError, RiskSettings, backtest_signals
-from .rules import IndicatorCache, Rule, RuleError, as_rules, parameter_bounds, referenced_parameters, signals
+from .parameters import strategy_parameters_read
+from .rules import IndicatorCache, Rule, RuleError, as_rules, parameter_bounds, signals
 from .rules import validate as validate_condition
 
 OBJECTIVES = (
@@ -110,6 +111,27 @@ class OptimizeError(ValueError):
     """An invalid search space, objective or fold layout."""
 
 
+class UnusedParameterError(OptimizeError):
+    """A search space over parameters the strategy never reads: its trials would all be the same.
+    ``problems`` maps each such parameter to what is wrong with it."""
+
+    def __init__(self, names: Sequence[str], read: Iterable[str]) -> None:
+        valid = ", ".join(sorted(read))
+        self.problems = {
+            name: f"parameter {name!r} is not used by the strategy: no rule reads it, so every value "
+            f"gives the same trial; valid: {valid}"
+            for name in names
+        }
+        if len(names) == 1:
+            super().__init__(self.problems[names[0]])
+        else:
+            quoted = ", ".join(repr(name) for name in names)
+            super().__init__(
+                f"parameters {quoted} are not used by the strategy: no rule reads them, so every value "
+                f"gives the same trial; valid: {valid}"
+            )
+
+
 # --- spaces ------------------------------------------------------------------------------------------
 
 
@@ -148,23 +170,19 @@ def random_sample(space: Space, n: int, seed: int) -> list[dict[str, Value]]:
     return list(trials.values())
 
 
-def validate_space(
-    space: Space, rules: Sequence[Rule | Mapping[str, object]], base_parameters: Mapping[str, object]
-) -> None:
-    """Raise :class:`OptimizeError` unless every parameter of ``space`` is used by the strategy and
-    every value (or range end) is valid for it: indicator ranges, risk limits, numbers."""
+def validate_space(space: Space, rules: Sequence[Rule | Mapping[str, object]]) -> None:
+    """Raise :class:`OptimizeError` unless every parameter of ``space`` is read by the strategy (see
+    :mod:`.parameters`; else :class:`UnusedParameterError` naming them all) and every value (or range
+    end) is valid for it: indicator ranges, risk limits, numbers."""
     rules = as_rules(rules)
+    checked = _checked_space(space)
+    read = strategy_parameters_read(rules)
+    if unused := [name for name in checked if name not in read]:
+        raise UnusedParameterError(unused, read)
     bounds: dict[str, Param] = {}
-    used = set(base_parameters) | set(RISK_PARAMETERS)
     for rule in rules:
         bounds.update(parameter_bounds(rule.node))
-        used |= referenced_parameters(rule.node)
-    used |= set(bounds)
-    for name, spec in _checked_space(space).items():
-        if name not in used:
-            raise OptimizeError(
-                f"parameter {name!r} is not used by the strategy; valid: {', '.join(sorted(used))}"
-            )
+    for name, spec in checked.items():
         # Not discrete: a range without a step, checked by its ends.
         for value in _axis(name, spec) if _is_discrete(spec) else _range_ends(name, cast(Range, spec)):
             _check_value(name, value, bounds)

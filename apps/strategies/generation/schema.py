@@ -19,9 +19,11 @@ from typing import Any
 from apps.llm.validation import check_schema
 from apps.market.domain.indicators import REGISTRY
 from apps.strategies import documents
+from apps.strategies.engine import RuleError
+from apps.strategies.engine.parameters import unused_parameters
 from apps.strategies.models import StrategyType
 
-TEMPLATE, TEMPLATE_VERSION = "strategy_generation", "1"
+TEMPLATE, TEMPLATE_VERSION = "strategy_generation", "2"
 MAX_CANDIDATES = 10
 MAX_NAME_CHARS = 100
 MAX_RATIONALE_CHARS = 1000
@@ -59,7 +61,9 @@ Indicator arguments are numbers or parameter names: SMA(fast_period) crosses_abo
 Multi-output indicators name their output: MACD(12,26,9).signal, BB(20,2).lower. Indicators:
 {_indicator_catalogue()}
 
-Parameters are a list of name/value pairs; every parameter a condition uses must be listed. Optional
+Parameters are a list of name/value pairs; every parameter a condition uses must be listed, and every
+listed parameter must be used: write its name in the condition (RSI(rsi_period) < rsi_oversold), not
+its value (RSI < 30 ignores rsi_oversold, and optimising it would change nothing). Optional
 risk parameters (fractions, 0.02 = 2%): stop_loss_pct, take_profit_pct, trailing_stop_pct,
 position_size_pct (above 0, at most 1); max_holding_bars (whole bars). List the indicators the rules
 use, e.g. "RSI", "SMA(50)". Give each strategy a short name and a one-sentence rationale tied to the data.
@@ -174,9 +178,15 @@ def candidate_document(candidate: Mapping[str, Any]) -> dict[str, Any]:
 
 def document_key(*, parameters: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> str:
     """Equal for two strategies with the same rules (whitespace, case of actions and order aside) and
-    parameters: what makes a candidate a duplicate."""
+    the same values of the parameters they read (one that no rule reads changes no signal): what makes
+    a candidate a duplicate."""
     normalised = sorted(
         json.dumps([" ".join(str(r["condition"]).split()), str(r["action"]).lower(), r.get("priority", 1)])
         for r in rules
     )
-    return json.dumps({"rules": normalised, "parameters": dict(parameters)}, sort_keys=True)
+    try:
+        unused = set(unused_parameters(rules, parameters))
+    except RuleError:  # a stored document the rule language no longer parses: compare it whole
+        unused = set()
+    read = {name: value for name, value in parameters.items() if name not in unused}
+    return json.dumps({"rules": normalised, "parameters": read}, sort_keys=True)

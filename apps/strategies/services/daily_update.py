@@ -41,6 +41,7 @@ from apps.strategies.engine.optimize import (
     evaluate_chunk,
     grid,
     summarise,
+    validate_space,
     walk_forward_folds,
 )
 from apps.strategies.errors import StrategyInputError, raise_if_problems
@@ -390,12 +391,16 @@ class _Search:
 
 
 def _reoptimise(strategy: Strategy, version: StrategyVersion, window: CandleWindow, costs: Costs) -> _Search:
+    """Search the neighbourhood of the parameters the rules read. One that no rule reads is left out
+    rather than refused: its trials would all be the same, and the strategy's other parameters still
+    deserve their search (its detail page warns about it)."""
     space = documents.neighbourhood(
         version.rules, version.parameters, settings.STRATEGY_REOPTIMIZE_MULTIPLIERS
     )
     if not any(len(values) > 1 for values in space.values()):
         return _Search(space, [], [], None, "no numeric parameter of the rules to re-optimise")
     try:
+        validate_space(space, version.rules)
         trials = grid(space)
         layout = walk_forward_folds(window.bars, settings.STRATEGY_REOPTIMIZE_FOLDS)
     except OptimizeError as error:

@@ -5,6 +5,12 @@ buy-and-hold there.
 The market context goes to the model as data; its answer is parsed as JSON and validated against
 the answer schema (``apps.strategies.generation.schema``); nothing in it is ever evaluated as code.
 Every candidate is stored with its outcome, reason and numbers, kept or not.
+
+A candidate with a parameter no rule reads (``rsi_oversold: 30`` beside ``RSI < 30``) is judged all
+the same and kept as proposed, with the warning on the candidate, in its ``generated`` decision and on
+the strategy: the parameter changes no signal, so the backtests are evidence for the document either
+way, and dropping it would store something other than what was proposed and judged. It is no new
+strategy either: duplicates are compared on the parameters the rules read.
 """
 
 from __future__ import annotations
@@ -370,6 +376,9 @@ def _keep(
                 "provider": provider,
                 "train": train_metrics,
                 "holdout": holdout_metrics,
+                "warnings": documents.document_warnings(
+                    parameters=candidate["parameters"], rules=candidate["rules"]
+                ),
             },
             actor=generation_actor(run),
             update_run=run.update_run,

@@ -27,6 +27,7 @@ from apps.strategies.engine.optimize import (
     Fold,
     OptimizeError,
     Summary,
+    UnusedParameterError,
     Window,
     chunk,
     evaluate_chunk,
@@ -80,8 +81,9 @@ def optimization_create(
     """Validate the search and store a PENDING run with its trials cut into chunks of
     ``STRATEGY_OPTIMIZE_CHUNK_TRIALS``, owned by ``owner`` (the requesting user, who must see the
     strategy; None: the system). Does not run them. The window defaults to all stored candles.
-    Raises StrategyInputError (space, objective, folds, window, costs), and ``ownership.NotVisible``
-    or ``TooManyJobs`` (the owner's cap), creating nothing."""
+    Raises StrategyInputError (space, objective, folds, window, costs; a space over parameters no
+    rule reads names each under ``space``), and ``ownership.NotVisible`` or ``TooManyJobs`` (the
+    owner's cap), creating nothing."""
     ownership.see_check(obj=strategy, user=owner, what=f"strategy {strategy.strategy_id}")
     version = strategy.current_version
     problems = cost_problems(initial_capital, commission, slippage)
@@ -89,8 +91,10 @@ def optimization_create(
         problems["objective"] = [f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}"]
     trials: list[dict[str, Any]] = []
     try:
-        validate_space(space, version.rules, version.parameters)
+        validate_space(space, version.rules)
         trials = grid(space) if method == OptimizationMethod.GRID else random_sample(space, n_trials, seed)
+    except UnusedParameterError as error:
+        problems["space"] = {name: [problem] for name, problem in error.problems.items()}
     except OptimizeError as error:
         problems["space"] = [str(error)]
     span = market_selectors.candle_span(instrument=strategy.instrument, timeframe=strategy.timeframe)

@@ -145,7 +145,15 @@ def test_the_holdout_verdict_needs_both_buy_and_hold_and_the_sharpe():
 
 
 def test_duplicates_are_recognised_through_whitespace_and_action_case():
-    rules = [{"condition": "RSI  <  30", "action": "BUY", "priority": 1}]
-    same = [{"condition": "RSI < 30", "action": "buy", "priority": 1}]
+    rules = [{"condition": "RSI  <  a", "action": "BUY", "priority": 1}]
+    same = [{"condition": "RSI < a", "action": "buy", "priority": 1}]
     assert document_key(parameters={"a": 1}, rules=rules) == document_key(parameters={"a": 1}, rules=same)
     assert document_key(parameters={"a": 2}, rules=rules) != document_key(parameters={"a": 1}, rules=same)
+
+
+def test_a_parameter_no_rule_reads_does_not_make_a_candidate_new():
+    rules = [{"condition": "RSI < 30", "action": "buy", "priority": 1}]
+    bare = document_key(parameters={"rsi_period": 14}, rules=rules)
+
+    assert document_key(parameters={"rsi_period": 14, "rsi_oversold": 25}, rules=rules) == bare
+    assert document_key(parameters={"rsi_period": 10, "rsi_oversold": 25}, rules=rules) != bare

@@ -213,7 +213,6 @@ def test_random_search_draws_the_number_of_trials_asked_for(sma_strategy):
 @pytest.mark.parametrize(
     ("change", "field", "says"),
     [
-        ({"space": {"fast": [1, 2]}}, "space", "parameter 'fast' is not used by the strategy"),
         ({"space": {"fast_period": [0, 5]}}, "space", "period must be a whole number from 1"),
         ({"space": {"fast_period": {"min": 5, "max": 30}}}, "space", "a grid range needs a step"),
         (

@@ -81,18 +81,18 @@ def test_random_sampling_a_small_discrete_space_returns_all_of_it():
         ({"fast": {"min": 2, "max": 20000, "step": 1}}, "at most"),
         ({"fast": {"min": 1.5, "max": 20.5}}, "whole number"),
         ({"stop_loss_pct": [0.02, 2.0]}, "stop_loss_pct"),
-        ({"fsat": [5]}, "'fsat' is not used by the strategy; valid: .*fast"),
+        ({"fsat": [5]}, "'fsat' is not used by the strategy: no rule reads it, .*; valid: .*fast"),
         ({"fast": []}, "non-empty list"),
         ({"fast": {"min": 9, "max": 3}}, "min <= max"),
     ],
 )
 def test_it_validates_the_space_against_indicator_ranges_and_risk_limits(space, message):
     with pytest.raises(OptimizeError, match=message):
-        validate_space(space, RULES, BASE)
+        validate_space(space, RULES)
 
 
 def test_a_valid_space_passes_validation():
-    validate_space({"fast": [5, 10], "slow": {"min": 20, "max": 60}, "take_profit_pct": [0.05]}, RULES, BASE)
+    validate_space({"fast": [5, 10], "slow": {"min": 20, "max": 60}, "take_profit_pct": [0.05]}, RULES)
 
 
 def test_walk_forward_test_windows_are_consecutive_and_never_overlap_their_training_windows():

@@ -132,6 +132,13 @@ def referenced_parameters(node: Node) -> frozenset[str]:
     return frozenset(n.name for n in walk(node) if isinstance(n, Parameter))
 
 
+def parameters_read(node: Node) -> frozenset[str]:
+    """Every strategy parameter a condition reads: those it names (``rsi_oversold``,
+    ``SMA(fast_period)``) and the ``<indicator>_<param>`` settings of its bare indicators (``RSI``
+    reads ``rsi_period`` when the strategy defines it)."""
+    return referenced_parameters(node) | frozenset(parameter_bounds(node))
+
+
 def parameter_bounds(node: Node) -> dict[str, Param]:
     """Strategy parameters that feed indicator arguments, with the registry's range for each.
 
