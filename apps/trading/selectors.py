@@ -53,10 +53,11 @@ def account_of(*, user: AbstractBaseUser, account_id: int) -> Account:
     return account
 
 
-def wallet_account(*, user: AbstractBaseUser, quote_currency: str) -> Account | None:
-    """The user's paper account in ``quote_currency`` (their oldest, if they made several); None
-    before their first order in that currency."""
-    return account_list(user=user).filter(kind=AccountKind.PAPER, quote_currency=quote_currency).first()
+def wallet_account(*, user: AbstractBaseUser, quote_currency: str, exchange: str) -> Account | None:
+    """The user's paper account on ``exchange`` in ``quote_currency`` (their oldest, if they made
+    several); None before their first order in that currency."""
+    accounts = account_list(user=user).filter(kind=AccountKind.PAPER, exchange=exchange)
+    return accounts.filter(quote_currency=quote_currency).first()
 
 
 def account_list_all() -> QuerySet[Account]:

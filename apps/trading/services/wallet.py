@@ -1,5 +1,6 @@
 """The user's paper wallet: one paper account per quote currency, opened by the first order (or
-allocation) in that currency, like the balances of an exchange wallet.
+allocation) in that currency, like the balances of an exchange wallet. Its accounts are the user's
+paper accounts on :data:`WALLET_EXCHANGE`, the oldest in each currency.
 
 An order or allocation that names no account goes to the wallet account of its market's quote
 currency: BTCUSD to "Paper USD", BTCUSDT to "Paper USDT". A new one holds
@@ -25,7 +26,9 @@ from apps.trading.services.accounts import account_create
 from apps.trading.services.allocations import allocation_create
 from apps.trading.services.orders import Placement, order_instrument, order_place
 
-# The exchange of the wallet's accounts: whose listing an order takes when its symbol is on several.
+# The exchange label of the wallet's accounts (every account's default): an order takes this
+# exchange's listing of a symbol listed on several. A paper account elsewhere (a replay's, on its
+# own instrument's exchange) is never the wallet's.
 WALLET_EXCHANGE = "binance"
 
 
@@ -36,11 +39,11 @@ def starting_balance(*, quote_currency: str) -> Decimal:
 
 
 def wallet_account_open(*, user: AbstractBaseUser, quote_currency: str) -> Account:
-    """The user's paper account in ``quote_currency``, opened with its starting balance if they have none.
+    """The user's wallet account in ``quote_currency``, opened with its starting balance if they have none.
 
-    Raises AccountNotFound when the wallet's name for it is taken by another kind of account.
+    Raises AccountNotFound when the name it would take (``Paper USD``) is taken by another account.
     """
-    existing = selectors.wallet_account(user=user, quote_currency=quote_currency)
+    existing = selectors.wallet_account(user=user, quote_currency=quote_currency, exchange=WALLET_EXCHANGE)
     if existing is not None:
         return existing
     name = f"Paper {quote_currency}"
@@ -55,10 +58,11 @@ def wallet_account_open(*, user: AbstractBaseUser, quote_currency: str) -> Accou
                 starting_cash=starting_balance(quote_currency=quote_currency),
             )
     except IntegrityError:  # the name is taken: by a concurrent first order, or by another account
-        opened = selectors.wallet_account(user=user, quote_currency=quote_currency)
+        opened = selectors.wallet_account(user=user, quote_currency=quote_currency, exchange=WALLET_EXCHANGE)
         if opened is None:
             raise AccountNotFound(
-                f"your account {name!r} is not a paper account in {quote_currency}: name the account to use"
+                f"your account {name!r} is not a paper account in {quote_currency} on {WALLET_EXCHANGE}: "
+                "name the account to use"
             ) from None
         return opened
 

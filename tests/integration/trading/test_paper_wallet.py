@@ -152,6 +152,16 @@ def test_an_existing_paper_account_in_the_currency_is_the_wallets(api_client, pa
     assert Account.objects.count() == 1
 
 
+def test_a_replays_paper_account_is_never_the_wallets(api_client, user, make_account, btcusd):
+    replay = make_account(name="Replay", quote_currency="USD", exchange="replay", auto_trading=True)
+
+    answer = _buy(api_client, "BTCUSD", "1")
+
+    assert answer.status_code == 201, answer.json()
+    wallet = Account.objects.get(owner=user, name="Paper USD")
+    assert answer.json()["account"] == wallet.pk != replay.pk and not replay.orders.exists()
+
+
 def test_a_name_the_wallet_needs_taken_by_another_account_is_a_400_naming_it(
     api_client, make_account, btcusd
 ):
