@@ -8,7 +8,9 @@ cache, all under ``var/``. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreS
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -500,8 +502,48 @@ for _llm_model, _llm_price in LLM_PRICE_TABLE.items():
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 if IS_PRODUCTION and LIVE_TRADING_ENABLED and not FIELD_ENCRYPTION_KEY:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY must be set when LIVE_TRADING_ENABLED in production")
-# A user's default account, created on first use, is a paper account with this cash and currency.
-TRADING_PAPER_STARTING_CASH = env.str("TRADING_PAPER_STARTING_CASH", default="10000")
+
+
+def _paper_balance(name: str, text: str) -> str:
+    """``text`` if it is a ledger amount above 0 (20 digits before the point, 8 after), else refuse."""
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount <= 0 or amount.adjusted() >= 20 or amount != round(amount, 8):
+        raise ImproperlyConfigured(
+            f"{name} must be an amount above 0 with at most 20 digits before the point and 8 after, "
+            f"not {text!r}"
+        )
+    return text.strip()
+
+
+def _paper_balances(name: str, text: str) -> dict[str, str]:
+    """``"USD=10000,USDT=5000"`` as ``{"USD": "10000", "USDT": "5000"}``; anything else is refused."""
+    balances: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        currency, equals, amount = (piece.strip() for piece in entry.partition("="))
+        currency = currency.upper()
+        if not equals or not re.fullmatch(r"[A-Z0-9]{1,16}", currency):
+            raise ImproperlyConfigured(
+                f"{name} must be CURRENCY=AMOUNT pairs separated by commas (USD=10000,USDT=5000), "
+                f"not {entry!r}"
+            )
+        if currency in balances:
+            raise ImproperlyConfigured(f"{name} names {currency} twice")
+        balances[currency] = _paper_balance(f"{name}[{currency}]", amount)
+    return balances
+
+
+# The user's paper wallet: one paper account per quote currency, opened by the first order in that
+# currency (apps/trading/services/wallet.py) with the balance named for the currency, or the default.
+TRADING_PAPER_STARTING_CASH = _paper_balance(
+    "TRADING_PAPER_STARTING_CASH", env.str("TRADING_PAPER_STARTING_CASH", default="10000")
+)
+TRADING_PAPER_STARTING_BALANCES = _paper_balances(
+    "TRADING_PAPER_STARTING_BALANCES", env.str("TRADING_PAPER_STARTING_BALANCES", default="")
+)
+# The currency of an account created without one (the admin's form, commands).
 TRADING_DEFAULT_QUOTE_CURRENCY = env.str("TRADING_DEFAULT_QUOTE_CURRENCY", default="USDT")
 # Paper fills of new accounts: commission and slippage as fractions (editable per account).
 TRADING_PAPER_FEE_RATE = env.str("TRADING_PAPER_FEE_RATE", default="0.001")

@@ -20,6 +20,7 @@ from apps.trading.domain.fills import Side
 from apps.trading.domain.ledger import ZERO, PositionState, money
 from apps.trading.domain.portfolio import MarkedPosition, PortfolioFigures, portfolio_figures, ratio
 from apps.trading.domain.risk_rules import AccountRisk, TradingState
+from apps.trading.errors import AccountNotFound
 from apps.trading.models import (
     LIVE_STATUSES,
     Account,
@@ -42,6 +43,21 @@ ZERO_QUANTITY = Value(Decimal(0), output_field=DecimalField(max_digits=28, decim
 
 def account_list(*, user: AbstractBaseUser) -> QuerySet[Account]:
     return Account.objects.filter(owner=user).order_by("created_at")
+
+
+def account_of(*, user: AbstractBaseUser, account_id: int) -> Account:
+    """The user's account ``account_id``; AccountNotFound if they have none with that id."""
+    account = Account.objects.filter(pk=account_id, owner=user).first()
+    if account is None:
+        raise AccountNotFound(f"you have no trading account {account_id}")
+    return account
+
+
+def wallet_account(*, user: AbstractBaseUser, quote_currency: str, exchange: str) -> Account | None:
+    """The user's paper account on ``exchange`` in ``quote_currency`` (their oldest, if they made
+    several); None before their first order in that currency."""
+    accounts = account_list(user=user).filter(kind=AccountKind.PAPER, exchange=exchange)
+    return accounts.filter(quote_currency=quote_currency).first()
 
 
 def account_list_all() -> QuerySet[Account]:
@@ -154,7 +170,14 @@ def position_list(*, account: Account, include_closed: bool = False) -> QuerySet
 def snapshot_list(
     *, account: Account, start: datetime | None = None, end: datetime | None = None
 ) -> QuerySet[PortfolioSnapshot]:
-    snapshots = account.snapshots.order_by("time")
+    return snapshots_of(accounts=Account.objects.filter(pk=account.pk), start=start, end=end)
+
+
+def snapshots_of(
+    *, accounts: QuerySet[Account], start: datetime | None = None, end: datetime | None = None
+) -> QuerySet[PortfolioSnapshot]:
+    """The accounts' portfolio snapshots, oldest first (one moment's: by account)."""
+    snapshots = PortfolioSnapshot.objects.filter(account__in=accounts).order_by("time", "account_id")
     if start is not None:
         snapshots = snapshots.filter(time__gte=start)
     if end is not None:
@@ -226,6 +249,37 @@ def portfolio(*, account: Account, prices: Prices | None = None) -> Portfolio:
     )
     rows = [PositionRow(p, m, ratio(m.value, figures.equity)) for p, m in zip(held, marked, strict=True)]
     return Portfolio(account=account, figures=figures, rows=rows)
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """The user's accounts valued now, oldest first, and the one a request without ``account`` shows
+    in full (``shown``: the one named, else the oldest; None while the user has no account)."""
+
+    portfolios: list[Portfolio]
+    shown: Portfolio | None
+
+
+def wallet(*, user: AbstractBaseUser, account_id: int | None = None) -> Wallet:
+    """Every account of the user at its last prices; ``account_id`` (AccountNotFound if not theirs)
+    chooses the one shown in full. Creates nothing: a user without accounts has an empty wallet."""
+    named = None if account_id is None else account_of(user=user, account_id=account_id)
+    prices: Prices = {}  # one last price per instrument, whichever accounts hold it
+    portfolios = [portfolio(account=account, prices=prices) for account in account_list(user=user)]
+    if named is None:
+        return Wallet(portfolios=portfolios, shown=portfolios[0] if portfolios else None)
+    return Wallet(portfolios=portfolios, shown=next(p for p in portfolios if p.account.pk == named.pk))
+
+
+def wallet_positions(*, user: AbstractBaseUser, account_id: int | None = None) -> list[PositionRow]:
+    """Open positions of the account ``account_id`` (AccountNotFound if not theirs), or of every
+    account of the user (oldest account first), at their last prices."""
+    if account_id is not None:
+        return portfolio(account=account_of(user=user, account_id=account_id)).rows
+    prices: Prices = {}
+    return [
+        row for account in account_list(user=user) for row in portfolio(account=account, prices=prices).rows
+    ]
 
 
 def _open_buy_notional(orders: list[Order], prices: Prices) -> dict[int, Decimal]:

@@ -17,7 +17,7 @@ from knox.models import AuthToken
 
 from apps.core.models import JobStatus
 from apps.strategies.models import Backtest
-from apps.trading.services.accounts import account_for
+from apps.trading.services.wallet import wallet_account_open
 from tests.faults.conftest import report
 from tests.faults.harness import FAST_RECOVERY, REPO_ROOT, database_url, free_port, wait_until
 
@@ -76,7 +76,7 @@ def test_with_redis_down_the_api_answers_from_the_database_and_runs_the_job_once
 ):
     staff = get_user_model().objects.create_user(username="operator", password="x" * 12, is_staff=True)
     _, token = AuthToken.objects.create(user=staff)
-    account = account_for(user=staff, account_id=None)
+    account = wallet_account_open(user=staff, quote_currency="USDT")
 
     stack.redis.stop()
     started = time.monotonic()

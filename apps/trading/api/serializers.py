@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from apps.core.api import IdField
 from apps.trading.domain.fills import OrderType, Side
+from apps.trading.domain.ledger import ZERO
 from apps.trading.domain.risk_rules import TradingState
 from apps.trading.models import (
     Account,
@@ -27,7 +28,7 @@ from apps.trading.models import (
     StrategyPerformance,
     TimeInForce,
 )
-from apps.trading.selectors import Portfolio, PositionRow
+from apps.trading.selectors import Portfolio, PositionRow, Wallet
 from apps.trading.services.lifecycle import lifecycle_plan, policy_on
 
 AMOUNT = {"max_digits": 28, "decimal_places": 8}
@@ -72,7 +73,12 @@ class OrderCreateSerializer(serializers.Serializer):
     )
     stop_price = serializers.DecimalField(**AMOUNT, min_value=0, required=False, allow_null=True)
     time_in_force = UpperChoiceField(choices=TimeInForce.values, default=TimeInForce.GTC)
-    account = IdField(required=False, allow_null=True, help_text="Default: your first account")
+    account = IdField(
+        required=False,
+        allow_null=True,
+        help_text="Default: your paper account in the symbol's quote currency, opened by your first "
+        "order in it with TRADING_PAPER_STARTING_BALANCES (or TRADING_PAPER_STARTING_CASH)",
+    )
     client_order_id = serializers.CharField(max_length=36, required=False, allow_blank=True, default="")
 
 
@@ -83,7 +89,11 @@ class OrderQuerySerializer(serializers.Serializer):
 
 
 class AccountQuerySerializer(serializers.Serializer):
-    account = IdField(required=False)
+    account = IdField(required=False, help_text="Default: every account of yours")
+
+
+class PortfolioQuerySerializer(serializers.Serializer):
+    account = IdField(required=False, help_text="Default: your oldest account")
 
 
 class HistoryQuerySerializer(AccountQuerySerializer):
@@ -162,6 +172,7 @@ class AccountBriefSerializer(serializers.ModelSerializer):
 def position_data(row: PositionRow) -> dict[str, Any]:
     position, marked = row.position, row.marked
     return {
+        "account": position.account_id,
         "symbol": position.instrument.symbol,
         "exchange": position.instrument.exchange,
         "quantity": position.quantity,
@@ -179,6 +190,7 @@ def position_data(row: PositionRow) -> dict[str, Any]:
 
 
 class PositionSerializer(serializers.Serializer):
+    account = serializers.IntegerField(help_text="The account holding it")
     symbol = serializers.CharField()
     exchange = serializers.CharField()
     quantity = serializers.DecimalField(**AMOUNT)
@@ -196,8 +208,21 @@ class PositionSerializer(serializers.Serializer):
     )
 
 
+class WalletLineSerializer(serializers.Serializer):
+    account = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = InlineChoiceField(choices=AccountKind.values)
+    quote_currency = serializers.CharField()
+    cash = serializers.DecimalField(**AMOUNT)
+    equity = serializers.DecimalField(**AMOUNT)
+    total_pnl = serializers.DecimalField(**AMOUNT)
+
+
 class PortfolioSerializer(serializers.Serializer):
-    account = AccountBriefSerializer()
+    """One account's figures and positions (the one named, else your oldest), and ``wallet``: every
+    account of yours, one line each. Without any account: null, zeros and empty lists."""
+
+    account = AccountBriefSerializer(allow_null=True, help_text="null: you have no account yet")
     starting_cash = serializers.DecimalField(**AMOUNT)
     cash = serializers.DecimalField(**AMOUNT)
     positions_value = serializers.DecimalField(**AMOUNT)
@@ -212,9 +237,33 @@ class PortfolioSerializer(serializers.Serializer):
     )
     peak_equity = serializers.DecimalField(**AMOUNT)
     positions = PositionSerializer(many=True)
+    wallet = WalletLineSerializer(many=True, help_text="Every account of yours, oldest first")
 
 
-def portfolio_data(portfolio: Portfolio) -> dict[str, Any]:
+def _wallet_line(portfolio: Portfolio) -> dict[str, Any]:
+    account, figures = portfolio.account, portfolio.figures
+    return {
+        "account": account.pk,
+        "name": account.name,
+        "kind": account.kind,
+        "quote_currency": account.quote_currency,
+        "cash": figures.cash,
+        "equity": figures.equity,
+        "total_pnl": figures.total_pnl,
+    }
+
+
+_FIGURES = (
+    "starting_cash", "cash", "positions_value", "equity", "unrealised_pnl", "realised_pnl", "total_pnl",
+    "daily_pnl", "exposure", "drawdown", "peak_equity",
+)  # fmt: skip
+
+
+def portfolio_data(wallet: Wallet) -> dict[str, Any]:
+    lines = [_wallet_line(portfolio) for portfolio in wallet.portfolios]
+    if wallet.shown is None:  # nothing opened yet: an empty portfolio, not a new account
+        return {"account": None, **dict.fromkeys(_FIGURES, ZERO), "positions": [], "wallet": lines}
+    portfolio = wallet.shown
     figures = portfolio.figures
     return {
         "account": portfolio.account,
@@ -230,6 +279,7 @@ def portfolio_data(portfolio: Portfolio) -> dict[str, Any]:
         "drawdown": figures.drawdown,
         "peak_equity": figures.peak_equity,
         "positions": [position_data(row) for row in portfolio.rows],
+        "wallet": lines,
     }
 
 
@@ -237,8 +287,8 @@ class SnapshotSerializer(serializers.ModelSerializer):
     class Meta:
         model = PortfolioSnapshot
         fields = (
-            "time", "cash", "positions_value", "equity", "unrealised_pnl", "realised_pnl", "total_pnl",
-            "daily_pnl", "exposure", "drawdown", "positions",
+            "account", "time", "cash", "positions_value", "equity", "unrealised_pnl", "realised_pnl",
+            "total_pnl", "daily_pnl", "exposure", "drawdown", "positions",
         )  # fmt: skip
 
 
@@ -308,7 +358,11 @@ class AllocationSerializer(serializers.ModelSerializer):
 
 class AllocationCreateSerializer(serializers.Serializer):
     strategy_id = serializers.CharField(max_length=64)
-    account = IdField(required=False, allow_null=True, help_text="Default: your first account")
+    account = IdField(
+        required=False,
+        allow_null=True,
+        help_text="Default: your paper account in the strategy's quote currency (opened if you have none)",
+    )
     capital_pct = serializers.DecimalField(
         max_digits=9, decimal_places=6, min_value=Decimal("0.000001"), max_value=Decimal(1),
         help_text="Share of the account's equity its position sizing starts from (0 to 1]",

@@ -38,6 +38,7 @@ from apps.trading.api.serializers import (
     OrderQuerySerializer,
     OrderSerializer,
     PerformanceSerializer,
+    PortfolioQuerySerializer,
     PortfolioSerializer,
     PositionSerializer,
     RecordQuerySerializer,
@@ -58,7 +59,7 @@ from apps.trading.models import (
     StrategyAllocation,
     StrategyPerformance,
 )
-from apps.trading.services.accounts import account_change, account_for, account_halt, account_resume
+from apps.trading.services.accounts import account_change, account_halt, account_resume
 from apps.trading.services.allocations import (
     AllocationRefused,
     allocation_change,
@@ -66,17 +67,21 @@ from apps.trading.services.allocations import (
     allocation_wind_down,
 )
 from apps.trading.services.orders import IdempotencyConflict, Placement, order_cancel, order_place
+from apps.trading.services.wallet import wallet_allocation_create, wallet_order_place
 from workers.trading import order_submit
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
-def _account(request: Request, account_id: int | None) -> Account:
-    try:
-        return account_for(user=request.user, account_id=account_id)
-    except AccountNotFound as error:
-        raise Http404(str(error)) from None
+def _accounts(request: Request, account_id: int | None) -> QuerySet[Account]:
+    """The account named (a 404 if it is not the user's), or every account of the user."""
+    accounts = selectors.account_list(user=request.user)
+    if account_id is None:
+        return accounts
+    if not accounts.filter(pk=account_id).exists():
+        raise Http404(f"you have no trading account {account_id}")
+    return accounts.filter(pk=account_id)
 
 
 def _error(status_code: int, code: str, message: str, **extra: Any) -> Response:
@@ -106,7 +111,9 @@ def _placement_response(placement: Placement) -> Response:
 
 class TradesView(generics.ListAPIView):
     """GET: the user's orders with their fills, newest first (``?status=FILLED&symbol=BTCUSDT&limit=100``).
-    POST: place an order (201); the same ``Idempotency-Key`` or ``client_order_id`` returns the first."""
+    POST: place an order (201); the same ``Idempotency-Key`` or ``client_order_id`` returns the first.
+    Without ``account`` it goes to your paper account in the symbol's quote currency, opened by your
+    first order in that currency; an ``account`` holding another currency is a 400."""
 
     serializer_class = OrderSerializer
 
@@ -138,24 +145,22 @@ class TradesView(generics.ListAPIView):
         key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
         if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError({IDEMPOTENCY_HEADER: [f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"]})
+        account_id = data.pop("account", None)
+        who = {"user": request.user, "created_by": request.user.get_username(), "idempotency_key": key}
         try:
-            account = account_for(user=request.user, account_id=data.pop("account", None))
+            if account_id is None:
+                placement = wallet_order_place(**who, **data)
+            else:
+                account = selectors.account_of(user=request.user, account_id=account_id)
+                placement = order_place(account=account, **who, **data)
         except AccountNotFound as error:
             raise ValidationError({"account": [str(error)]}) from None
-        try:
-            placement = order_place(
-                account=account,
-                user=request.user,
-                created_by=request.user.get_username(),
-                idempotency_key=key,
-                **data,
-            )
         except OrderInputError as error:
             raise ValidationError({error.field: [error.message]}) from None
         except IdempotencyConflict as error:
             return _error(status.HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused", str(error))
         order = placement.order
-        if placement.created and account.kind == AccountKind.LIVE and order.status == OrderStatus.NEW:
+        if placement.created and order.account.kind == AccountKind.LIVE and order.status == OrderStatus.NEW:
             send_on_commit(order_submit, [order.pk])
         return _placement_response(placement)
 
@@ -187,26 +192,37 @@ class TradeCancelView(APIView):
 
 
 class PositionsView(APIView):
-    """Open positions of an account (``?account=``; default your first) at their last prices."""
+    """Open positions at their last prices: of the account named (``?account=``), else of every account
+    of yours, each naming its account. No account yet: an empty list."""
 
     @extend_schema(parameters=[AccountQuerySerializer], responses=PositionSerializer(many=True))
     def get(self, request: Request) -> Response:
-        account = _account(request, validated(AccountQuerySerializer, request.query_params).get("account"))
-        rows = selectors.portfolio(account=account).rows
+        account_id = validated(AccountQuerySerializer, request.query_params).get("account")
+        try:
+            rows = selectors.wallet_positions(user=request.user, account_id=account_id)
+        except AccountNotFound as error:
+            raise Http404(str(error)) from None
         return Response(PositionSerializer([position_data(row) for row in rows], many=True).data)
 
 
 class PortfolioView(APIView):
-    """Cash, equity, positions value, unrealised/realised/total/daily PnL, exposure, drawdown, positions."""
+    """Cash, equity, positions value, unrealised/realised/total/daily PnL, exposure, drawdown and
+    positions of the account named (``?account=``), else of your oldest; ``wallet`` lists every
+    account of yours with its currency, cash and equity. No account yet: zeros and empty lists."""
 
-    @extend_schema(parameters=[AccountQuerySerializer], responses=PortfolioSerializer)
+    @extend_schema(parameters=[PortfolioQuerySerializer], responses=PortfolioSerializer)
     def get(self, request: Request) -> Response:
-        account = _account(request, validated(AccountQuerySerializer, request.query_params).get("account"))
-        return Response(PortfolioSerializer(portfolio_data(selectors.portfolio(account=account))).data)
+        account_id = validated(PortfolioQuerySerializer, request.query_params).get("account")
+        try:
+            wallet = selectors.wallet(user=request.user, account_id=account_id)
+        except AccountNotFound as error:
+            raise Http404(str(error)) from None
+        return Response(PortfolioSerializer(portfolio_data(wallet)).data)
 
 
 class PortfolioHistoryView(generics.ListAPIView):
-    """Portfolio snapshots, oldest first (``?start=&end=&limit=``)."""
+    """Portfolio snapshots, oldest first (``?start=&end=&limit=``): of the account named
+    (``?account=``), else of every account of yours, each naming its account."""
 
     serializer_class = SnapshotSerializer
 
@@ -218,8 +234,8 @@ class PortfolioHistoryView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return PortfolioSnapshot.objects.none()
         query = validated(HistoryQuerySerializer, self.request.query_params)
-        account = _account(self.request, query.get("account"))
-        return selectors.snapshot_list(account=account, start=query.get("start"), end=query.get("end"))
+        accounts = _accounts(self.request, query.get("account"))
+        return selectors.snapshots_of(accounts=accounts, start=query.get("start"), end=query.get("end"))
 
 
 class AccountsView(generics.ListAPIView):
@@ -303,7 +319,8 @@ def _fresh(allocation: StrategyAllocation) -> StrategyAllocation:
 
 class AllocationsView(generics.ListAPIView):
     """GET: allocations on your accounts (``?account=&strategy_id=&enabled=``).
-    POST: allocate a strategy a share of an account (201); 400 saying why when it could never trade
+    POST: allocate a strategy a share of an account (201; without ``account``, your paper account in the
+    strategy's quote currency, opened if you have none); 400 saying why when it could never trade
     there (draft or retired strategy, another quote currency, another exchange than a live account's)
     or the account's enabled shares would pass 1."""
 
@@ -329,9 +346,8 @@ class AllocationsView(generics.ListAPIView):
     @extend_schema(request=AllocationCreateSerializer, responses={201: AllocationSerializer})
     def post(self, request: Request) -> Response:
         data = validated(AllocationCreateSerializer, request.data)
-        if data.get("account") is None:
-            account = account_for(user=request.user)
-        else:
+        account = None
+        if data.get("account") is not None:
             account = selectors.accounts_visible(user=request.user).filter(pk=data["account"]).first()
             if account is None:
                 raise ValidationError({"account": [f"you have no trading account {data['account']}"]})
@@ -339,15 +355,20 @@ class AllocationsView(generics.ListAPIView):
             strategy = strategy_selectors.strategy_get(strategy_id=data["strategy_id"], user=request.user)
         except Strategy.DoesNotExist:  # another user's strategy too: its existence does not leak
             raise ValidationError({"strategy_id": [f"no strategy {data['strategy_id']!r}"]}) from None
+        allocation_fields = {
+            "strategy": strategy,
+            "capital_pct": data["capital_pct"],
+            "enabled": data["enabled"],
+            "by": request.user.get_username(),
+            "note": data["note"],
+        }
         try:
-            allocation = allocation_create(
-                account=account,
-                strategy=strategy,
-                capital_pct=data["capital_pct"],
-                enabled=data["enabled"],
-                by=request.user.get_username(),
-                note=data["note"],
-            )
+            if account is None:
+                allocation = wallet_allocation_create(user=request.user, **allocation_fields)
+            else:
+                allocation = allocation_create(account=account, **allocation_fields)
+        except AccountNotFound as error:
+            raise ValidationError({"account": [str(error)]}) from None
         except AllocationRefused as error:
             raise _refused(error) from None
         return Response(AllocationSerializer(_fresh(allocation)).data, status=status.HTTP_201_CREATED)

@@ -1,6 +1,7 @@
 """Writes of the trading app, one module per use case.
 
-``accounts`` (create, find, halt and resume), ``orders`` (input, idempotency, placement through the
+``accounts`` (create, halt and resume), ``wallet`` (a user's paper account per quote currency, opened
+by their first order in it), ``orders`` (input, idempotency, placement through the
 risk manager, protective orders, cancels), ``submission`` (a live order sent to the exchange once),
 ``reconciliation`` (a live account repaired from its exchange), ``paper_matching`` (resting paper
 orders against new candles) and ``snapshots`` (portfolio snapshots, which apply the loss limits).

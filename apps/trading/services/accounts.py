@@ -1,5 +1,7 @@
-"""Trading accounts: create one, find a user's (a paper one the first time), switch auto-trading and the
-lifecycle policy, halt and resume trading."""
+"""Trading accounts: create one, switch auto-trading and the lifecycle policy, halt and resume trading.
+
+A user's paper wallet (an account per quote currency, opened on first use) is :mod:`.wallet`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +10,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from apps.trading import selectors
 from apps.trading.accounting import lock_account
 from apps.trading.domain.risk_rules import TradingState
-from apps.trading.errors import AccountNotFound
 from apps.trading.models import Account, AccountKind, AccountStateChange
 from apps.trading.services import risk_gate
 
@@ -54,26 +55,6 @@ def account_create(
     account.full_clean(exclude=["owner"])
     account.save()
     return account
-
-
-def account_for(*, user: AbstractBaseUser, account_id: int | None = None) -> Account:
-    """The user's account ``account_id``, or their default (oldest) one, created as a paper account
-    holding ``TRADING_PAPER_STARTING_CASH`` the first time a user without accounts trades or asks."""
-    if account_id is not None:
-        account = Account.objects.filter(pk=account_id, owner=user).first()
-        if account is None:
-            raise AccountNotFound(f"you have no trading account {account_id}")
-        return account
-    existing = selectors.account_list(user=user).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return account_create(
-                owner=user, name="Paper", starting_cash=Decimal(settings.TRADING_PAPER_STARTING_CASH)
-            )
-    except IntegrityError:  # another request created it first
-        return selectors.account_list(user=user).get(name="Paper")
 
 
 def account_change(

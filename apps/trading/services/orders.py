@@ -97,7 +97,9 @@ def order_place(
     the job (``orchestrator``, a command). Raises OrderInputError naming the field, or
     IdempotencyConflict.
     """
-    instrument = instrument or _instrument(account, symbol)
+    instrument = instrument or order_instrument(
+        symbol=symbol, exchange=account.exchange, live=account.is_live
+    )
     intent = _order_input(
         account, instrument, side, type, quantity, price, stop_price, time_in_force, client_order_id
     )
@@ -195,11 +197,13 @@ def _choice(field: str, value: str, choices: type[Side] | type[OrderType]) -> An
         raise OrderInputError(field, f"{value!r} is not one of {', '.join(choices)}") from None
 
 
-def _instrument(account: Account, symbol: str) -> Instrument:
+def order_instrument(*, symbol: str, exchange: str, live: bool = False) -> Instrument:
+    """The market an order on an account of ``exchange`` trades: the symbol's listing there or, for a
+    paper order, its only listing anywhere. OrderInputError names the symbol otherwise."""
     try:
-        instrument = market.instrument_resolve(symbol=symbol, exchange=account.exchange)
+        instrument = market.instrument_resolve(symbol=symbol, exchange=exchange)
     except market.InstrumentNotFound as error:
-        if account.is_live:
+        if live:
             raise OrderInputError("symbol", str(error)) from None
         try:  # paper trading may use any exchange's prices
             instrument = market.instrument_resolve(symbol=symbol)

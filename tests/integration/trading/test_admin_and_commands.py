@@ -115,6 +115,19 @@ def test_place_order_places_through_the_risk_manager_and_prints_the_outcome(pape
     assert Order.objects.get().source == "command"
 
 
+def test_place_order_for_a_user_opens_their_wallet_account_on_the_first_order(user, btcusdt):
+    out = StringIO()
+    order = ("--symbol", "BTCUSDT", "--side", "BUY", "--type", "MARKET", "--quantity", "0.5")
+
+    call_command("place_order", "--user", user.username, *order, stdout=out)
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        call_command("place_order", "--user", "nobody", *order)
+
+    account = Account.objects.get(owner=user)
+    assert (account.name, account.quote_currency, account.orders.count()) == ("Paper USDT", "USDT", 1)
+    assert "-> FILLED" in out.getvalue() and f"on account {account.pk} (Paper USDT)" in out.getvalue()
+
+
 def test_place_order_fails_with_the_refusal(paper_account, btcusdt):
     paper_account.max_order_notional = D(10)
     paper_account.save()

@@ -231,19 +231,6 @@ def test_the_portfolio_history_lists_the_snapshots_oldest_first(api_client, pape
     assert D(history["results"][0]["equity"]) == 10000 and D(history["results"][1]["cash"]) < 10000
 
 
-def test_a_user_without_an_account_gets_a_default_paper_account(api_client, btcusdt, settings):
-    settings.TRADING_DEFAULT_QUOTE_CURRENCY = "USDT"
-
-    portfolio = api_client.get("/api/trading/portfolio").json()
-    answer = place(api_client)
-
-    assert (portfolio["account"]["kind"], D(portfolio["cash"])) == (
-        "paper",
-        D(settings.TRADING_PAPER_STARTING_CASH),
-    )
-    assert answer.status_code == 201 and answer.json()["account"] == portfolio["account"]["id"]
-
-
 def test_anonymous_requests_are_refused(anon_client, btcusdt):
     assert anon_client.get(TRADES).status_code == 401
     assert anon_client.post(TRADES, BUY, format="json").status_code == 401

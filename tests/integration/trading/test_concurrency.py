@@ -1,4 +1,5 @@
-"""Many orders on one account at once: the ledger equals what the fills say, and no order is doubled.
+"""Many orders on one account at once: the ledger equals what the fills say, and no order is doubled;
+first orders at once open one wallet account.
 
 Real threads, each with its own database connection, released together by a barrier. On
 PostgreSQL the account's row lock (SELECT ... FOR UPDATE) serialises them; SQLite has no row locks
@@ -15,8 +16,9 @@ from django.db import connection
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from apps.trading.models import Fill, IdempotencyKey, Order, OrderStatus, Position
+from apps.trading.models import Account, Fill, IdempotencyKey, Order, OrderStatus, Position
 from apps.trading.services.orders import order_place
+from apps.trading.services.wallet import wallet_order_place
 
 from .threads import run_together
 
@@ -108,3 +110,19 @@ def test_ten_identical_requests_with_one_idempotency_key_at_once_make_one_order(
     assert Order.objects.count() == 1 and Fill.objects.count() == 1 and IdempotencyKey.objects.count() == 1
     paper_account.refresh_from_db()
     assert paper_account.cash == D(10000) - Fill.objects.get().price - Fill.objects.get().fee
+
+
+def test_first_orders_at_once_open_one_wallet_account_and_all_land_in_it(user, btcusdt):
+    count = 8 if connection.vendor == "postgresql" else 4
+
+    def place(i: int) -> Order:
+        return wallet_order_place(
+            user=user, created_by="test", symbol="BTCUSDT", side="BUY", type="MARKET", quantity=D(1)
+        ).order
+
+    results = run_together(count, place)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    [account] = Account.objects.filter(owner=user)
+    assert (account.name, account.quote_currency) == ("Paper USDT", "USDT")
+    assert Order.objects.filter(account=account, status=OrderStatus.FILLED).count() == count
