@@ -122,6 +122,7 @@ class MarketAnalysis(Job):
 
     class Meta:
         ordering = ("-slot", "instrument")
+        verbose_name_plural = "market analyses"
         constraints = [
             models.UniqueConstraint(
                 fields=("instrument", "timeframe", "slot"), name="analysis_unique_per_slot"
