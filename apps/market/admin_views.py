@@ -23,8 +23,10 @@ from apps.market.queries import IndicatorRequest, parse_indicator_list
 
 DEFAULT_BARS = 500
 MAX_BARS = 5000
-DEFAULT_PATTERNS = "chart"
-PATTERN_GROUPS = ("all", "none", "candlestick", "chart")
+# The chart opens readable: only the patterns confirmed on the newest bars (what an analysis
+# reports), a handful at most; every detection on 500 bars is about 160 labelled markers.
+DEFAULT_PATTERNS = "recent"
+PATTERN_GROUPS = ("all", "none", "recent", "candlestick", "chart")
 
 # Outputs drawn on the price scale; every other output gets a pane of its own indicator.
 PRICE_OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -66,13 +68,17 @@ class ChartQueryForm(forms.Form):
         required=False,
         max_length=1000,
         initial=DEFAULT_PATTERNS,
-        help_text="all, none, candlestick, chart, or names such as doji,double_top",
+        help_text=(
+            f"recent (confirmed on the newest {selectors.RECENT_PATTERN_BARS} bars), none, chart, "
+            "candlestick, all, or names such as doji,double_top"
+        ),
     )
 
     def __init__(self, *args: Any, timeframes: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timeframes = timeframes
         self.fields["timeframe"].widget = forms.Select(choices=[(name, name) for name in timeframes])
+        self.fields["patterns"].widget.attrs["list"] = "pattern-groups"
 
     def clean_timeframe(self) -> str:
         timeframe = self.cleaned_data["timeframe"]
@@ -91,8 +97,11 @@ class ChartQueryForm(forms.Form):
         except IndicatorError as error:
             raise forms.ValidationError(str(error)) from None
 
-    def clean_patterns(self) -> list[str]:
+    def clean_patterns(self) -> list[str] | str:
+        """Pattern names, or "recent" for the detections confirmed on the newest bars."""
         text = self.cleaned_data["patterns"].strip().lower() or "none"
+        if text == "recent":
+            return text
         if text == "all":
             return list(PATTERNS)
         if text == "none":
@@ -131,6 +140,7 @@ def chart_page(request: HttpRequest, instrument: Instrument, model_admin: ModelA
         "instrument": instrument,
         "form": chart_form(request, instrument),
         "max_bars": MAX_BARS,
+        "pattern_groups": PATTERN_GROUPS,
         "chart_config": {"dataUrl": reverse("admin:market_instrument_chart_data", args=[instrument.pk])},
     }
     return TemplateResponse(request, "admin/market/instrument/chart.html", context)
@@ -150,7 +160,11 @@ def chart_data(request: HttpRequest, instrument: Instrument) -> JsonResponse:
         return JsonResponse(error_body("invalid", f"{first_field}: {problems[0]}", fields), status=400)
     query = form.cleaned_data
     frame = selectors.candles_frame(instrument=instrument, timeframe=query["timeframe"], limit=query["bars"])
-    detections = find(frame, query["patterns"]).to_dicts() if query["patterns"] and len(frame) else []
+    patterns = query["patterns"]
+    if patterns == "recent":
+        detections = selectors.recent_patterns(frame)
+    else:
+        detections = find(frame, patterns).to_dicts() if patterns and len(frame) else []
     return JsonResponse(
         {
             "instrument": {"id": instrument.pk, "symbol": instrument.symbol, "exchange": instrument.exchange},

@@ -8,7 +8,6 @@ keep versions; here they are read, and their status is changed with actions that
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,11 +17,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from apps.core import ownership
-from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, ScreenAdmin, list_time
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import selectors as market_selectors
 from apps.strategies import documents
+from apps.strategies.admin_views import backtest_charts, fold_chart, trial_heatmap
 from apps.strategies.errors import StrategyInputError
 from apps.strategies.models import (
     Backtest,
@@ -69,8 +69,8 @@ def _number(value: object) -> str:
     return "-" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
-def _metric(name: str) -> Any:
-    @admin.display(description=name.replace("_pct", " %").replace("_", " "))
+def _metric(name: str, description: str) -> Any:
+    @admin.display(description=description)
     def show(self: admin.ModelAdmin, job: Backtest) -> str:
         return _number(job.metrics.get(name))
 
@@ -91,11 +91,10 @@ class DecisionInline(ReadOnlyInline):
 
 
 @admin.register(Strategy)
-class StrategyAdmin(admin.ModelAdmin):
-    list_display = (
-        "strategy_id", "name", "type", "symbol", "timeframe", "status", "source", "owner", "version",
-        "updated_at",
-    )  # fmt: skip
+class StrategyAdmin(ScreenAdmin):
+    # The strategy_id is on the row's page and searchable; the list shows what a trader scans.
+    list_display = ("name", "symbol", "timeframe", "status", "source", "version", "updated")
+    list_display_links = ("name",)
     list_filter = ("status", "type", "source", "timeframe", "instrument", "owner")
     list_select_related = ("instrument", "current_version", "owner")
     search_fields = ("strategy_id", "name", "owner__username")
@@ -106,6 +105,7 @@ class StrategyAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = (VersionInline, DecisionInline)
     actions = ("backtest_now", "activate", "pause", "retire")
+    updated = list_time("updated_at", "updated")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -177,8 +177,7 @@ def _warning_list(parameters: object, rules: object) -> SafeString | str:
 @admin.register(Backtest)
 class BacktestAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "strategy", "version_number", "trigger", "owner", "status", "start", "end",
-        "total_return", "buy_and_hold", "sharpe", "max_drawdown", "trades", "finished_at",
+        "id", "strategy", "status", "total_return", "sharpe", "max_drawdown", "trades", "finished",
     )  # fmt: skip
     list_filter = ("status", "trigger", "owner")
     list_select_related = ("strategy", "version", "owner")
@@ -187,11 +186,18 @@ class BacktestAdmin(ReadOnlyAdmin):
     exclude = ("metrics", "trades", "equity_curve", "benchmark")
     change_form_template = "admin/strategies/backtest/change_form.html"
 
-    total_return = _metric("total_return_pct")
-    buy_and_hold = _metric("buy_and_hold_return_pct")
-    sharpe = _metric("sharpe_ratio")
-    max_drawdown = _metric("max_drawdown_pct")
-    trades = _metric("num_trades")
+    sharpe = _metric("sharpe_ratio", "Sharpe")
+    max_drawdown = _metric("max_drawdown_pct", "max DD %")
+    trades = _metric("num_trades", "trades")
+    finished = list_time("finished_at", "finished")
+
+    @admin.display(description="return % (hold %)")
+    def total_return(self, backtest: Backtest) -> str:
+        """The strategy's return beside buy and hold's over the same bars: the first comparison."""
+        strategy, hold = (
+            _number(backtest.metrics.get(name)) for name in ("total_return_pct", "buy_and_hold_return_pct")
+        )
+        return f"{strategy} ({hold})"
 
     @admin.display(description="Version", ordering="version__number")
     def version_number(self, backtest: Backtest) -> int:
@@ -206,42 +212,45 @@ class BacktestAdmin(ReadOnlyAdmin):
 
 
 def _report_context(backtest: Backtest) -> dict[str, Any]:
-    """Metrics, the equity curves (epoch seconds for the chart) and the first trades of a backtest."""
+    """Metrics, the charts (``admin_views.backtest_charts``) and the first trades of a backtest."""
     if backtest.status != JobStatus.COMPLETED:
         return {}
-    hold = backtest.benchmark["equity_curve"]
     return {
         "metric_rows": [(label, _number(backtest.metrics.get(key))) for label, key in REPORT_METRICS],
-        "equity_chart": {
-            "strategy": _points(backtest.equity_curve),
-            "buyAndHold": _points(hold),
-        },
+        "backtest_charts": backtest_charts(backtest),
         "trade_columns": TRADE_COLUMNS,
         "trade_rows": [[_number(t[c]) for c in TRADE_COLUMNS] for t in backtest.trades[:MAX_TRADE_ROWS]],
         "trade_count": len(backtest.trades),
     }
 
 
-def _points(curve: dict[str, list]) -> list[dict[str, float]]:
-    return [
-        {"time": int(datetime.fromisoformat(t).timestamp()), "value": v}
-        for t, v in zip(curve["times"], curve["equity"], strict=True)
-        if v is not None
-    ]
-
-
 @admin.register(OptimizationRun)
 class OptimizationRunAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id", "strategy", "trigger", "owner", "status", "method", "objective", "n_trials", "folds",
-        "chunks_done", "chunks_total", "best_params", "finished_at",
-    )  # fmt: skip
+    list_display = ("id", "strategy", "status", "objective", "n_trials", "folds", "best_params", "finished")
     list_filter = ("status", "trigger", "owner", "method", "objective")
     list_select_related = ("strategy", "owner")
     search_fields = ("strategy__strategy_id",)
     date_hierarchy = "created_at"
     exclude = ("trials", "summary", "fold_layout")
-    readonly_fields = ("overview", "folds_table", "trials_table")
+    readonly_fields = ("overview", "heatmap", "folds_chart", "folds_table", "trials_table")
+    finished = list_time("finished_at", "finished")
+
+    class Media:
+        css = {"all": ("strategies/optimization.css",)}
+
+    def get_fieldsets(self, request: HttpRequest, obj: OptimizationRun | None = None) -> list:
+        """The summary and the charts first: what a trader reads before the run's settings."""
+        charts = ("overview", "heatmap", "folds_chart")
+        rest = [name for name in self.get_fields(request, obj) if name not in charts]
+        return [(None, {"fields": charts}), ("Run", {"fields": rest})]
+
+    @admin.display(description="Trials")
+    def heatmap(self, run: OptimizationRun) -> SafeString | str:
+        return trial_heatmap(run)
+
+    @admin.display(description="Walk-forward folds")
+    def folds_chart(self, run: OptimizationRun) -> SafeString | str:
+        return fold_chart(run)
 
     @admin.display(description="Summary")
     def overview(self, run: OptimizationRun) -> SafeString | str:
@@ -277,7 +286,7 @@ class OptimizationRunAdmin(ReadOnlyAdmin):
         header = ("Fold", "Params", f"IS {objective}", f"OOS {objective}", "IS return %", "OOS return %")
         return _html_table(header, rows)
 
-    @admin.display(description="Trials")
+    @admin.display(description="Trials table")
     def trials_table(self, run: OptimizationRun) -> SafeString | str:
         rows = [
             (
@@ -303,9 +312,8 @@ def _html_table(header: tuple[str, ...], rows: list[tuple]) -> SafeString | str:
 
 @admin.register(StrategyDecision)
 class StrategyDecisionAdmin(ReadOnlyAdmin):
-    list_display = (
-        "created_at", "strategy", "kind", "actor", "reason", "update_run", "backtest", "optimization",
-    )  # fmt: skip
+    list_display = ("created", "strategy", "kind", "actor", "reason")
+    created = list_time("created_at", "created")
     list_filter = ("kind",)
     list_select_related = ("strategy",)
     search_fields = ("strategy__strategy_id", "reason", "actor")
@@ -314,7 +322,8 @@ class StrategyDecisionAdmin(ReadOnlyAdmin):
 
 @admin.register(StrategyUpdateRun)
 class StrategyUpdateRunAdmin(ReadOnlyAdmin):
-    list_display = ("date", "status", "summary", "started_at", "finished_at")
+    list_display = ("date", "status", "summary", "started", "finished")
+    started, finished = list_time("started_at", "started"), list_time("finished_at", "finished")
     list_filter = ("status",)
 
 
@@ -342,10 +351,8 @@ class CandidateInline(ReadOnlyInline):
 
 @admin.register(GenerationRun)
 class GenerationRunAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id", "instrument", "timeframe", "count", "trigger", "owner", "status", "provider_used", "model",
-        "summary", "created_at",
-    )  # fmt: skip
+    list_display = ("id", "instrument", "timeframe", "count", "status", "provider_used", "summary", "created")
+    created = list_time("created_at", "created")
     list_filter = ("status", "provider_used", "trigger", "owner", "timeframe")
     list_select_related = ("instrument", "owner")
     date_hierarchy = "created_at"

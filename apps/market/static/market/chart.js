@@ -46,7 +46,7 @@
     return LightweightCharts.createChart(container, {
       autoSize: true,
       layout: { background: { color: themeColor("--body-bg", "#fff") }, textColor: themeColor("--body-fg", "#333") },
-      timeScale: { timeVisible: true, secondsVisible: false },
+      ...window.adminTimeAxis.options,
       rightPriceScale: { minimumWidth: 90 }, // equal widths keep the panes' bars vertically aligned
     });
   }
