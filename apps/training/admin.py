@@ -4,6 +4,7 @@ the 6-hourly runs and the promotion decisions."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,7 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from apps.core.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin, list_time
 from apps.training import selectors
 from apps.training.errors import ArtifactError, TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, TrainingRun
@@ -27,8 +28,35 @@ HEADLINE_METRICS = (
 )  # fmt: skip
 
 
+# Each holdout score beside what a model without skill gets, derived from the same test rows:
+# (metric, baseline label, the baseline from the split's metrics, higher is better).
+BASELINES: tuple[tuple[str, str, Any, bool], ...] = (
+    ("accuracy", "majority class", lambda m: m.get("baseline_accuracy"), True),
+    ("balanced_accuracy", "a coin flip", lambda m: 0.5, True),
+    ("roc_auc", "a coin flip", lambda m: 0.5, True),
+    ("log_loss", "the up-rate as the probability", lambda m: _entropy(m.get("positive_rate")), False),
+    ("brier", "the up-rate as the probability", lambda m: _brier(m.get("positive_rate")), False),
+    ("rmse", "predicting zero", lambda m: m.get("baseline_rmse"), False),
+    ("mae", "predicting zero", lambda m: m.get("baseline_mae"), False),
+    ("directional_accuracy", "a coin flip", lambda m: 0.5, True),
+    ("trading_total_return", "buy and hold", lambda m: m.get("buy_hold_total_return"), True),
+    ("trading_sharpe", "buy and hold", lambda m: m.get("buy_hold_sharpe"), True),
+)
+
+
 def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else "-"
+
+
+def _entropy(rate: float | None) -> float | None:
+    """The log loss of predicting the up-rate for every row of a split with that up-rate."""
+    if rate is None or not 0 < rate < 1:
+        return None
+    return -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+
+
+def _brier(rate: float | None) -> float | None:
+    return None if rate is None else rate * (1 - rate)
 
 
 @admin.register(MLModel)
@@ -37,14 +65,18 @@ class MLModelAdmin(ReadOnlyAdmin):
     stage changes only through the actions, open to users who may change models."""
 
     list_display = (
-        "model_id", "symbol", "timeframe", "model_type", "stage", "status", "owner", "test_score",
-        "created_at",
+        "model_id", "stage", "status", "test_score", "created",
     )  # fmt: skip
     list_filter = ("stage", "model_type", "timeframe", "status", "owner")
     search_fields = ("model_id", "symbol", "owner__username")
     list_select_related = ("instrument", "owner")
     date_hierarchy = "created_at"
     actions = ("evaluate_recent", "promote_if_better", "retire")
+    created = list_time("created_at", "created")
+
+    class Media:
+        css = {"all": ("training/model.css",)}
+
     fieldsets = (
         (
             None,
@@ -56,7 +88,8 @@ class MLModelAdmin(ReadOnlyAdmin):
         ),
         ("Data", {"fields": ("lookback_period", "train_start", "train_end", "seen_until", "windows")}),
         ("Model", {"fields": ("feature_set_name", "hyperparameters", "best_iteration", "threshold")}),
-        ("Metrics", {"fields": ("metrics_table", "importance_chart")}),
+        ("Holdout", {"fields": ("holdout_chart", "importance_chart")}),
+        ("Metrics", {"fields": ("metrics_table",)}),
         ("Artifact", {"fields": ("artifact", "artifact_sha256", "promoted_at")}),
     )
 
@@ -98,16 +131,47 @@ class MLModelAdmin(ReadOnlyAdmin):
         )
         return format_html("<table><tr><th>metric</th>{}</tr>{}</table>", header, rows)
 
-    @admin.display(description="Feature importance (gain)")
+    @admin.display(description="Test split against a baseline")
+    def holdout_chart(self, model: MLModel) -> SafeString | str:
+        """Each test-split score with its no-skill baseline, as a pair of bars and the verdict."""
+        test = model.metrics.get("test") or {}
+        rows = []
+        for name, label, baseline_of, higher in BASELINES:
+            value, baseline = test.get(name), baseline_of(test)
+            if not isinstance(value, int | float) or not isinstance(baseline, int | float):
+                continue
+            better = value > baseline if higher else value < baseline
+            top = max(abs(value), abs(baseline)) or 1
+            rows.append(
+                (name, round(160 * abs(value) / top), _number(value), round(160 * abs(baseline) / top),
+                 _number(baseline), label, "better" if better else "not better",
+                 "holdout-better" if better else "holdout-worse", "higher" if higher else "lower")
+            )  # fmt: skip
+        if not rows:
+            return "-"
+        row = (
+            '<tr class="holdout-row"><td class="metric">{}</td><td><div class="holdout-pair">'
+            '<span class="holdout-bar holdout-model" style="width:{}px"></span>{}<br>'
+            '<span class="holdout-bar holdout-baseline" style="width:{}px"></span>{} ({})</div></td>'
+            '<td class="{}">{} ({} is better)</td></tr>'
+        )
+        return format_html(
+            '<table class="holdout-table"><thead><tr><th>metric</th><th>model (blue) and baseline (grey)</th>'
+            "<th>verdict</th></tr></thead><tbody>{}</tbody></table>"
+            '<p class="help">On the {} rows of the test split, never seen in training.</p>',
+            format_html_join("", row, rows),
+            _number(test.get("rows")),
+        )
+
+    @admin.display(description="Feature importance (share of gain)")
     def importance_chart(self, model: MLModel) -> SafeString | str:
         ranked = sorted(model.feature_importances.items(), key=lambda item: -(item[1] or 0))[:CHART_FEATURES]
         top = max((value or 0 for _, value in ranked), default=0)
         if not top:
             return "-"
         bar = (
-            '<div style="display:flex;align-items:center;gap:8px;margin:2px 0">'
-            '<span style="width:180px;text-align:right;font-family:monospace">{}</span>'
-            '<span style="background:#79aec8;height:12px;width:{}px"></span><span>{}</span></div>'
+            '<div class="importance-row"><span class="importance-name">{}</span>'
+            '<span class="importance-bar" style="background:#79aec8;width:{}px"></span><span>{}</span></div>'
         )
         return format_html_join(
             "", bar, ((name, round(300 * (value or 0) / top), _number(value)) for name, value in ranked)
@@ -162,9 +226,9 @@ class MLModelAdmin(ReadOnlyAdmin):
 @admin.register(PromotionDecision)
 class PromotionDecisionAdmin(ReadOnlyAdmin):
     list_display = (
-        "candidate", "champion", "promoted", "metric", "candidate_value", "champion_value", "margin",
-        "holdout_rows", "created_at",
+        "created", "candidate", "promoted", "metric", "candidate_value", "champion_value",
     )  # fmt: skip
+    created = list_time("created_at", "created")
     list_filter = ("promoted", "metric")
     list_select_related = ("candidate", "champion")
     search_fields = ("candidate__model_id", "champion__model_id", "reason")
@@ -173,7 +237,8 @@ class PromotionDecisionAdmin(ReadOnlyAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ("slot", "status", "summary", "started_at", "finished_at")
+    list_display = ("slot_time", "status", "summary", "finished")
+    slot_time, finished = list_time("slot"), list_time("finished_at", "finished")
     list_filter = ("status",)
     date_hierarchy = "slot"
     fields = ("slot", "status", "progress", "attempts", "error", "started_at", "finished_at", "report_text")
