@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from apps.core.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin, list_time
 from apps.llm import selectors
 from apps.llm.models import LLMCall
 
@@ -20,9 +20,9 @@ class LLMCallAdmin(ReadOnlyAdmin):
     """
 
     list_display = (
-        "created_at", "provider", "model", "purpose", "status",
-        "tokens_in", "tokens_out", "cost_usd", "latency_ms",
+        "created", "provider", "model", "purpose", "status", "tokens_in", "tokens_out", "cost_usd",
     )  # fmt: skip
+    created = list_time("created_at", "created")
     list_filter = ("provider", "status", "purpose", ("created_at", admin.DateFieldListFilter))
     search_fields = ("template", "input_sha256", "error", "=invocation")
     date_hierarchy = "created_at"

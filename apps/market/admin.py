@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -13,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, ScreenAdmin, list_time
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import admin_views, selectors
@@ -30,10 +29,9 @@ def _timeframes(instrument: Instrument) -> list[str]:
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(ScreenAdmin):
     list_display = (
-        "symbol", "exchange", "ccxt_symbol", "active", "timeframes",
-        "candle_count", "newest_candle", "chart_link",
+        "symbol", "exchange", "active", "timeframes", "candle_count", "newest_candle", "chart_link",
     )  # fmt: skip
     list_filter = ("active", "exchange", "quote")
     search_fields = ("symbol", "ccxt_symbol", "base", "quote")
@@ -51,9 +49,7 @@ class InstrumentAdmin(admin.ModelAdmin):
     def candle_count(self, instrument: Instrument) -> int:
         return instrument.candle_count
 
-    @admin.display(description="Newest candle", ordering="newest_candle")
-    def newest_candle(self, instrument: Instrument) -> datetime | None:
-        return instrument.newest_candle
+    newest_candle = list_time("newest_candle", "newest candle")
 
     @admin.display(description="Chart")
     def chart_link(self, instrument: Instrument) -> str:
@@ -134,14 +130,15 @@ class InstrumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Candle)
-class CandleAdmin(admin.ModelAdmin):
+class CandleAdmin(ScreenAdmin):
     """Millions of rows: no full counts, filters on indexed columns, and no edits of any kind."""
 
-    list_display = ("instrument", "timeframe", "open_time", "open", "high", "low", "close", "volume")
+    list_display = ("instrument", "timeframe", "opened", "open", "high", "low", "close", "volume")
     list_filter = ("instrument", "timeframe")
     list_select_related = ("instrument",)
     date_hierarchy = "open_time"
     show_full_result_count = False
+    opened = list_time("open_time", "open time")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -166,18 +163,19 @@ class MarketEventInline(ReadOnlyInline):
 @admin.register(MarketAnalysis)
 class MarketAnalysisAdmin(ReadOnlyAdmin):
     list_display = (
-        "instrument", "timeframe", "slot", "status", "fetch_status",
-        "candles_fetched", "last_close", "finished_at",
+        "instrument", "timeframe", "slot_time", "status", "fetch_status", "last_close",
     )  # fmt: skip
     list_filter = ("status", "fetch_status", "timeframe", "instrument")
     list_select_related = ("instrument",)
     date_hierarchy = "slot"
     inlines = (SignalInline, MarketEventInline)
+    slot_time = list_time("slot")
 
 
 @admin.register(Signal)
 class SignalAdmin(ReadOnlyAdmin):
-    list_display = ("instrument", "timeframe", "time", "direction", "strength", "source", "reason")
+    list_display = ("instrument", "timeframe", "at", "direction", "strength", "reason")
+    at = list_time("time")
     list_filter = ("direction", "source", "timeframe", "instrument")
     list_select_related = ("instrument",)
     date_hierarchy = "time"
@@ -185,7 +183,8 @@ class SignalAdmin(ReadOnlyAdmin):
 
 @admin.register(MarketEvent)
 class MarketEventAdmin(ReadOnlyAdmin):
-    list_display = ("instrument", "timeframe", "time", "kind", "magnitude", "description")
+    list_display = ("instrument", "timeframe", "at", "kind", "magnitude", "description")
+    at = list_time("time")
     list_filter = ("kind", "timeframe", "instrument")
     list_select_related = ("instrument",)
     date_hierarchy = "time"

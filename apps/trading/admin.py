@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, ScreenAdmin, list_time
 from apps.trading import selectors
 from apps.trading.errors import ExchangeUnavailable, TradingError
 from apps.trading.models import (
@@ -81,14 +81,12 @@ class AccountForm(forms.ModelForm):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ScreenAdmin):
     form = AccountForm
     list_display = (
         "name",
         "owner",
         "kind",
-        "exchange",
-        "quote_currency",
         "cash",
         "trading_state",
         "auto_trading",
@@ -231,9 +229,20 @@ class FillInline(ReadOnlyInline):
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "account", "instrument", "side", "type", "quantity", "price", "stop_price", "status",
-        "filled_quantity", "average_price", "source", "created_by", "reject_code", "created_at",
+        "id", "created", "symbol", "side", "type", "amount", "status", "average_price",
     )  # fmt: skip
+    created = list_time("created_at", "created")
+    list_select_related = ("instrument",)
+
+    @admin.display(description="symbol", ordering="instrument__symbol")
+    def symbol(self, order: Order) -> str:
+        return order.instrument.symbol
+
+    @admin.display(description="quantity", ordering="quantity")
+    def amount(self, order: Order) -> str:
+        """Without the trailing zeros of the stored scale: 0.5, not 0.50000000."""
+        return f"{order.quantity.normalize():f}"
+
     list_filter = ("status", "side", "type", "source", "account__kind")
     search_fields = ("client_order_id", "exchange_order_id", "instrument__symbol", "created_by")
     date_hierarchy = "created_at"
@@ -257,15 +266,14 @@ class OrderAdmin(ReadOnlyAdmin):
 class FillAdmin(ReadOnlyAdmin):
     list_display = (
         "trade_id",
-        "account",
         "instrument",
         "side",
         "quantity",
         "price",
-        "fee",
         "realised_pnl",
-        "executed_at",
+        "executed",
     )
+    executed = list_time("executed_at", "executed")
     list_filter = ("side", "account")
     search_fields = ("trade_id", "order__client_order_id")
     date_hierarchy = "executed_at"
@@ -280,9 +288,10 @@ class PositionAdmin(ReadOnlyAdmin):
         "average_entry",
         "cost_basis",
         "realised_pnl",
-        "updated_at",
+        "updated",
     )
     list_filter = ("account",)
+    updated = list_time("updated_at", "updated")
 
 
 @admin.register(PortfolioSnapshot)
@@ -303,14 +312,21 @@ class PortfolioSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(RiskRefusal)
 class RiskRefusalAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "account", "code", "limit_value", "actual", "source", "message")
+    list_display = ("created", "account", "code", "actual_and_limit", "message")
+    created = list_time("created_at", "created")
+
+    @admin.display(description="actual (limit)")
+    def actual_and_limit(self, refusal: RiskRefusal) -> str:
+        return f"{refusal.actual} ({refusal.limit_value})"
+
     list_filter = ("code", "source", "account")
     date_hierarchy = "created_at"
 
 
 @admin.register(AccountStateChange)
 class AccountStateChangeAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "account", "previous", "state", "changed_by", "reason")
+    list_display = ("created", "account", "previous", "state", "changed_by", "reason")
+    created = list_time("created_at", "created")
     list_filter = ("state", "account")
 
 
@@ -321,14 +337,16 @@ class RepairInline(ReadOnlyInline):
 
 @admin.register(Reconciliation)
 class ReconciliationAdmin(ReadOnlyAdmin):
-    list_display = ("id", "account", "status", "summary", "created_at", "finished_at")
+    list_display = ("id", "account", "status", "summary", "finished")
+    finished = list_time("finished_at", "finished")
     list_filter = ("status", "account")
     inlines = (RepairInline,)
 
 
 @admin.register(Repair)
 class RepairAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "account", "kind", "order", "message")
+    list_display = ("created", "account", "kind", "order", "message")
+    created = list_time("created_at", "created")
     list_filter = ("kind", "account")
 
 
@@ -363,12 +381,13 @@ class StrategyAllocationForm(forms.ModelForm):
 
 
 @admin.register(StrategyAllocation)
-class StrategyAllocationAdmin(admin.ModelAdmin):
+class StrategyAllocationAdmin(ScreenAdmin):
     """Allocations are made and changed through the allocation service (a recorded decision each);
     they are wound down, never deleted: their orders and fills keep pointing at them."""
 
     form = StrategyAllocationForm
-    list_display = ("strategy", "account", "capital_pct", "enabled", "winding_down", "note", "created_at")
+    list_display = ("strategy", "account", "capital_pct", "enabled", "winding_down", "created")
+    created = list_time("created_at", "created")
     list_filter = ("enabled", "winding_down", "account")
     readonly_fields = ("winding_down", "created_by", "created_at")
     actions = ("wind_down",)
@@ -411,13 +430,15 @@ class StrategyAllocationAdmin(admin.ModelAdmin):
 
 @admin.register(StrategyAction)
 class StrategyActionAdmin(ReadOnlyAdmin):
-    list_display = ("candle_time", "allocation", "signal", "decision", "order", "created_at")
+    list_display = ("candle", "allocation", "signal", "decision", "order")
+    candle = list_time("candle_time", "candle")
     list_filter = ("signal", "allocation")
 
 
 @admin.register(OrchestratorCycle)
 class OrchestratorCycleAdmin(ReadOnlyAdmin):
-    list_display = ("id", "status", "acted", "orders_placed", "orders_refused", "created_at", "finished_at")
+    list_display = ("id", "status", "acted", "orders_placed", "orders_refused", "created", "finished")
+    created, finished = list_time("created_at", "created"), list_time("finished_at", "finished")
     list_filter = ("status",)
 
 
