@@ -8,6 +8,7 @@ The walks report every page that failed at once, not just the first.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -137,6 +138,14 @@ def test_every_registered_model_has_a_row_maker_and_every_custom_admin_page_a_ur
     assert sorted(_custom_url_names()) == sorted(CUSTOM_PAGES)
 
 
+def test_every_registered_model_has_a_proper_plural_for_the_sidebar():
+    wrong_endings = re.compile(r"(ss|sis|xs|chs|shs|[^aeiou]ys)$")  # "analysiss", "boxs", "strategys"
+    plurals = {label: str(model_admin.opts.verbose_name_plural) for label, model_admin in REGISTERED.items()}
+
+    assert {label: name for label, name in plurals.items() if wrong_endings.search(name)} == {}
+    assert plurals["market.MarketAnalysis"] == "market analyses"
+
+
 def test_every_admin_page_opens_for_a_superuser_on_a_real_row(admin_client, world, operator):
     rows = _rows(world, list(ROW_MAKERS))
     walk = Walk(admin_client)
@@ -213,9 +222,12 @@ def test_the_charts_draw_real_rows(admin_client, world):
     assert (data["count"], len(data["times"]), [i["label"] for i in data["indicators"]]) == (
         300, 300, ["SMA(50)", "BB(20,2)", "RSI(14)"],
     )  # fmt: skip
-    equity = backtest_page.split('id="equity-data" type="application/json">')[1].split("</script>")[0]
-    curves = json.loads(equity)
-    assert len(curves["strategy"]) == len(curves["buyAndHold"]) > 400
-    assert curves["strategy"][-1]["value"] == backtest.metrics["final_equity"]
+    charts = backtest_page.split('id="backtest-charts-data" type="application/json">')[1].split("</script>")[
+        0
+    ]
+    curves = json.loads(charts)
+    assert len(curves["equity"]) == len(curves["buyAndHold"]) == len(curves["drawdown"]) > 400
+    assert curves["equity"][-1]["value"] == backtest.metrics["final_equity"]
+    assert len(curves["price"]["markers"]) == 2 * len(backtest.trades)
     assert "<polyline" in account_page and "2 snapshots" in account_page
     assert model_page.count("background:#79aec8") == len(model.feature_importances)
