@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -27,10 +26,7 @@ from apps.market.services.instruments import instrument_get_or_create
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="plans are PostgreSQL's (CI runs this on PostgreSQL)",
-    ),
+    pytest.mark.postgresql,  # plans are PostgreSQL's; CI runs these on PostgreSQL
 ]
 
 INSTRUMENTS = 5
