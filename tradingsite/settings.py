@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -400,6 +400,18 @@ LOGGING = {
 CCXT_URLS_OVERRIDE = env.dict("CCXT_URLS_OVERRIDE", default={})
 CCXT_TIMEOUT_MS = env.int("CCXT_TIMEOUT_MS", default=10_000)
 CCXT_MAX_RETRIES = env.int("CCXT_MAX_RETRIES", default=3)
+
+# --- Demo data ------------------------------------------------------------------------------
+# `load_demo_data` (run by `make setup`) also fetches BTC/USDT and ETH/USDT 1h candles from Binance's
+# public API from this day (UTC) on, the windows of the brief's examples; empty: the shipped history
+# only. Tests start with none: they never reach the internet.
+_demo_since = env.str("DEMO_DATA_FETCH_SINCE", default="" if IS_TEST else "2023-01-01")
+try:
+    DEMO_DATA_FETCH_SINCE = datetime.fromisoformat(_demo_since).replace(tzinfo=UTC) if _demo_since else None
+except ValueError:
+    raise ImproperlyConfigured(
+        f"DEMO_DATA_FETCH_SINCE={_demo_since!r} is not a date like 2023-01-01"
+    ) from None
 
 # --- Training -------------------------------------------------------------------------------
 # What the 6-hourly job trains: these timeframes of every active instrument, these model types.

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.core import ownership
 from apps.core.admin import ReadOnlyAdmin, list_time
 from apps.training import selectors
 from apps.training.errors import ArtifactError, TrainingInputError
@@ -65,9 +66,9 @@ class MLModelAdmin(ReadOnlyAdmin):
     stage changes only through the actions, open to users who may change models."""
 
     list_display = (
-        "model_id", "stage", "status", "test_score", "created",
+        "model_id", "stage", "status", "test_score", "degenerate", "created",
     )  # fmt: skip
-    list_filter = ("stage", "model_type", "timeframe", "status", "owner")
+    list_filter = ("stage", "degenerate", "model_type", "timeframe", "status", "owner")
     search_fields = ("model_id", "symbol", "owner__username")
     list_select_related = ("instrument", "owner")
     date_hierarchy = "created_at"
@@ -89,6 +90,7 @@ class MLModelAdmin(ReadOnlyAdmin):
         ("Data", {"fields": ("lookback_period", "train_start", "train_end", "seen_until", "windows")}),
         ("Model", {"fields": ("feature_set_name", "hyperparameters", "best_iteration", "threshold")}),
         ("Holdout", {"fields": ("holdout_chart", "importance_chart")}),
+        ("Degenerate: never promoted", {"fields": ("degenerate", "degenerate_reasons_list")}),
         ("Metrics", {"fields": ("metrics_table",)}),
         ("Artifact", {"fields": ("artifact", "artifact_sha256", "promoted_at")}),
     )
@@ -108,6 +110,13 @@ class MLModelAdmin(ReadOnlyAdmin):
     @admin.display(description="Feature set")
     def feature_set_name(self, model: MLModel) -> str:
         return f"{model.feature_set.get('name')} v{model.feature_set.get('version')}"
+
+    @admin.display(description="Why")
+    def degenerate_reasons_list(self, model: MLModel) -> SafeString | str:
+        if not model.degenerate_reasons:
+            return "-"
+        items = format_html_join("", "<li>{}</li>", ((reason,) for reason in model.degenerate_reasons))
+        return format_html("<ul>{}</ul>", items)
 
     @admin.display(description="Metrics by split")
     def metrics_table(self, model: MLModel) -> SafeString | str:
@@ -204,7 +213,7 @@ class MLModelAdmin(ReadOnlyAdmin):
     def promote_if_better(self, request: HttpRequest, queryset: QuerySet[MLModel]) -> None:
         for model in queryset.select_related("instrument"):
             try:
-                decision = model_promote_if_better(candidate=model)
+                decision = model_promote_if_better(candidate=model, actor=ownership.actor_name(request.user))
             except (TrainingInputError, ArtifactError) as error:
                 self.message_user(request, f"{model.model_id}: {error}", messages.WARNING)
                 continue
@@ -226,10 +235,10 @@ class MLModelAdmin(ReadOnlyAdmin):
 @admin.register(PromotionDecision)
 class PromotionDecisionAdmin(ReadOnlyAdmin):
     list_display = (
-        "created", "candidate", "promoted", "metric", "candidate_value", "champion_value",
+        "created", "candidate", "promoted", "metric", "candidate_value", "champion_value", "actor",
     )  # fmt: skip
     created = list_time("created_at", "created")
-    list_filter = ("promoted", "metric")
+    list_filter = ("promoted", "metric", "actor")
     list_select_related = ("candidate", "champion")
     search_fields = ("candidate__model_id", "champion__model_id", "reason")
     date_hierarchy = "created_at"

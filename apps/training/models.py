@@ -35,7 +35,9 @@ class MLModel(Job):
 
     The artifact is the booster in xgboost's own UBJSON format; ``artifact_sha256`` is checked
     every time it is loaded. ``seen_until`` is the open time of the last bar any training or
-    threshold-choice label read: honest evaluation windows start after it.
+    threshold-choice label read: honest evaluation windows start after it. ``degenerate`` marks a
+    model useless on its test split (a constant prediction, no trees kept, no skill), for the
+    ``degenerate_reasons`` listed: it is kept for inspection and never promoted.
     """
 
     model_id = models.CharField(max_length=120, unique=True)
@@ -62,6 +64,10 @@ class MLModel(Job):
     artifact = models.FileField(upload_to="ml_models/", blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
     promoted_at = models.DateTimeField(null=True, blank=True)
+    degenerate = models.BooleanField(
+        default=False, help_text="Useless on its test split (see degenerate_reasons): never promoted"
+    )
+    degenerate_reasons = models.JSONField(default=list, blank=True)
 
     # A failed training job (however it failed: an error, a lost worker, out of attempts) fails the model.
     failed_fields = {"stage": Stage.FAILED}
@@ -104,6 +110,13 @@ class PromotionDecision(models.Model):
     holdout_rows = models.PositiveIntegerField(default=0)
     promoted = models.BooleanField(default=False)
     reason = models.TextField()
+    actor = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="Who asked: a username (the API, the admin), scheduled training, or a command; empty: "
+        "recorded before actors were kept",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -2,7 +2,7 @@
 database, with backtests to run on the shipped BTCUSD history.
 
 These tests need PostgreSQL (a TCP proxy stands between a worker and it); on the embedded SQLite
-defaults they are deselected, with a line saying so.
+defaults they are deselected, with a line saying so (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -26,18 +26,6 @@ from workers.celery import app as celery_app
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "market"
 BTC_HOURLY = FIXTURES / "btc_usd_coinbase_1h_2017-07-01_2019-10-17.csv"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from django.conf import settings
-
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        return
-    faults = [item for item in items if item.get_closest_marker("fault")]
-    if faults:
-        config.hook.pytest_deselected(items=faults)
-        items[:] = [item for item in items if not item.get_closest_marker("fault")]
-        print(f"\n{len(faults)} fault-injection tests deselected: they need PostgreSQL (DATABASE_URL)")
 
 
 class Stack:

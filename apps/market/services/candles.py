@@ -24,7 +24,7 @@ from apps.market.storage import UpsertCounts, analyze_candles, upsert_candles
 
 logger = logging.getLogger(__name__)
 
-# An import that inserts at least this many candles refreshes PostgreSQL's statistics afterwards.
+# A write that inserts at least this many candles refreshes PostgreSQL's statistics once committed.
 ANALYZE_AFTER_ROWS = 10_000
 
 
@@ -82,7 +82,8 @@ def candles_store(*, instrument: Instrument, timeframe: str, frame: pd.DataFrame
 
     Only closed candles are stored, whatever their source: the candle still forming (it opened
     before :func:`apps.core.clock.now` and closes after it) is left out, since its prices will still
-    change; a candle that opens in the future is an error.
+    change; a candle that opens in the future is an error. The series' summary row is updated in the
+    same transaction; a bulk write refreshes the planner's statistics once committed.
     """
     timeframe = checked_timeframe(timeframe)
     try:
@@ -94,6 +95,7 @@ def candles_store(*, instrument: Instrument, timeframe: str, frame: pd.DataFrame
         counts = upsert_candles(instrument.pk, timeframe, frame)
         if len(frame):
             _series_record(instrument, timeframe, frame.index.min(), frame.index.max(), counts.inserted)
+        _statistics_refresh(counts.inserted)
         return counts
 
 
@@ -151,6 +153,17 @@ def _series_record(
         rows.update(**fold)
 
 
+def _statistics_refresh(inserted: int) -> None:
+    """After a bulk write commits, refresh the planner's statistics of the candle table.
+
+    Left to autovacuum, they stay stale for minutes, and the planner then reads a series' newest
+    candles by scanning the whole table. Run on commit (of the outermost transaction: an import, a
+    fetch, a replay's setup), so ANALYZE sees the new rows and holds no lock inside the write.
+    """
+    if inserted >= ANALYZE_AFTER_ROWS:
+        transaction.on_commit(analyze_candles)
+
+
 def candles_import_file(
     *,
     path: Path,
@@ -204,12 +217,11 @@ def candles_import_file(
             if first is None or newest is None:  # only one candle can be forming: the file's last
                 raise MarketInputError(f"{where}nothing to import: its only candle is still forming")
             _series_record(instrument, timeframe, first, newest, counts.inserted)
+            _statistics_refresh(counts.inserted)
     except CandleError as error:
         raise MarketInputError(str(error)) from None
     except OSError as error:
         raise MarketInputError(f"{where}cannot read the file: {error.strerror or error}") from None
-    if counts.inserted >= ANALYZE_AFTER_ROWS:
-        analyze_candles()
     return ingest_report(instrument, timeframe, counts, repeats=candles.repeats)
 
 

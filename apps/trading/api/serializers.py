@@ -60,6 +60,12 @@ class UpperChoiceFieldExtension(InlineChoiceFieldExtension):
 
 class OrderCreateSerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=40, help_text="BTCUSDT or BTC/USDT")
+    exchange = serializers.CharField(
+        max_length=40,
+        required=False,
+        help_text="Whose listing of the symbol to trade, when it is stored for several exchanges "
+        "(e.g. coinbase after a replay copied it); a live order trades on its account's exchange",
+    )
     side = UpperChoiceField(choices=[s.value for s in Side])
     type = UpperChoiceField(choices=[t.value for t in OrderType])
     quantity = serializers.DecimalField(**AMOUNT, min_value=0, help_text="In the base currency")

@@ -146,6 +146,7 @@ class TradesView(generics.ListAPIView):
         if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError({IDEMPOTENCY_HEADER: [f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"]})
         account_id = data.pop("account", None)
+        data["listing"] = data.pop("exchange", None)
         who = {"user": request.user, "created_by": request.user.get_username(), "idempotency_key": key}
         try:
             if account_id is None:

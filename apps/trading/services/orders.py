@@ -82,6 +82,7 @@ def order_place(
     oco_group: str = "",
     parent: Order | None = None,
     at: datetime | None = None,
+    listing: str | None = None,
 ) -> Placement:
     """Store an order, pass it through the risk manager and hand it to the account's broker.
 
@@ -91,14 +92,15 @@ def order_place(
     user) or ``client_order_id`` (per account) again returns the first order and creates nothing.
     For a MARKET order, ``price`` is the price the caller expects: checked against the price band,
     never sent. ``at`` is the moment of the order (default now): a paper order rests from then on.
-    ``instrument`` may be given instead of ``symbol``. A filled buy with ``attach_*_pct`` is then
+    ``instrument`` may be given instead of ``symbol``; ``listing`` names the exchange whose listing of
+    the symbol to trade (see :func:`order_instrument`). A filled buy with ``attach_*_pct`` is then
     protected by :func:`protection_attach`. The order trades ``allocation``'s book (a strategy's own
     position), or the manual book without one. ``created_by`` names who placed it: the username, or
     the job (``orchestrator``, a command). Raises OrderInputError naming the field, or
     IdempotencyConflict.
     """
     instrument = instrument or order_instrument(
-        symbol=symbol, exchange=account.exchange, live=account.is_live
+        symbol=symbol, exchange=account.exchange, live=account.is_live, listing=listing
     )
     intent = _order_input(
         account, instrument, side, type, quantity, price, stop_price, time_in_force, client_order_id
@@ -197,9 +199,20 @@ def _choice(field: str, value: str, choices: type[Side] | type[OrderType]) -> An
         raise OrderInputError(field, f"{value!r} is not one of {', '.join(choices)}") from None
 
 
-def order_instrument(*, symbol: str, exchange: str, live: bool = False) -> Instrument:
+def order_instrument(
+    *, symbol: str, exchange: str, live: bool = False, listing: str | None = None
+) -> Instrument:
     """The market an order on an account of ``exchange`` trades: the symbol's listing there or, for a
-    paper order, its only listing anywhere. OrderInputError names the symbol otherwise."""
+    paper order, its only listing anywhere, or the one on ``listing`` when the caller names it (a
+    symbol stored for several exchanges, e.g. after a replay). A live order trades on its account's
+    exchange only. OrderInputError names the field otherwise."""
+    if listing:
+        if live and listing != exchange:
+            raise OrderInputError("exchange", f"a live order trades on its account's exchange, {exchange}")
+        try:
+            return market.instrument_resolve(symbol=symbol, exchange=listing)
+        except market.InstrumentNotFound as error:
+            raise OrderInputError("exchange", str(error)) from None
     try:
         instrument = market.instrument_resolve(symbol=symbol, exchange=exchange)
     except market.InstrumentNotFound as error:

@@ -67,10 +67,13 @@ def wallet_account_open(*, user: AbstractBaseUser, quote_currency: str) -> Accou
         return opened
 
 
-def wallet_order_place(*, user: AbstractBaseUser, symbol: str, **order: Any) -> Placement:
+def wallet_order_place(
+    *, user: AbstractBaseUser, symbol: str, listing: str | None = None, **order: Any
+) -> Placement:
     """Place an order on the wallet account of the symbol's quote currency (see the module docstring);
-    ``order`` is :func:`order_place`'s other arguments. Raises what it raises, and AccountNotFound."""
-    instrument = order_instrument(symbol=symbol, exchange=WALLET_EXCHANGE)
+    ``listing`` names the exchange whose listing to trade; ``order`` is :func:`order_place`'s other
+    arguments. Raises what it raises, and AccountNotFound."""
+    instrument = order_instrument(symbol=symbol, exchange=WALLET_EXCHANGE, listing=listing)
     with transaction.atomic():
         account = wallet_account_open(user=user, quote_currency=instrument.quote)
         return order_place(account=account, instrument=instrument, user=user, **order)

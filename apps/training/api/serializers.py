@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.training import selectors
@@ -45,7 +46,9 @@ def model_url(model: MLModel) -> str:
 
 
 class MLModelSerializer(serializers.ModelSerializer):
-    """A registry entry; ``status`` is the registry stage, ``job_status`` the training job's."""
+    """A registry entry; ``status`` is the registry stage, ``job_status`` the training job's;
+    ``degenerate`` (with ``degenerate_reasons``) marks a model useless on its test split, which is
+    never promoted."""
 
     exchange = serializers.CharField(source="instrument.exchange")
     status = serializers.CharField(source="stage")
@@ -55,16 +58,21 @@ class MLModelSerializer(serializers.ModelSerializer):
     )
     feature_set = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
+    degenerate_reasons = serializers.SerializerMethodField()
 
     class Meta:
         model = MLModel
         fields = (
             "model_id", "symbol", "exchange", "timeframe", "model_type", "horizon", "status", "job_status",
             "owner", "progress", "error", "feature_set", "hyperparameters", "lookback_period", "train_start",
-            "train_end", "seen_until", "threshold", "metrics", "created_at", "finished_at", "promoted_at",
-            "url",
+            "train_end", "seen_until", "threshold", "metrics", "degenerate", "degenerate_reasons",
+            "created_at", "finished_at", "promoted_at", "url",
         )  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_degenerate_reasons(self, model: MLModel) -> list[str]:
+        return list(model.degenerate_reasons)
 
     def get_feature_set(self, model: MLModel) -> dict[str, Any]:
         return {"name": model.feature_set.get("name"), "version": model.feature_set.get("version")}
@@ -81,7 +89,7 @@ class PromotionDecisionSerializer(serializers.ModelSerializer):
         model = PromotionDecision
         fields = (
             "candidate", "champion", "metric", "margin", "candidate_value", "champion_value",
-            "holdout_start", "holdout_end", "holdout_rows", "promoted", "reason", "created_at",
+            "holdout_start", "holdout_end", "holdout_rows", "promoted", "reason", "actor", "created_at",
         )  # fmt: skip
         read_only_fields = fields
 

@@ -13,6 +13,9 @@ urlpatterns = [
     api_path("training/models/<model_id>", views.ModelDetailView.as_view(), name="training-model-detail"),
     api_path("training/models/<model_id>/predict", views.PredictView.as_view(), name="training-predict"),
     api_path(
+        "training/models/<model_id>/promote", views.ModelPromoteView.as_view(), name="training-model-promote"
+    ),
+    api_path(
         "training/models/<model_id>/cancel", views.ModelCancelView.as_view(), name="training-model-cancel"
     ),
 ]

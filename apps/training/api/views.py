@@ -1,5 +1,6 @@
 """Training endpoints of the brief: train, list, show, evaluate, cancel; the newest-candle prediction;
-and the 6-hourly retraining runs with their promotion decisions.
+staff's promotion through the holdout gate; and the 6-hourly retraining runs with their promotion
+decisions.
 
 Models are looked up among those the requesting user may see (``apps.core.ownership``): their own
 and the scheduled training's; another user's is answered as a missing one.
@@ -13,14 +14,16 @@ from contextlib import contextmanager
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import validated
+from apps.core import ownership
+from apps.core.api import error_body, validated
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.jobs import job_cancel
 from apps.core.symbols import normalise_symbol
@@ -31,6 +34,7 @@ from apps.training.api.serializers import (
     MLModelDetailSerializer,
     MLModelSerializer,
     PredictionSerializer,
+    PromotionDecisionSerializer,
     TrainAcceptedSerializer,
     TrainingRunSerializer,
     TrainRequestSerializer,
@@ -39,6 +43,7 @@ from apps.training.api.serializers import (
 from apps.training.errors import TrainingInputError
 from apps.training.models import MODEL_TYPE_CHOICES, MLModel, Stage, TrainingRun
 from apps.training.services.model_training import model_train_request
+from apps.training.services.promotion import model_promote_if_better
 from workers.training import model_train
 
 
@@ -105,6 +110,56 @@ class ModelCancelView(APIView):
         model = get_object_or_404(selectors.models_visible(user=request.user), model_id=model_id)
         model = job_cancel(job=model, by=request.user, what=f"model {model.model_id}")
         return Response(MLModelSerializer(model).data)
+
+
+_REFUSED = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "enum": ["not_promoted"]},
+                "message": {"type": "string", "description": "The gate's reason"},
+                "fields": {
+                    "type": "object",
+                    "properties": {"decision": {"$ref": "#/components/schemas/PromotionDecision"}},
+                },
+            },
+            "required": ["code", "message", "fields"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+class ModelPromoteView(APIView):
+    """Staff only (403 for others): promote a candidate through the gate of the 6-hourly run. It is
+    compared with its series' champion on the holdout neither saw and must beat it by the margin
+    (with no champion: show skill and beat buy-and-hold); a degenerate model never passes. The
+    decision is stored either way, naming you as its actor. 200: the model, now champion; 409
+    (``not_promoted``): refused, the stored decision with the gate's numbers in ``fields.decision``;
+    400: the model is not a candidate."""
+
+    permission_classes = (IsAdminUser,)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: MLModelDetailSerializer,
+            409: OpenApiResponse(_REFUSED, description="Refused by the gate, with its numbers"),
+        },
+    )
+    def post(self, request: Request, model_id: str) -> Response:
+        model = get_object_or_404(MLModel.objects.select_related("instrument"), model_id=model_id)
+        with _field_errors():
+            decision = model_promote_if_better(candidate=model, actor=ownership.actor_name(request.user))
+        if not decision.promoted:
+            decided = {"decision": PromotionDecisionSerializer(decision).data}
+            return Response(
+                error_body("not_promoted", decision.reason, decided), status=status.HTTP_409_CONFLICT
+            )
+        model = MLModel.objects.prefetch_related("promotion_decisions").get(pk=model.pk)
+        return Response(MLModelDetailSerializer(model).data)
 
 
 class EvaluateView(APIView):

@@ -23,13 +23,17 @@ import xgboost as xgb
 from numpy.typing import NDArray
 
 from apps.training.domain import evaluation
+from apps.training.domain.degeneracy import degenerate_reasons
 from apps.training.domain.evaluation import DEFAULT_FEE, Metrics
 from apps.training.domain.features import CORE_V1, FeatureSet, bar_times_ns, feature_matrix
 from apps.training.domain.fitting import DEFAULT_NTHREAD, Hyperparams, deserialize, fit, predict, serialize
 from apps.training.domain.labels import ModelType, make_labels, parse_model_type
-from apps.training.domain.splits import Fold, time_splits, walk_forward_folds
+from apps.training.domain.splits import Fold, time_splits, time_splits_min_rows, walk_forward_folds
 
 _NS_PER_YEAR = 365.25 * 24 * 3600 * 1e9
+# The shares of the labelled rows that ``train`` keeps for early stopping and for the honest test.
+VALIDATION_FRACTION = 0.15
+TEST_FRACTION = 0.15
 
 
 class EvaluationError(ValueError):
@@ -67,6 +71,7 @@ class TrainResult:
     feature_importances: dict[str, float]
     windows: dict[str, Window]
     seen_until: pd.Timestamp
+    degenerate_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,21 @@ def _shift(rows: slice, offset: int) -> slice:
     return slice(rows.start + offset, rows.stop + offset)
 
 
+def minimum_lookback(
+    horizon: int, *, validation_fraction: float = VALIDATION_FRACTION, test_fraction: float = TEST_FRACTION
+) -> int:
+    """The fewest bars ``train`` accepts as ``lookback`` with these split settings: the labelled rows
+    its three splits and two purge gaps need (``splits.time_splits_min_rows``) plus the ``horizon``
+    newest bars, which have no label yet. The feature set's warm-up is read from older bars, on top."""
+    rows = time_splits_min_rows(horizon, validation_fraction=validation_fraction, test_fraction=test_fraction)
+    return rows + horizon
+
+
+def default_skill_metric(model_type: ModelType) -> str:
+    """The score a model type is judged on unless told otherwise: ROC AUC, or RMSE for regressors."""
+    return "roc_auc" if model_type.is_classifier else "rmse"
+
+
 def train(
     frame: pd.DataFrame,
     model_type: ModelType | str,
@@ -180,8 +200,9 @@ def train(
     *,
     fee: float = DEFAULT_FEE,
     nthread: int = DEFAULT_NTHREAD,
-    validation_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    validation_fraction: float = VALIDATION_FRACTION,
+    test_fraction: float = TEST_FRACTION,
+    skill_metric: str | None = None,
 ) -> TrainResult:
     """Fit and evaluate a model predicting ``horizon`` bars ahead.
 
@@ -189,6 +210,8 @@ def train(
     older bars feed the features' warm-up, and with less history the first ``warmup`` bars serve
     only as warm-up. The last ``horizon`` bars have no label and are never fitted; they are traded
     in the test window's trading evaluation, which covers the test rows through the newest bar.
+    The model is checked for degeneracy on its test rows, judged on ``skill_metric`` (default: ROC
+    AUC for price models, RMSE for the others).
     """
     model_type = parse_model_type(model_type)
     feature_set.validate()
@@ -245,6 +268,17 @@ def train(
                 periods_per_year=periods,
             )
 
+    importances = evaluation.feature_importances(fitted.booster, feature_set.columns)
+    reasons = degenerate_reasons(
+        model_type=model_type,
+        outputs=outputs[rows["test"]],
+        metrics=metrics["test"],
+        metric=skill_metric or default_skill_metric(model_type),
+        best_iteration=fitted.best_iteration,
+        max_trees=hyperparams.n_estimators,
+        early_stopping=hyperparams.early_stopping_rounds is not None,
+        has_splits=any(importances.values()),
+    )
     model_bytes, sha256 = serialize(fitted.booster)
     return TrainResult(
         model_bytes=model_bytes,
@@ -256,9 +290,10 @@ def train(
         best_iteration=fitted.best_iteration,
         threshold=threshold,
         metrics=metrics,
-        feature_importances=evaluation.feature_importances(fitted.booster, feature_set.columns),
+        feature_importances=importances,
         windows={name: data.window(part) for name, part in rows.items()},
         seen_until=_timestamp(data.times_ns[rows["validation"].stop - 1 + horizon]),
+        degenerate_reasons=reasons,
     )
 
 
@@ -337,7 +372,7 @@ def walk_forward(
     min_train: int,
     step: int,
     max_train: int | None = None,
-    validation_fraction: float = 0.15,
+    validation_fraction: float = VALIDATION_FRACTION,
     nthread: int = DEFAULT_NTHREAD,
 ) -> WalkForwardResult:
     """Out-of-sample outputs for a backtest: every bar is predicted by a model fitted only on rows

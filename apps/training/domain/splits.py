@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Fewer rows in a split are no evidence: too few to fit on, stop early on, or score.
+MIN_SPLIT_ROWS = 50
+
 
 class SplitError(ValueError):
     """Too little history for the requested splits."""
@@ -53,17 +56,13 @@ def time_splits(
     *,
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
-    min_rows: int = 50,
+    min_rows: int = MIN_SPLIT_ROWS,
 ) -> Splits:
     """Train, validation and test row ranges over ``n_rows`` labelled rows, in time order.
 
     The two purge gaps of ``horizon`` rows are dropped; the fractions apply to what remains.
     """
-    if horizon < 1:
-        raise SplitError(f"horizon must be at least 1 bar, got {horizon}")
-    fractions_ok = min(validation_fraction, test_fraction) > 0 and validation_fraction + test_fraction < 1
-    if not fractions_ok:
-        raise SplitError("validation_fraction and test_fraction must be positive and sum to less than 1")
+    _check_settings(horizon, validation_fraction, test_fraction)
     usable = n_rows - 2 * horizon
     n_test = round(usable * test_fraction)
     fit_stop = n_rows - n_test - horizon
@@ -76,6 +75,43 @@ def time_splits(
             f"{sizes['train']}/{sizes['validation']}/{sizes['test']}; each needs at least {min_rows}"
         )
     return splits
+
+
+def _check_settings(horizon: int, validation_fraction: float, test_fraction: float) -> None:
+    if horizon < 1:
+        raise SplitError(f"horizon must be at least 1 bar, got {horizon}")
+    fractions_ok = min(validation_fraction, test_fraction) > 0 and validation_fraction + test_fraction < 1
+    if not fractions_ok:
+        raise SplitError("validation_fraction and test_fraction must be positive and sum to less than 1")
+
+
+def time_splits_min_rows(
+    horizon: int,
+    *,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    min_rows: int = MIN_SPLIT_ROWS,
+) -> int:
+    """The fewest labelled rows :func:`time_splits` accepts with these settings.
+
+    Found by asking ``time_splits`` itself, from the count that would fit three splits of
+    ``min_rows`` and two purge gaps with no rounding, so it cannot drift from what training does.
+    """
+    _check_settings(horizon, validation_fraction, test_fraction)
+    n_rows = 3 * min_rows + 2 * horizon
+    while True:
+        try:
+            time_splits(
+                n_rows,
+                horizon,
+                validation_fraction=validation_fraction,
+                test_fraction=test_fraction,
+                min_rows=min_rows,
+            )
+        except SplitError:
+            n_rows += 1
+        else:
+            return n_rows
 
 
 def walk_forward_folds(

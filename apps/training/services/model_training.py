@@ -22,14 +22,14 @@ from apps.training import selectors
 from apps.training.domain.features import FeatureSet, get_feature_set
 from apps.training.domain.fitting import Hyperparams
 from apps.training.domain.labels import ModelType, parse_model_type
-from apps.training.domain.pipeline import TrainResult, train
+from apps.training.domain.pipeline import TrainResult, minimum_lookback, train
+from apps.training.domain.splits import MIN_SPLIT_ROWS
 from apps.training.errors import TrainingInputError
 from apps.training.models import RUN_TRAINING, MLModel, Stage
+from apps.training.services.promotion import promotion_rule
 
 logger = logging.getLogger(__name__)
 
-# Fewer bars cannot give each of the train, validation and test splits a meaningful size.
-MIN_LOOKBACK_BARS = 500
 MAX_HORIZON_BARS = 500
 
 Progress = Callable[[float, str], None]
@@ -60,8 +60,9 @@ def training_spec_build(
 ) -> TrainingSpec:
     """Check a training request against the stored data; raise ``TrainingInputError`` naming every bad field.
 
-    ``lookback_period`` bars plus the feature set's warm-up must be stored: a lookback longer than
-    the stored history is refused rather than silently shortened.
+    ``lookback_period`` must hold the train, validation and test splits at the horizon
+    (:func:`lookback_minimum_problem`), and it plus the feature set's warm-up must be stored: a
+    lookback longer than the stored history is refused rather than silently shortened.
     """
     problems: dict[str, str] = {}
     try:
@@ -83,9 +84,10 @@ def training_spec_build(
     except (TypeError, ValueError) as error:
         problems["hyperparameters"] = str(error)
     feature_set = get_feature_set(settings.TRAINING_FEATURE_SET)
-    if lookback_period < MIN_LOOKBACK_BARS:
-        problems["lookback_period"] = f"lookback_period must be at least {MIN_LOOKBACK_BARS} bars"
-    elif instrument is not None and "timeframe" not in problems:
+    short = None if "horizon" in problems else lookback_minimum_problem(lookback_period, horizon, feature_set)
+    if short:
+        problems["lookback_period"] = short
+    elif instrument is not None and "timeframe" not in problems and "horizon" not in problems:
         stored = market.candle_count(instrument=instrument, timeframe=timeframe)
         usable = stored - feature_set.warmup
         if stored == 0:
@@ -100,6 +102,26 @@ def training_spec_build(
     if problems:
         raise TrainingInputError(problems)
     return TrainingSpec(instrument, timeframe, parsed_type, lookback_period, horizon, params, feature_set)
+
+
+def lookback_minimum_problem(lookback_period: int, horizon: int, feature_set: FeatureSet) -> str | None:
+    """Why ``lookback_period`` is too short to train at ``horizon``, or None.
+
+    The minimum is what training itself needs with its split settings (``pipeline.minimum_lookback``):
+    train, validation and test splits of ``MIN_SPLIT_ROWS`` rows each, purge gaps of ``horizon``
+    bars between them and the ``horizon`` newest bars, which have no outcome yet. The message also
+    names the feature set's warm-up, read from bars before the lookback.
+    """
+    minimum = minimum_lookback(horizon)
+    if lookback_period >= minimum:
+        return None
+    return (
+        f"lookback_period must be at least {minimum} bars at horizon {horizon}, got {lookback_period}: "
+        f"the train, validation and test splits need {MIN_SPLIT_ROWS} rows each, with {horizon}-bar "
+        f"purge gaps between them, and the newest {horizon} bars have no outcome yet; the "
+        f"{feature_set.name} v{feature_set.version} features read {feature_set.warmup} more bars of "
+        f"warm-up before them ({minimum + feature_set.warmup} stored candles in all)"
+    )
 
 
 def _model_id(spec: TrainingSpec, moment: datetime) -> str:
@@ -150,7 +172,9 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
     """Claim the model's training job, train it on its lookback of stored candles and save the artifact.
 
     On success the model becomes a ``candidate`` with its metrics, threshold, importances, windows
-    and artifact (xgboost's UBJSON in the default storage, with its sha256). Training that cannot
+    and artifact (xgboost's UBJSON in the default storage, with its sha256), flagged ``degenerate``
+    with the reasons when it is useless on its test split (``domain.degeneracy``): such a
+    candidate is kept for inspection and never promoted. Training that cannot
     succeed (too little data, a bad feature set) fails the job and the model. Returns None, doing
     nothing, when the job is not ours to run (already taken or finished: a redelivered message).
     ``progress(fraction, message)`` hears about each step.
@@ -182,6 +206,7 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
                 model.hyperparameters,
                 model.lookback_period,
                 nthread=settings.TRAINING_NTHREAD,
+                skill_metric=promotion_rule(model.model_type)[0],
             )
             step(0.9, f"fitted {result.best_iteration + 1} trees; saving the model")
             name = model.artifact.storage.save(
@@ -202,6 +227,8 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
             train_start=result.windows["train"].start.to_pydatetime(),
             train_end=result.windows["test"].end.to_pydatetime(),
             seen_until=result.seen_until.to_pydatetime(),
+            degenerate=bool(result.degenerate_reasons),
+            degenerate_reasons=list(result.degenerate_reasons),
         )
 
 

@@ -11,12 +11,13 @@ import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from apps.core import clock
+from apps.core import clock, ownership
 from apps.market import selectors as market
 from apps.market.models import Instrument
 from apps.training import selectors
+from apps.training.domain.degeneracy import no_skill
 from apps.training.domain.labels import ModelType
-from apps.training.domain.pipeline import EvaluationError, compare, evaluate
+from apps.training.domain.pipeline import EvaluationError, compare, default_skill_metric, evaluate
 from apps.training.errors import TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, Stage
 from apps.training.services.ml_signal import ml_signal_parameters_update
@@ -25,7 +26,7 @@ from apps.training.signals import champion_promoted
 
 def promotion_rule(model_type: str) -> tuple[str, float]:
     """The metric and margin a candidate of this type must beat its champion by (settings)."""
-    default = "roc_auc" if ModelType(model_type).is_classifier else "rmse"
+    default = default_skill_metric(ModelType(model_type))
     metric = settings.TRAINING_PROMOTION_METRIC.get(model_type) or default
     return metric, float(settings.TRAINING_PROMOTION_MARGIN.get(model_type, 0.0))
 
@@ -75,13 +76,15 @@ def _shared_holdout(candidate: MLModel, champion: MLModel | None) -> _Holdout:
     )
 
 
-def model_promote_if_better(*, candidate: MLModel) -> PromotionDecision:
+def model_promote_if_better(*, candidate: MLModel, actor: str | None = None) -> PromotionDecision:
     """Compare a candidate with its series' champion on the same holdout and promote it if it wins.
 
     The holdout is every stored bar after both models' ``seen_until`` (so neither saw it). The
     candidate must beat the champion's ``promotion_rule`` metric by more than the margin; with no
-    champion it only needs a holdout. Fewer than ``TRAINING_PROMOTION_MIN_HOLDOUT_BARS`` holdout
-    rows is no evidence: no promotion. The decision and its numbers are stored either way.
+    champion it must show skill and beat buy-and-hold. A ``degenerate`` candidate is never promoted,
+    and fewer than ``TRAINING_PROMOTION_MIN_HOLDOUT_BARS`` holdout rows is no evidence: no
+    promotion. The decision, its numbers and its ``actor`` (who asked: a username, the scheduled
+    training, a command; default ``system``) are stored either way.
 
     The switch happens in one transaction with the candidate and champion rows locked; if another
     model became champion meanwhile, or the candidate changed stage, nothing is promoted (and the
@@ -98,7 +101,13 @@ def model_promote_if_better(*, candidate: MLModel) -> PromotionDecision:
     decision = compare(holdout.candidate, holdout.champion, metric, margin)
     promote, reason = decision.promote, decision.reason
     minimum = settings.TRAINING_PROMOTION_MIN_HOLDOUT_BARS
-    if holdout.problem or holdout.rows < minimum:
+    if candidate.degenerate:
+        promote = False
+        reason = (
+            f"{candidate.model_id} is degenerate ({'; '.join(candidate.degenerate_reasons)}): a degenerate "
+            f"model is never promoted. On the holdout: {holdout.problem or decision.reason}"
+        )
+    elif holdout.problem or holdout.rows < minimum:
         promote = False
         reason = holdout.problem or (
             f"the shared holdout after {holdout.start.isoformat()} has {holdout.rows} bars with a known "
@@ -122,6 +131,7 @@ def model_promote_if_better(*, candidate: MLModel) -> PromotionDecision:
         "holdout_start": holdout.start,
         "holdout_end": holdout.end,
         "holdout_rows": holdout.rows,
+        "actor": actor or ownership.actor_name(None),
     }
     try:
         return _promotion_apply(candidate, champion, promote, reason, record)
@@ -153,16 +163,15 @@ def _short_of_baseline(
     trades, buy-and-hold."""
     metrics = metrics or {}
     value = metrics.get(metric)
+    baseline = no_skill(ModelType(candidate.model_type), metric, metrics)
     if ModelType(candidate.model_type).is_classifier:
-        no_skill = 0.5 if metric == "roc_auc" else metrics.get(f"baseline_{metric}")
-        beats = value is not None and no_skill is not None and value > no_skill + margin
+        beats = value is not None and baseline is not None and value > baseline + margin
     else:
-        no_skill = metrics.get(f"baseline_{metric}")
-        beats = value is not None and no_skill is not None and value < no_skill - margin
+        beats = value is not None and baseline is not None and value < baseline - margin
     if not beats:
         return (
             f"no champion yet, and the candidate's holdout {metric} {value} does not beat no skill "
-            f"({no_skill}) by the margin {margin:g}: a first champion must show skill"
+            f"({baseline}) by the margin {margin:g}: a first champion must show skill"
         )
     strategy, hold = metrics.get("trading_total_return"), metrics.get("buy_hold_total_return")
     if strategy is not None and hold is not None and strategy <= hold:

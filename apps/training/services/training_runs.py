@@ -22,6 +22,8 @@ from apps.training.services.model_training import model_train, model_train_reque
 from apps.training.services.promotion import model_promote_if_better
 
 RUN_SLOT_HOURS = 6
+# The actor the run's promotion decisions name (a replay plays the same run).
+SCHEDULED_TRAINING = "scheduled training"
 
 
 def run_slot(now: datetime | None = None) -> datetime:
@@ -57,8 +59,10 @@ def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
     each ``TRAINING_MODEL_TYPES``, and promote it if it beats the champion.
 
     Claims the run first: None, changing nothing, when it is taken or finished. A failed fetch
-    (offline, exchange down) is recorded and the stored candles are trained on anyway; a failed
-    training is recorded and the run moves on. The run's ``report`` says what was trained,
+    (offline, exchange down) is recorded and the stored candles are trained on anyway; a series
+    too short to train on (the API's lookback refusal, naming the minimum) is skipped with that
+    reason; a failed training is recorded and the run moves on; a degenerate model stays a
+    candidate with its reasons. The run's ``report`` says what was trained,
     decided and why, with the ml_signal parameter changes of each new champion.
     """
     with job_claimed(model=TrainingRun, pk=run_id) as run:
@@ -75,6 +79,8 @@ def training_run(*, run_id: int, fetch: bool = True) -> TrainingRun | None:
                 1 for e in entries for m in e["models"] if m["stage"] in (Stage.CANDIDATE, Stage.CHAMPION)
             ),
             "promoted": sum(1 for e in entries for m in e["models"] if m["promoted"]),
+            "not_trained": sum(1 for e in entries for m in e["models"] if m["model_id"] is None),
+            "degenerate": sum(1 for e in entries for m in e["models"] if m.get("degenerate_reasons")),
             "fetch_failures": sum(1 for e in entries if e["fetch"]["status"] == "failed"),
         }
         return job_complete(job=run, report={"summary": summary, "series": entries})
@@ -120,14 +126,17 @@ def _run_model(instrument: Instrument, timeframe: str, model_type: str) -> dict[
             lookback_period=lookback,
         )
     except TrainingInputError as error:
-        return outcome | {"reason": f"not trained: {error}"}
+        history = f"{instrument.symbol} {timeframe} has {stored} candles"
+        return outcome | {"reason": f"not trained ({history}): {error}"}
     model = model_train_request(spec=spec)
     trained = model_train(model_pk=model.pk) or model
     outcome |= {"model_id": trained.model_id, "stage": trained.stage}
     if trained.stage != Stage.CANDIDATE:
         return outcome | {"reason": f"training did not finish: {trained.error or trained.stage}"}
+    if trained.degenerate:
+        outcome["degenerate_reasons"] = trained.degenerate_reasons
     try:
-        decision = model_promote_if_better(candidate=trained)
+        decision = model_promote_if_better(candidate=trained, actor=SCHEDULED_TRAINING)
     except ArtifactError as error:
         return outcome | {"reason": f"not promoted: {error}"}
     trained.refresh_from_db()

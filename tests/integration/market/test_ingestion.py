@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.market import selectors
+from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument
 from apps.market.services.candles import candles_import_file, candles_resample
+from tests.fakes.http import closed_port_url
 from tests.integration.market.conftest import BTC_HOURLY
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +144,54 @@ def test_the_demo_data_loads_twice_without_duplicates():
     assert count == 20111 + 1770 + 788 + 925
     assert Candle.objects.count() == count
     assert second.count("0 inserted, 0 updated") == 4
+
+
+def test_online_the_demo_data_adds_the_brief_s_binance_markets_and_then_only_what_is_new(
+    fake_exchange, settings
+):
+    fake_exchange.load_klines("BTCUSDT", "1h", BTC_HOURLY)
+    fake_exchange.load_klines("ETHUSDT", "1h", BTC_HOURLY)
+    settings.DEMO_DATA_FETCH_SINCE = datetime(2019, 10, 1, tzinfo=UTC)
+
+    first = _run("load_demo_data")
+    pages = len(fake_exchange.requests("GET /api/v3/klines"))
+    second = _run("load_demo_data")
+
+    recent = len(read_candles(BTC_HOURLY).loc["2019-10-01":])
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        instrument = Instrument.objects.get(symbol=symbol, exchange="binance")
+        stored = selectors.candles_frame(instrument=instrument, timeframe="1h")
+        assert stored.index[0] == pd.Timestamp("2019-10-01", tz="UTC")
+        assert stored.index[-1] == read_candles(BTC_HOURLY).index[-1]
+        assert len(stored) == recent
+    assert first.count("[Binance]") == 2 and first.count(f"{recent} inserted") == 2
+    assert second.count("[Binance]") == 2 and second.count("0 inserted, 0 updated") == 6
+    # The second run asked only for what follows the newest stored candle.
+    asked = [request.params["startTime"] for request in fake_exchange.requests("GET /api/v3/klines")[pages:]]
+    assert asked and min(int(ms) for ms in asked) > int(
+        pd.Timestamp("2019-10-17", tz="UTC").timestamp() * 1000
+    )
+
+
+def test_offline_the_demo_data_says_so_in_one_line_and_loads_the_shipped_history(settings):
+    settings.CCXT_URLS_OVERRIDE = {"binance": closed_port_url()}
+    settings.DEMO_DATA_FETCH_SINCE = datetime(2023, 1, 1, tzinfo=UTC)
+
+    output = _run("load_demo_data")
+
+    offline = [line for line in output.splitlines() if line.startswith("Offline")]
+    assert len(offline) == 1 and "shipped history is loaded" in offline[0]
+    assert Candle.objects.count() == 20111 + 1770 + 788 + 925
+    assert not Instrument.objects.filter(exchange="binance").exists()
+
+
+def test_the_offline_flag_fetches_nothing(fake_exchange, settings):
+    settings.DEMO_DATA_FETCH_SINCE = datetime(2019, 10, 1, tzinfo=UTC)
+
+    output = _run("load_demo_data", "--offline")
+
+    assert "not fetched (--offline)" in output
+    assert fake_exchange.requests("GET /api/v3/klines") == []
 
 
 def test_deleting_an_instrument_deletes_its_candles(btc_hourly):

@@ -13,7 +13,9 @@ from django.core.management import call_command
 from apps.market.models import Instrument
 from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.models import StrategyStatus
+from apps.trading.errors import OrderInputError
 from apps.trading.models import Account, Order, OrderStatus, Position
+from apps.trading.services.orders import order_instrument
 from apps.trading.services.snapshots import portfolio_snapshot
 from tests.unit.market_providers.conftest import hourly_rows
 
@@ -194,4 +196,31 @@ def test_an_allocation_naming_no_account_goes_to_the_wallet_account_of_its_quote
         account.pk,
         "Paper USD",
         "USD",
+    )
+
+
+def test_a_symbol_stored_for_several_exchanges_is_traded_where_the_order_names(api_client, btcusd):
+    """After a replay, BTCUSD is stored for coinbase and for the replay's own exchange."""
+    copy = instrument_get_or_create(symbol="BTCUSD", exchange="replay", timeframes=["1h"])
+    store_candles(copy, hourly_rows(5))
+
+    ambiguous = _buy(api_client, "BTCUSD")
+    named = _buy(api_client, "BTCUSD", exchange="coinbase")
+    unknown = _buy(api_client, "BTCUSD", exchange="kraken")
+
+    assert ambiguous.status_code == 400
+    assert "listed on several exchanges (coinbase, replay); name the exchange" in str(ambiguous.json())
+    assert named.status_code == 201 and named.json()["status"] == OrderStatus.FILLED
+    assert Order.objects.get(pk=named.json()["id"]).instrument == btcusd
+    assert unknown.status_code == 400 and "exchange" in unknown.json()["error"]["fields"]
+    assert Order.objects.count() == 1 and Account.objects.count() == 1
+
+
+def test_a_live_order_trades_only_on_its_account_s_exchange(btcusd):
+    with pytest.raises(OrderInputError) as refused:
+        order_instrument(symbol="BTCUSD", exchange="binance", live=True, listing="coinbase")
+
+    assert (refused.value.field, refused.value.message) == (
+        "exchange",
+        "a live order trades on its account's exchange, binance",
     )

@@ -10,7 +10,7 @@ from django.test import Client
 
 from apps.training.models import MLModel, PromotionDecision
 from apps.training.services.training_runs import training_run_for_slot
-from tests.integration.training.conftest import train_now
+from tests.integration.training.conftest import SKILLED, train_now
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ def test_the_evaluate_action_reports_metrics_on_unseen_days(admin_client, btc_ho
 
 
 def test_the_promote_and_retire_actions_change_the_stage_and_record_the_decision(admin_client, btc_hourly):
-    model = train_now()
+    model = train_now(hyperparameters=SKILLED)
 
     promoted = _act(admin_client, "promote_if_better", model)
     model.refresh_from_db()

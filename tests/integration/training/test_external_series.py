@@ -9,7 +9,7 @@ from apps.market import selectors as market
 from apps.training import selectors
 from apps.training import series as training_series
 from apps.training.services.promotion import model_promote_if_better
-from tests.integration.training.conftest import FAST_LOOKBACK, train_now
+from tests.integration.training.conftest import SCHEDULED_LOOKBACK, train_now
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_bars_no_model_could_have_predicted_yet_are_nan(btc_hourly):
     proba = training_series.ml_series_compute(instrument=btc_hourly, timeframe="1h", frame=oldest)["ML_PROBA"]
 
     # The first model needs the features' warm-up and a lookback window, then a purge gap of 1 bar.
-    first = WARMUP + FAST_LOOKBACK + 1
+    first = WARMUP + SCHEDULED_LOOKBACK + 1  # TRAINING_LOOKBACK_BARS: no champion to copy
     assert np.isnan(proba[:first]).all()
     assert np.isfinite(proba[first:]).all()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from apps.training.services.promotion import model_promote_if_better
-from tests.integration.training.conftest import train_now
+from tests.integration.training.conftest import SKILLED, train_now
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_champion_appears_with_its_live_accuracy(staff_client, btc_hourly):
-    champion = train_now()
+    champion = train_now(hyperparameters=SKILLED)
     decision = model_promote_if_better(candidate=champion)
     assert decision.promoted, decision.reason
 

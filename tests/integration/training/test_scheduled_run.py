@@ -9,7 +9,8 @@ import pytest
 from apps.market import selectors as market
 from apps.market.services.candles import candles_store
 from apps.market.services.instruments import instrument_get_or_create
-from apps.training.models import MLModel, TrainingRun
+from apps.training.domain.pipeline import minimum_lookback
+from apps.training.models import MLModel, PromotionDecision, TrainingRun
 from apps.training.services.training_runs import run_slot, training_run_for_slot
 
 pytestmark = pytest.mark.django_db
@@ -34,11 +35,20 @@ def test_a_run_trains_each_series_records_its_offline_fetch_and_promotes_the_fir
     assert "Error" in series["fetch"]["message"]
     [outcome] = series["models"]
     model = MLModel.objects.get(model_id=outcome["model_id"])
-    assert (model.stage, model.lookback_period, outcome["promoted"]) == ("champion", 1000, True)
+    assert (model.stage, model.lookback_period, outcome["promoted"]) == ("champion", 1500, True)
     assert outcome["decision"]["metric"] == "roc_auc"
     assert "no champion" in outcome["reason"]
     assert outcome["ml_signal_update"]["parameters"] == {"ml_proba_threshold": model.threshold}
-    assert run.report["summary"] == {"series": 1, "models_trained": 1, "promoted": 1, "fetch_failures": 1}
+    assert "degenerate_reasons" not in outcome
+    assert PromotionDecision.objects.get(candidate=model).actor == "scheduled training"
+    assert run.report["summary"] == {
+        "series": 1,
+        "models_trained": 1,
+        "promoted": 1,
+        "fetch_failures": 1,
+        "not_trained": 0,
+        "degenerate": 0,
+    }
 
 
 def test_runs_are_readable_through_the_api_with_their_reports(btc_hourly, api_client):
@@ -109,6 +119,22 @@ def test_a_series_with_too_little_history_is_reported_and_the_run_goes_on(btc_ho
     by_symbol = {series["symbol"]: series["models"][0] for series in run.report["series"]}
     assert by_symbol["BTCUSD"]["promoted"]
     assert by_symbol["ETHUSD"]["model_id"] is None
-    assert "not trained" in by_symbol["ETHUSD"]["reason"]
-    assert "lookback_period" in by_symbol["ETHUSD"]["reason"]
+    assert by_symbol["ETHUSD"]["reason"].startswith(
+        "not trained (ETHUSD 1h has 600 candles): lookback_period"
+    )
+    assert f"at least {minimum_lookback(1)} bars at horizon 1, got 100" in by_symbol["ETHUSD"]["reason"]
+    assert run.report["summary"]["not_trained"] == 1
     assert run.status == "completed"
+
+
+def test_a_degenerate_model_is_kept_a_candidate_with_its_reasons_in_the_report(settings, btc_hourly):
+    settings.TRAINING_LOOKBACK_BARS = 1000  # the brief's request: the default model learns nothing
+
+    run = training_run_for_slot(now=SLOT)
+
+    [outcome] = run.report["series"][0]["models"]
+    assert (outcome["stage"], outcome["promoted"]) == ("candidate", False)
+    assert "it predicts down for every one of the 150 test rows" in outcome["degenerate_reasons"]
+    assert "is degenerate" in outcome["reason"]
+    assert run.report["summary"]["degenerate"] == 1
+    assert not MLModel.objects.filter(stage="champion").exists()

@@ -20,7 +20,16 @@ ARGS = ["--symbol", "BTCUSD", "--timeframe", "1h", "--model-type", "price_predic
 def test_it_trains_a_candidate_and_prints_progress_and_metrics(btc_hourly):
     out = StringIO()
 
-    call_command("train_model", *ARGS, "--lookback", "1000", "--promote", stdout=out)
+    call_command(
+        "train_model",
+        *ARGS,
+        "--lookback",
+        "1000",
+        "--hyperparameters",
+        '{"max_depth": 2, "n_estimators": 50}',
+        "--promote",
+        stdout=out,
+    )
 
     model = MLModel.objects.get()
     text = out.getvalue()
@@ -84,5 +93,5 @@ def test_the_command_exits_zero_when_trained_and_non_zero_with_a_message_on_bad_
     assert trained.returncode == 0, trained.stderr
     assert "is a candidate" in trained.stdout
     assert refused.returncode == 1
-    assert "--lookback: lookback_period must be at least 500 bars" in refused.stderr
+    assert "--lookback: lookback_period must be at least 334 bars at horizon 1, got -1" in refused.stderr
     assert MLModel.objects.count() == 1

@@ -65,7 +65,7 @@ def test_a_train_request_is_accepted_with_the_briefs_id_and_a_url_to_poll(resear
         ({"timeframe": "7m"}, "timeframe", "unknown timeframe"),
         ({"timeframe": "1d"}, "timeframe", "no 1d candles"),
         ({"lookback_period": 50_000}, "lookback_period", "longer than the stored history"),
-        ({"lookback_period": -5}, "lookback_period", "at least 500"),
+        ({"lookback_period": -5}, "lookback_period", "bars at horizon 1, got -5"),
         ({"lookback_period": "many"}, "lookback_period", "valid integer"),
         ({"horizon": 0}, "horizon", "horizon must be"),
         ({"hyperparameters": {"depth": 3}}, "hyperparameters", "unknown hyperparameter"),

@@ -82,7 +82,7 @@ class Command(BaseCommand):
             )
         self._summary(model)
         if options["promote"]:
-            decision = model_promote_if_better(candidate=model)
+            decision = model_promote_if_better(candidate=model, actor="train_model command")
             verdict = "promoted to champion" if decision.promoted else "not promoted"
             self.stdout.write(f"{verdict}: {decision.reason}")
 
@@ -91,6 +91,9 @@ class Command(BaseCommand):
 
     def _summary(self, model: MLModel) -> None:
         self.stdout.write(self.style.SUCCESS(f"{model.model_id} is a candidate"))
+        if model.degenerate:
+            reasons = "; ".join(model.degenerate_reasons)
+            self.stdout.write(self.style.WARNING(f"  degenerate, it will never be promoted: {reasons}"))
         self.stdout.write(f"  seen until {model.seen_until:%Y-%m-%d %H:%M}; threshold {model.threshold}")
         for split in ("validation", "test"):
             scores = model.metrics.get(split, {})
