@@ -153,8 +153,8 @@ class MLModelAdmin(ReadOnlyAdmin):
             top = max(abs(value), abs(baseline)) or 1
             rows.append(
                 (name, round(160 * abs(value) / top), _number(value), round(160 * abs(baseline) / top),
-                 _number(baseline), label, "better" if better else "not better",
-                 "holdout-better" if better else "holdout-worse", "higher" if higher else "lower")
+                 _number(baseline), label, "holdout-better" if better else "holdout-worse",
+                 "better" if better else "not better", "higher" if higher else "lower")
             )  # fmt: skip
         if not rows:
             return "-"

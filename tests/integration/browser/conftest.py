@@ -23,6 +23,7 @@ from tests.integration.trading.conftest import btcusdt, make_account, paper_acco
 CHROMIUM = Path(os.environ.get("BROWSER_CHROMIUM", "/usr/bin/chromium"))
 VIEWPORT = {"width": 1400, "height": 900}
 PASSWORD = "correct horse battery"
+SCREENSHOT_FOLDERS: list[Path] = []  # named in the terminal summary
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,6 +38,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for folder in SCREENSHOT_FOLDERS:
+        terminalreporter.write_line(f"admin screenshots: {folder}")
+
+
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     """Where the tests leave what they saw (kept after the run, for a person to look at)."""
@@ -46,7 +52,7 @@ def screenshots() -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(screenshots: Path, pytestconfig: pytest.Config) -> Iterator[object]:
+def browser(screenshots: Path) -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"the browser tests need Debian's Chromium at {CHROMIUM}: `apt-get install -y chromium` "
@@ -62,9 +68,7 @@ def browser(screenshots: Path, pytestconfig: pytest.Config) -> Iterator[object]:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         yield launched
         launched.close()
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"admin screenshots: {screenshots}")
+    SCREENSHOT_FOLDERS.append(screenshots)
 
 
 def _keep_error(errors: list[str], message: object) -> None:

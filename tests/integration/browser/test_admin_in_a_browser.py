@@ -165,6 +165,11 @@ def test_a_model_page_shows_its_holdout_scores_against_baselines_and_its_importa
     accuracy = rows.nth(names.index("accuracy"))
     assert f"{model.metrics['test']['baseline_accuracy']:.4g} (majority class)" in accuracy.inner_text()
     assert accuracy.locator(".holdout-bar").count() == 2
+    test = model.metrics["test"]
+    verdict = "better" if test["accuracy"] > test["baseline_accuracy"] else "not better"
+    assert accuracy.locator(f"td.holdout-{'better' if verdict == 'better' else 'worse'}").inner_text() == (
+        f"{verdict} (higher is better)"
+    )
     assert bars.count() == min(30, len(model.feature_importances))
     assert bars.first.bounding_box()["width"] == pytest.approx(300, abs=1)  # the most important feature
 
