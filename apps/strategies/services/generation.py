@@ -1,6 +1,8 @@
 """Strategy generation runs: ask an LLM (or the offline templates) for candidates, validate each,
 backtest it on a training window and a later holdout window, and keep only those that beat
-buy-and-hold there.
+buy-and-hold there and whose holdout Sharpe ratio survives deflation by every trial of the market's
+generation family (``STRATEGY_MIN_DEFLATED_SHARPE``). Every candidate backtested is recorded in that
+family's trial ledger, kept or not, before any of them is judged.
 
 The market context goes to the model as data; its answer is parsed as JSON and validated against
 the answer schema (``apps.strategies.generation.schema``); nothing in it is ever evaluated as code.

@@ -42,6 +42,8 @@ def limits(settings):
     settings.STRATEGY_REOPTIMIZE_OBJECTIVE = "sharpe_ratio"
     settings.STRATEGY_REOPTIMIZE_MARGIN = 0.2
     settings.STRATEGY_MIN_ACTIVE = 2
+    settings.STRATEGY_MIN_DEFLATED_SHARPE = 0.95
+    settings.STRATEGY_MAX_PBO = 0.5
     return settings
 
 
@@ -155,8 +157,26 @@ def test_better_parameters_are_rejected_when_they_are_not_better_out_of_sample(s
     assert (sma.current_version.number, sma.status) == (1, StrategyStatus.ACTIVE)
 
 
+def test_candidate_parameters_that_beat_the_margin_may_still_be_luck_and_are_refused(sma, limits):
+    limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9  # any candidate other than the current values beats it
+
+    strategies_daily_update(now=NOW)
+
+    verdict = _decisions(sma)[-1]
+    assert verdict.kind == DecisionKind.PARAMS_REJECTED
+    robustness = verdict.numbers["robustness"]
+    assert robustness["trials"] == 9  # the family holds only this search's trials
+    assert robustness["deflated_sharpe"] < 0.95  # the shipped data has no edge that survives 9 tries
+    assert verdict.reason.startswith("the best trial may be luck (9 trials in the family): deflated Sharpe")
+    assert verdict.optimization.robustness["best"]["deflated_sharpe"] == robustness["deflated_sharpe"]
+    sma.refresh_from_db()
+    assert sma.current_version.number == 1
+
+
 def test_candidate_parameters_that_beat_the_margin_out_of_sample_become_a_new_version(sma, limits):
     limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9  # any candidate other than the current values wins
+    limits.STRATEGY_MIN_DEFLATED_SHARPE = 0.0  # and is no luck, whatever its numbers
+    limits.STRATEGY_MAX_PBO = 1.0
 
     strategies_daily_update(now=NOW)
 
