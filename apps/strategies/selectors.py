@@ -336,3 +336,23 @@ def activation_backtest(*, strategy: Strategy) -> Backtest | None:
         .order_by("-finished_at", "-pk")
         .first()
     )
+
+
+def adopting_optimization(*, strategy: Strategy) -> OptimizationRun | None:
+    """The optimisation whose best parameters became the strategy's current version (the daily
+    update's ``params_adopted`` decision names it), or None when no optimisation chose them."""
+    version = strategy.current_version
+    if version is None or version.source != StrategySource.OPTIMIZER:
+        return None
+    decision = (
+        StrategyDecision.objects.filter(
+            strategy=strategy,
+            kind=DecisionKind.PARAMS_ADOPTED,
+            optimization__isnull=False,
+            reason__startswith=f"version {version.number}:",
+        )
+        .select_related("optimization")
+        .order_by("-id")
+        .first()
+    )
+    return None if decision is None else decision.optimization

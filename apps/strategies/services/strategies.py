@@ -204,8 +204,9 @@ def _strategy_update(
 
 def _activation_evidence(strategy: Strategy) -> dict[str, Any]:
     """The numbers that let a strategy be activated: its current version's newest backtest, its
-    Sharpe ratio deflated by every trial its family holds now. Raises ``_ActivationRefused`` (with
-    the numbers) when there is none or its deflated Sharpe ratio is below the minimum."""
+    Sharpe ratio deflated by every trial its family holds now, and when an optimisation chose the
+    version's parameters, that search's PBO. Raises ``_ActivationRefused`` (with the numbers) when
+    there is no backtest, or the deflated Sharpe ratio or the PBO does not pass."""
     backtest = selectors.activation_backtest(strategy=strategy)
     if backtest is None:
         numbers = {"min_deflated_sharpe": settings.STRATEGY_MIN_DEFLATED_SHARPE}
@@ -219,8 +220,12 @@ def _activation_evidence(strategy: Strategy) -> dict[str, Any]:
         stored["observations"], stored["sharpe_per_bar"], stored["skewness"], stored["kurtosis"]
     )
     tests = deflated_tests(family=selectors.strategy_family(strategy=strategy), moments=moments)
-    numbers = {**gate_numbers(tests), "backtest": backtest.pk}
-    if problem := deflation_verdict(deflated_sharpe=tests.deflated_sharpe):
+    search = selectors.adopting_optimization(strategy=strategy)
+    pbo = None if search is None else (search.robustness.get("pbo") or {}).get("pbo")
+    numbers = {**gate_numbers(tests, pbo), "backtest": backtest.pk}
+    if search is not None:
+        numbers["optimization"] = search.pk
+    if problem := deflation_verdict(deflated_sharpe=tests.deflated_sharpe, pbo=pbo):
         raise _ActivationRefused(
             f"activation refused on backtest {backtest.pk} ({tests.trials} trials in the family): {problem}",
             numbers,
