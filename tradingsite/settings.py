@@ -457,6 +457,16 @@ STRATEGY_REOPTIMIZE_MULTIPLIERS = env.list("STRATEGY_REOPTIMIZE_MULTIPLIERS", ca
 STRATEGY_REOPTIMIZE_FOLDS = env.int("STRATEGY_REOPTIMIZE_FOLDS", default=3)
 STRATEGY_REOPTIMIZE_OBJECTIVE = env.str("STRATEGY_REOPTIMIZE_OBJECTIVE", default="sharpe_ratio")
 STRATEGY_REOPTIMIZE_MARGIN = env.float("STRATEGY_REOPTIMIZE_MARGIN", default=0.2)
+# Research honesty (every trial is counted in its family, apps.strategies.models.Trial): generation
+# candidates, the daily update's re-optimised parameters and activation pass only with a deflated
+# Sharpe ratio of at least this, and parameters an optimisation chose only with a probability of
+# backtest overfitting of at most STRATEGY_MAX_PBO. Users may still backtest and optimise anything.
+STRATEGY_MIN_DEFLATED_SHARPE = env.float("STRATEGY_MIN_DEFLATED_SHARPE", default=0.95)
+STRATEGY_MAX_PBO = env.float("STRATEGY_MAX_PBO", default=0.5)
+# Monte Carlo paths of a backtest's robustness block (0: none), and the largest bars x trials
+# matrix an optimisation keeps in memory for its PBO (beyond it the PBO is left out, saying why).
+STRATEGY_MONTE_CARLO_PATHS = env.int("STRATEGY_MONTE_CARLO_PATHS", default=1000)
+STRATEGY_PBO_MAX_CELLS = env.int("STRATEGY_PBO_MAX_CELLS", default=20_000_000)
 # Markets with fewer active strategies than this are listed for strategy generation.
 STRATEGY_MIN_ACTIVE = env.int("STRATEGY_MIN_ACTIVE", default=2)
 

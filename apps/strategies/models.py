@@ -118,6 +118,11 @@ class Backtest(Job):
     benchmark = models.JSONField(
         default=dict, blank=True, help_text="Buy and hold over the same bars: return, CAGR and equity curve"
     )
+    robustness = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="PSR, deflated Sharpe (by the family's trials), Monte Carlo, costs, delay",
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -160,6 +165,11 @@ class OptimizationRun(Job):
     trials = models.JSONField(default=list, blank=True, help_text="Every trial with its objectives")
     best_params = models.JSONField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)
+    robustness = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="PBO, the best trial's deflated Sharpe, the stitched out-of-sample curve",
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -241,6 +251,7 @@ class DecisionKind(models.TextChoices):
     GENERATED = "generated"
     ALLOCATED = "allocated"
     WOUND_DOWN = "wound_down"
+    REFUSED = "refused", "Activation refused (the deflated Sharpe ratio)"
 
 
 class StrategyDecision(models.Model):
@@ -321,6 +332,9 @@ class GenerationCandidate(models.Model):
     train_metrics = models.JSONField(null=True, blank=True)
     holdout_metrics = models.JSONField(null=True, blank=True)
     holdout_buy_and_hold_pct = models.FloatField(null=True, blank=True)
+    robustness = models.JSONField(
+        null=True, blank=True, help_text="The holdout's Sharpe tests, deflated by the family's trials"
+    )
     strategy = models.ForeignKey(
         Strategy, on_delete=models.SET_NULL, null=True, blank=True, related_name="generation_candidates"
     )
@@ -331,3 +345,45 @@ class GenerationCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.outcome}) of generation {self.run_id}"
+
+
+class TrialSource(models.TextChoices):
+    BACKTEST = "backtest", "A backtest job"
+    OPTIMIZATION = "optimization", "A trial of an optimisation (the daily update's re-optimisation too)"
+    CANDIDATE = "candidate", "A generation candidate, on its holdout"
+
+
+class Trial(models.Model):
+    """One evaluated configuration in the trial ledger, recorded once (``key``), in its research family.
+
+    The family is (instrument, timeframe, lineage): ``lineage`` is ``strategy:<strategy_id>`` for the
+    trials of a strategy written by a user (all its versions, backtests and optimisations), and
+    ``generation`` for generation candidates and every strategy they became (so a kept candidate is
+    deflated by every candidate proposed on its market). Only the moments the deflated Sharpe ratio
+    needs are kept, not the return series: observations, per-bar Sharpe ratio, skewness, kurtosis.
+    """
+
+    key = models.CharField(
+        max_length=120,
+        unique=True,
+        help_text="backtest:<id>, optimization:<run id>:<trial>, candidate:<run id>:<index>",
+    )
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="trials")
+    timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)
+    lineage = models.CharField(max_length=220)
+    source = models.CharField(max_length=12, choices=TrialSource.choices)
+    strategy = models.ForeignKey(Strategy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    owner = owner_field()
+    parameters = models.JSONField(default=dict, blank=True)
+    observations = models.PositiveIntegerField(help_text="Bar returns the moments are of")
+    sharpe = models.FloatField(null=True, blank=True, help_text="Per bar (mean / std, ddof=1); null: flat")
+    skewness = models.FloatField(null=True, blank=True)
+    kurtosis = models.FloatField(null=True, blank=True, help_text="Not in excess: 3 for normal returns")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("instrument", "timeframe", "lineage"), name="trial_family")]
+
+    def __str__(self) -> str:
+        return self.key

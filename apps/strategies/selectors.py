@@ -8,7 +8,8 @@ from datetime import date, datetime
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 
 from apps.core import clock, ownership
 from apps.core.models import JobStatus
@@ -23,10 +24,12 @@ from apps.strategies.models import (
     OptimizationRun,
     Strategy,
     StrategyDecision,
+    StrategySource,
     StrategyStatus,
     StrategyUpdateItem,
     StrategyUpdateRun,
     StrategyVersion,
+    Trial,
 )
 
 RECENT_METRICS = (
@@ -257,3 +260,99 @@ def strategies_needing_generation(
             if row["active"] < settings.STRATEGY_MIN_ACTIVE or row["retired_today"]:
                 needs.append(GenerationNeed(instrument, timeframe, row["active"], row["retired_today"]))
     return needs
+
+
+# --- the trial ledger ------------------------------------------------------------------------------
+
+GENERATION_LINEAGE = "generation"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A research family of the trial ledger: trials on one market and timeframe of one lineage (see
+    :class:`apps.strategies.models.Trial`)."""
+
+    instrument_id: int
+    timeframe: str
+    lineage: str
+
+    def trials(self) -> QuerySet[Trial]:
+        return Trial.objects.filter(
+            instrument_id=self.instrument_id, timeframe=self.timeframe, lineage=self.lineage
+        )
+
+
+@dataclass(frozen=True)
+class FamilyTotals:
+    """What the deflated Sharpe ratio needs of a family: how many trials, and the sample variance of
+    their per-bar Sharpe ratios (a flat trial counts as 0; None with fewer than two trials)."""
+
+    trials: int
+    sharpe_variance: float | None
+
+
+def strategy_family(*, strategy: Strategy) -> Family:
+    """The family a strategy's trials belong to: a strategy generation proposed (LLM or template)
+    stays in its market's generation family, so it is deflated by every candidate proposed there;
+    any other strategy is its own lineage, across all its versions."""
+    generated = strategy.source in (StrategySource.LLM, StrategySource.TEMPLATE)
+    lineage = GENERATION_LINEAGE if generated else f"strategy:{strategy.strategy_id}"
+    return Family(strategy.instrument_id, strategy.timeframe, lineage)
+
+
+def generation_family(*, instrument: Instrument, timeframe: str) -> Family:
+    return Family(instrument.pk, timeframe, GENERATION_LINEAGE)
+
+
+def family_totals(*, family: Family) -> FamilyTotals:
+    """The family's trial count and Sharpe variance, as the database holds them now."""
+    # Sums, not the database's VAR_SAMP: SQLite's fails on a single row. Per-bar Sharpe ratios are
+    # small numbers, so the difference of sums loses nothing that matters here.
+    sharpe = Coalesce("sharpe", Value(0.0))
+    totals = family.trials().aggregate(trials=Count("pk"), total=Sum(sharpe), squares=Sum(sharpe * sharpe))
+    count = totals["trials"]
+    if count < 2:
+        return FamilyTotals(count, None)
+    total, squares = float(totals["total"]), float(totals["squares"])
+    return FamilyTotals(count, max((squares - total * total / count) / (count - 1), 0.0))
+
+
+def family_trials_visible(*, family: Family, user: ownership.User | None) -> QuerySet[Trial]:
+    """The family's trials ``user`` may see (their own and the system's; staff: all), newest first;
+    the family's count includes the others too."""
+    return ownership.visible_to(family.trials().select_related("strategy", "owner"), user)
+
+
+def activation_backtest(*, strategy: Strategy) -> Backtest | None:
+    """The newest completed backtest of the strategy's current version that has a robustness block:
+    the evidence its activation is judged on."""
+    return (
+        Backtest.objects.filter(
+            strategy=strategy,
+            version_id=strategy.current_version_id,
+            status=JobStatus.COMPLETED,
+            robustness__has_key="observations",
+        )
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def adopting_optimization(*, strategy: Strategy) -> OptimizationRun | None:
+    """The optimisation whose best parameters became the strategy's current version (the daily
+    update's ``params_adopted`` decision names it), or None when no optimisation chose them."""
+    version = strategy.current_version
+    if version is None or version.source != StrategySource.OPTIMIZER:
+        return None
+    decision = (
+        StrategyDecision.objects.filter(
+            strategy=strategy,
+            kind=DecisionKind.PARAMS_ADOPTED,
+            optimization__isnull=False,
+            reason__startswith=f"version {version.number}:",
+        )
+        .select_related("optimization")
+        .order_by("-id")
+        .first()
+    )
+    return None if decision is None else decision.optimization

@@ -37,6 +37,8 @@ from apps.strategies.models import (
     StrategyUpdateItem,
     StrategyUpdateRun,
     StrategyVersion,
+    Trial,
+    TrialSource,
 )
 from apps.strategies.services.backtests import DEFAULT_CAPITAL, DEFAULT_COMMISSION
 
@@ -231,26 +233,27 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class BacktestSerializer(JobSerializer):
-    results = ("metrics", "trades", "equity_curve", "benchmark")
+    results = ("metrics", "robustness", "trades", "equity_curve", "benchmark")
 
     class Meta:
         model = Backtest
         fields = (
             "id", "strategy_id", "version", "trigger", "owner", "status", "progress", "error", "start", "end",
             "initial_capital", "commission", "slippage", "bars", "created_at", "started_at", "finished_at",
-            "metrics", "trades", "equity_curve", "benchmark",
+            "metrics", "robustness", "trades", "equity_curve", "benchmark",
         )  # fmt: skip
         read_only_fields = fields
 
 
 class BacktestListSerializer(BacktestSerializer):
-    """A backtest in a list: its metrics without the trades and curves (its URL has them)."""
+    """A backtest in a list: its metrics without the robustness block, trades and curves (its URL
+    has them)."""
 
     results = ("metrics",)
     url = serializers.SerializerMethodField()
 
     class Meta(BacktestSerializer.Meta):
-        fields = (*BacktestSerializer.Meta.fields[:-3], "url")
+        fields = (*BacktestSerializer.Meta.fields[:-4], "url")
         read_only_fields = fields
 
     def get_url(self, backtest: Backtest) -> str:
@@ -276,7 +279,7 @@ class OptimizationRequestSerializer(CostsSerializer):
 
 
 class OptimizationSerializer(JobSerializer):
-    results = ("trials", "best_params", "summary")
+    results = ("trials", "best_params", "summary", "robustness")
 
     class Meta:
         model = OptimizationRun
@@ -284,19 +287,20 @@ class OptimizationSerializer(JobSerializer):
             "id", "strategy_id", "version", "trigger", "owner", "status", "progress", "error", "start", "end",
             "bars", "initial_capital", "commission", "slippage", "space", "method", "n_trials", "seed",
             "objective", "folds", "anchored", "chunks_total", "chunks_done", "created_at", "started_at",
-            "finished_at", "best_params", "summary", "trials",
+            "finished_at", "best_params", "summary", "robustness", "trials",
         )  # fmt: skip
         read_only_fields = fields
 
 
 class OptimizationListSerializer(OptimizationSerializer):
-    """An optimisation in a list: its outcome without every trial (its URL has them)."""
+    """An optimisation in a list: its outcome without its robustness block and every trial (its URL
+    has them)."""
 
     results = ("best_params", "summary")
     url = serializers.SerializerMethodField()
 
     class Meta(OptimizationSerializer.Meta):
-        fields = (*OptimizationSerializer.Meta.fields[:-1], "url")
+        fields = (*OptimizationSerializer.Meta.fields[:-2], "url")
         read_only_fields = fields
 
     def get_url(self, run: OptimizationRun) -> str:
@@ -341,7 +345,7 @@ class CandidateSerializer(serializers.ModelSerializer):
         model = GenerationCandidate
         fields = (
             "index", "name", "outcome", "reason", "proposed_by", "document", "warnings", "train_metrics",
-            "holdout_metrics", "holdout_buy_and_hold_pct", "strategy_id",
+            "holdout_metrics", "holdout_buy_and_hold_pct", "robustness", "strategy_id",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -429,4 +433,18 @@ class UpdateRunDetailSerializer(UpdateRunSerializer):
 
     class Meta(UpdateRunSerializer.Meta):
         fields = (*UpdateRunSerializer.Meta.fields, "items", "decisions")
+        read_only_fields = fields
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    source = InlineChoiceField(choices=TrialSource.choices, read_only=True)
+    strategy_id = serializers.CharField(source="strategy.strategy_id", allow_null=True, default=None)
+    owner = owner_field()
+
+    class Meta:
+        model = Trial
+        fields = (
+            "id", "key", "source", "strategy_id", "owner", "lineage", "timeframe", "parameters",
+            "observations", "sharpe", "skewness", "kurtosis", "created_at",
+        )  # fmt: skip
         read_only_fields = fields

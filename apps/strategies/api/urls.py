@@ -53,5 +53,6 @@ urlpatterns = [
     api_path(
         "strategies/<strategy_id>/decisions", views.DecisionListView.as_view(), name="strategies-decisions"
     ),
+    api_path("strategies/<strategy_id>/trials", views.TrialListView.as_view(), name="strategies-trials"),
     api_path("strategies/<strategy_id>", views.StrategyDetailView.as_view(), name="strategies-detail"),
 ]

@@ -44,6 +44,7 @@ from apps.strategies.api.serializers import (
     StrategyDeletedSerializer,
     StrategySerializer,
     StrategyUpdateSerializer,
+    TrialSerializer,
     UpdateRunDetailSerializer,
     UpdateRunSerializer,
     VersionSerializer,
@@ -58,6 +59,7 @@ from apps.strategies.models import (
     StrategyDecision,
     StrategyUpdateRun,
     StrategyVersion,
+    Trial,
 )
 from apps.strategies.services.backtests import backtest_create
 from apps.strategies.services.generation import generation_create
@@ -188,6 +190,23 @@ class DecisionListView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no strategy_id
             return StrategyDecision.objects.none()
         return selectors.decision_list(strategy=_strategy(self.request, self.kwargs["strategy_id"]))
+
+
+class TrialListView(generics.ListAPIView):
+    """The trial ledger of a strategy's research family (its market, timeframe and lineage: the
+    strategy with all its versions, or for a generated strategy every generation candidate of its
+    market), newest first (``?source=``). Another user's trials are counted in the family's
+    deflated Sharpe ratios but listed only to their owner and staff."""
+
+    serializer_class = TrialSerializer
+    filterset_fields = ("source",)
+
+    def get_queryset(self) -> QuerySet[Trial]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no strategy_id
+            return Trial.objects.none()
+        strategy = _strategy(self.request, self.kwargs["strategy_id"])
+        family = selectors.strategy_family(strategy=strategy)
+        return selectors.family_trials_visible(family=family, user=self.request.user)
 
 
 class JobFilter(filters.FilterSet):

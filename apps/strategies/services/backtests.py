@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 
 from apps.core import ownership
 from apps.core.jobs import Interrupted, job_claimed, job_complete, job_fail, job_progress
 from apps.market import selectors as market_selectors
 from apps.strategies import documents, selectors
 from apps.strategies.engine import BacktestReport, EquityCurve, RiskSettings, backtest_signals, signals
+from apps.strategies.engine.robustness import equity_moments, robustness_block
 from apps.strategies.errors import raise_if_problems
-from apps.strategies.models import Backtest, JobTrigger, Strategy, StrategyVersion
+from apps.strategies.models import Backtest, JobTrigger, Strategy, StrategyVersion, TrialSource
 from apps.strategies.selectors import CandleWindow
+from apps.strategies.services.trials import TrialRecord, trials_record
 from apps.training import selectors as training
 from apps.training.series import ml_series_compute
 
@@ -111,8 +115,8 @@ def backtest_create(
 
 
 def backtest_run(*, backtest_id: int, progress: Progress | None = None) -> Backtest | None:
-    """Claim the backtest, run it on the stored candles and store its metrics, trades, equity curve
-    and the buy-and-hold benchmark.
+    """Claim the backtest, run it on the stored candles and store its metrics, trades, equity curve,
+    the buy-and-hold benchmark and its robustness block; record it in the trial ledger.
 
     Returns None, changing nothing, when the backtest was claimed or finished before (a redelivered
     message). Any failure is stored on the row (FAILED, with the message).
@@ -131,7 +135,7 @@ def backtest_run(*, backtest_id: int, progress: Progress | None = None) -> Backt
                 end=backtest.end,
             )
             step(0.3)
-            report = strategy_report(
+            result = strategy_backtest(
                 strategy=strategy,
                 version=version,
                 window=window,
@@ -139,8 +143,9 @@ def backtest_run(*, backtest_id: int, progress: Progress | None = None) -> Backt
                 commission=backtest.commission,
                 slippage=backtest.slippage,
             )
-            step(0.8)
-            fields = report_fields(report, window)
+            step(0.6)
+            fields = report_fields(result.report, window)
+            fields["robustness"] = backtest_robustness(backtest=backtest, window=window, result=result)
         except Interrupted:
             raise
         except Exception as error:  # stored for the user; the row must not stay RUNNING
@@ -169,18 +174,77 @@ def strategy_report(
 ) -> BacktestReport:
     """Backtest a version on a window: signals are computed on every bar, warm-up included (so
     indicators are settled on the window's first bar); trades happen inside the window only."""
-    external = external_series(strategy=strategy, rules=version.rules, frame=window.frame)
-    codes = signals(version.rules, window.frame, version.parameters, external)
-    timeframe = strategy.timeframe
-    return backtest_signals(
-        window.window,
-        codes[window.first :],
-        RiskSettings.from_parameters(version.parameters),
+    return strategy_backtest(
+        strategy=strategy,
+        version=version,
+        window=window,
         initial_capital=initial_capital,
         commission=commission,
         slippage=slippage,
-        timeframe=timeframe,
+    ).report
+
+
+@dataclass(frozen=True)
+class StrategyBacktest:
+    """A report with what produced it: the window's signal codes and risk settings (the robustness
+    block re-trades them)."""
+
+    report: BacktestReport
+    codes: np.ndarray
+    risk: RiskSettings
+
+
+def strategy_backtest(
+    *,
+    strategy: Strategy,
+    version: StrategyVersion,
+    window: CandleWindow,
+    initial_capital: float,
+    commission: float,
+    slippage: float,
+) -> StrategyBacktest:
+    """:func:`strategy_report` with its window's signal codes and risk settings."""
+    external = external_series(strategy=strategy, rules=version.rules, frame=window.frame)
+    codes = signals(version.rules, window.frame, version.parameters, external)[window.first :]
+    risk = RiskSettings.from_parameters(version.parameters)
+    report = backtest_signals(
+        window.window,
+        codes,
+        risk,
+        initial_capital=initial_capital,
+        commission=commission,
+        slippage=slippage,
+        timeframe=strategy.timeframe,
     )
+    return StrategyBacktest(report, codes, risk)
+
+
+def backtest_robustness(
+    *, backtest: Backtest, window: CandleWindow, result: StrategyBacktest
+) -> dict[str, Any]:
+    """Record the backtest in its strategy's trial family (once: keyed by the backtest) and return
+    its robustness block, deflated by the family's trials including this one."""
+    report = result.report
+    moments = equity_moments(report.equity_curve.equity)
+    family = selectors.strategy_family(strategy=backtest.strategy)
+    trials_record(
+        family=family,
+        source=TrialSource.BACKTEST,
+        records=[TrialRecord(f"backtest:{backtest.pk}", backtest.version.parameters, moments)],
+        strategy=backtest.strategy,
+        owner=backtest.owner,
+    )
+    totals = selectors.family_totals(family=family)
+    block = robustness_block(
+        window.window,
+        result.codes,
+        result.risk,
+        report,
+        trials=max(totals.trials, 1),
+        sharpe_variance=totals.sharpe_variance,
+        paths=settings.STRATEGY_MONTE_CARLO_PATHS,
+    )
+    return block.to_dict()
 
 
 def external_series(

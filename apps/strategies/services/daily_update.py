@@ -70,13 +70,20 @@ from apps.strategies.services.backtests import (
     report_fields,
     strategy_report,
 )
-from apps.strategies.services.optimizations import stored_folds, summary_fields
+from apps.strategies.services.optimizations import (
+    SearchRobustness,
+    search_record,
+    search_robustness,
+    stored_folds,
+    summary_fields,
+)
 from apps.strategies.services.strategies import (
     DAILY_UPDATE,
     decision_record,
     strategy_status_set,
     version_create,
 )
+from apps.strategies.services.trials import deflation_verdict, gate_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +395,7 @@ class _Search:
     results: list[dict[str, Any]]
     summary: Summary | None
     problem: str | None = None
+    robustness: SearchRobustness | None = None
 
 
 def _reoptimise(strategy: Strategy, version: StrategyVersion, window: CandleWindow, costs: Costs) -> _Search:
@@ -416,7 +424,18 @@ def _reoptimise(strategy: Strategy, version: StrategyVersion, window: CandleWind
         costs=costs,
         external=external,
     )
-    return _Search(space, layout, results, summarise(results, settings.STRATEGY_REOPTIMIZE_OBJECTIVE))
+    summary = summarise(results, settings.STRATEGY_REOPTIMIZE_OBJECTIVE)
+    robustness = search_robustness(
+        window=window,
+        rules=version.rules,
+        base_parameters=version.parameters,
+        layout=[fold.to_dict() for fold in layout],
+        summary=summary,
+        results=results,
+        costs=costs,
+        external=external,
+    )
+    return _Search(space, layout, results, summary, robustness=robustness)
 
 
 def _adopt_or_reject(
@@ -452,6 +471,12 @@ def _adopt_or_reject(
         finished_at=now,
         **summary_fields(search.results, summary),
     )
+    # Recorded with the run, in the same transaction: a retried update records its trials once.
+    if search.robustness is None:
+        raise ValueError("a re-optimisation with a summary has its robustness")
+    robustness = search_record(run=optimization, search=search.robustness)
+    optimization.robustness = robustness.to_dict()
+    optimization.save(update_fields=["robustness"])
     current = {name: version.parameters[name] for name in search.space}
     by_index = {trial["index"]: trial for trial in summary.trials}
     mine = next((t for t in summary.trials if t["params"] == current), None)
@@ -469,8 +494,15 @@ def _adopt_or_reject(
         "walk_forward_efficiency": summary.walk_forward_efficiency,
         "warning": summary.warning,
     }
+    best_tests = robustness.block.best
+    if best_tests is not None:
+        numbers["robustness"] = gate_numbers(best_tests, robustness.pbo)
     links = {**links, "optimization": optimization}
+    deflated = None if best_tests is None else best_tests.deflated_sharpe
     verdict = _verdict(numbers, best, mine)
+    if verdict is None and (luck := deflation_verdict(deflated_sharpe=deflated, pbo=robustness.pbo)):
+        family = "?" if best_tests is None else best_tests.trials
+        verdict = f"the best trial may be luck ({family} trials in the family): {luck}"
     if verdict is not None:
         decision_record(strategy, DecisionKind.PARAMS_REJECTED, verdict, numbers, **links)
         return DecisionKind.PARAMS_REJECTED
@@ -483,7 +515,8 @@ def _adopt_or_reject(
     objective = summary.objective
     reason = (
         f"out-of-sample {objective} {numbers['candidate_out_of_sample']:.3g} beats the current "
-        f"{numbers['current_out_of_sample']:.3g} by at least {margin:g}"
+        f"{numbers['current_out_of_sample']:.3g} by at least {margin:g}; deflated Sharpe ratio "
+        f"{deflated:.3f} over {best_tests.trials} trials, PBO {_figure(robustness.pbo)}"
     )
     new = version_create(strategy, document, StrategySource.OPTIMIZER, f"daily update: {reason}")
     strategy.save()
@@ -491,6 +524,10 @@ def _adopt_or_reject(
         strategy, DecisionKind.PARAMS_ADOPTED, f"version {new.number}: {reason}", numbers, **links
     )
     return DecisionKind.PARAMS_ADOPTED
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _verdict(numbers: Mapping[str, Any], best: Mapping | None, mine: Mapping | None) -> str | None:

@@ -1,6 +1,8 @@
 """Strategy generation runs: ask an LLM (or the offline templates) for candidates, validate each,
 backtest it on a training window and a later holdout window, and keep only those that beat
-buy-and-hold there.
+buy-and-hold there and whose holdout Sharpe ratio survives deflation by every trial of the market's
+generation family (``STRATEGY_MIN_DEFLATED_SHARPE``). Every candidate backtested is recorded in that
+family's trial ledger, kept or not, before any of them is judged.
 
 The market context goes to the model as data; its answer is parsed as JSON and validated against
 the answer schema (``apps.strategies.generation.schema``); nothing in it is ever evaluated as code.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +36,8 @@ from apps.market.domain.analysis import analyse
 from apps.market.domain.candles import parse_timeframe
 from apps.market.models import Instrument
 from apps.strategies import documents, selectors
+from apps.strategies.engine import BacktestReport
+from apps.strategies.engine.robustness import ReturnMoments, equity_moments
 from apps.strategies.errors import StrategyInputError
 from apps.strategies.generation.schema import (
     INSTRUCTIONS,
@@ -58,6 +63,7 @@ from apps.strategies.models import (
     StrategyStatus,
     StrategyUpdateRun,
     StrategyVersion,
+    TrialSource,
 )
 from apps.strategies.selectors import CandleWindow
 from apps.strategies.services.backtests import (
@@ -67,6 +73,13 @@ from apps.strategies.services.backtests import (
     strategy_report,
 )
 from apps.strategies.services.strategies import DAILY_UPDATE, GENERATION, decision_record, strategy_create
+from apps.strategies.services.trials import (
+    TrialRecord,
+    deflated_tests,
+    deflation_verdict,
+    gate_numbers,
+    trials_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +249,7 @@ def _judge(run: GenerationRun, candidates: list[dict[str, Any]], provider: str) 
         newest=settings.GENERATION_WINDOW_BARS,
     )
     train, holdout = split_window(window, settings.GENERATION_HOLDOUT_FRACTION)
-    stored = []
+    stored, evaluated = [], []
     for index, candidate in enumerate(candidates):
         key = document_key(parameters=candidate["parameters"], rules=candidate["rules"])
         if key in seen:
@@ -244,9 +257,23 @@ def _judge(run: GenerationRun, candidates: list[dict[str, Any]], provider: str) 
                                   "existing strategy of this market or an earlier candidate"))  # fmt: skip
         else:
             seen.add(key)
-            stored.append(_evaluate(run, index, candidate, train, holdout, provider))
-        job_progress(job=run, progress=0.3 + 0.7 * (index + 1) / len(candidates))
-    return stored
+            evaluated.append((index, candidate, _evidence(run, candidate, train, holdout)))
+        job_progress(job=run, progress=0.3 + 0.6 * (index + 1) / len(candidates))
+    # Every candidate backtested counts, kept or not, before any is judged: each is deflated by all.
+    family = selectors.generation_family(instrument=run.instrument, timeframe=run.timeframe)
+    trials_record(
+        family=family,
+        source=TrialSource.CANDIDATE,
+        records=[
+            TrialRecord(f"candidate:{run.pk}:{index}", candidate["parameters"], evidence.moments)
+            for index, candidate, evidence in evaluated
+            if evidence.moments is not None
+        ],
+        owner=run.owner,
+    )
+    for index, candidate, evidence in evaluated:
+        stored.append(_decide(run, index, candidate, evidence, family, provider))
+    return sorted(stored, key=lambda candidate: candidate.index)
 
 
 def split_window(window: CandleWindow, holdout_fraction: float) -> tuple[CandleWindow, CandleWindow]:
@@ -259,16 +286,16 @@ def split_window(window: CandleWindow, holdout_fraction: float) -> tuple[CandleW
     return train, holdout
 
 
-def _metrics(report: Any) -> dict[str, Any]:
+def _metrics(report: BacktestReport) -> dict[str, Any]:
     metrics = report.metrics()
     return {key: metrics[key] for key in EVALUATION_METRICS}
 
 
-def _backtest(run: GenerationRun, candidate: Mapping[str, Any], window: CandleWindow) -> dict[str, Any]:
+def _backtest(run: GenerationRun, candidate: Mapping[str, Any], window: CandleWindow) -> BacktestReport:
     # Unsaved rows: strategy_report reads only their fields, and nothing is stored unless kept.
     strategy = Strategy(instrument=run.instrument, timeframe=run.timeframe)
     version = StrategyVersion(parameters=candidate["parameters"], rules=candidate["rules"])
-    report = strategy_report(
+    return strategy_report(
         strategy=strategy,
         version=version,
         window=window,
@@ -276,24 +303,52 @@ def _backtest(run: GenerationRun, candidate: Mapping[str, Any], window: CandleWi
         commission=DEFAULT_COMMISSION,
         slippage=0.0,
     )
-    return _metrics(report)
 
 
-def _evaluate(
+@dataclass(frozen=True)
+class _Evidence:
+    """A candidate's training and holdout metrics and its holdout's return moments, or why the engine
+    refused it."""
+
+    train_metrics: dict[str, Any] | None = None
+    holdout_metrics: dict[str, Any] | None = None
+    moments: ReturnMoments | None = None
+    error: str | None = None
+
+
+def _evidence(
+    run: GenerationRun, candidate: Mapping[str, Any], train: CandleWindow, holdout: CandleWindow
+) -> _Evidence:
+    try:
+        train_metrics = _metrics(_backtest(run, candidate, train))
+        report = _backtest(run, candidate, holdout)
+    except ValueError as error:  # RuleError and BacktestError: the engine refused it
+        return _Evidence(error=str(error))
+    return _Evidence(train_metrics, _metrics(report), equity_moments(report.equity_curve.equity))
+
+
+def _decide(
     run: GenerationRun,
     index: int,
     candidate: dict[str, Any],
-    train: CandleWindow,
-    holdout: CandleWindow,
+    evidence: _Evidence,
+    family: selectors.Family,
     provider: str,
 ) -> GenerationCandidate:
-    try:
-        train_metrics = _backtest(run, candidate, train)
-        holdout_metrics = _backtest(run, candidate, holdout)
-    except ValueError as error:  # RuleError and BacktestError: the engine refused it
-        return _reject(run, index, candidate, f"the backtest failed: {error}")
-    numbers = {"train_metrics": train_metrics, "holdout_metrics": holdout_metrics}
-    verdict = holdout_verdict(holdout_metrics, settings.GENERATION_MIN_SHARPE)
+    """Keep a candidate whose holdout beats buy-and-hold and the Sharpe minimum, and whose holdout
+    Sharpe ratio, deflated by every trial of the market's generation family, reaches
+    ``STRATEGY_MIN_DEFLATED_SHARPE``; reject it otherwise, with the numbers."""
+    if evidence.error is not None or evidence.moments is None or evidence.holdout_metrics is None:
+        return _reject(run, index, candidate, f"the backtest failed: {evidence.error}")
+    tests = deflated_tests(family=family, moments=evidence.moments)
+    numbers = {
+        "train_metrics": evidence.train_metrics,
+        "holdout_metrics": evidence.holdout_metrics,
+        "robustness": gate_numbers(tests),
+    }
+    verdict = holdout_verdict(evidence.holdout_metrics, settings.GENERATION_MIN_SHARPE)
+    if verdict is None and (luck := deflation_verdict(deflated_sharpe=tests.deflated_sharpe)):
+        verdict = f"the holdout may be luck ({tests.trials} trials in the family): {luck}"
     if verdict is not None:
         return _reject(run, index, candidate, verdict, **numbers)
     return _keep(run, index, candidate, provider, **numbers)
@@ -346,13 +401,16 @@ def _keep(
     *,
     train_metrics: dict[str, Any],
     holdout_metrics: dict[str, Any],
+    robustness: dict[str, Any],
 ) -> GenerationCandidate:
     status = StrategyStatus.ACTIVE if settings.GENERATION_AUTO_DEPLOY else StrategyStatus.DRAFT
     sharpe = holdout_metrics["sharpe_ratio"]
     reason = (
         f"holdout return {holdout_metrics['total_return_pct']:+.2f}% beats buy-and-hold "
         f"{holdout_metrics['buy_and_hold_return_pct']:+.2f}% with Sharpe {sharpe:.2f} "
-        f"(minimum {settings.GENERATION_MIN_SHARPE:g}); stored as {status}"
+        f"(minimum {settings.GENERATION_MIN_SHARPE:g}), deflated Sharpe ratio "
+        f"{robustness['deflated_sharpe']:.3f} over {robustness['trials']} trials "
+        f"(minimum {settings.STRATEGY_MIN_DEFLATED_SHARPE:g}); stored as {status}"
     )
     with transaction.atomic():
         strategy = strategy_create(
@@ -376,6 +434,7 @@ def _keep(
                 "provider": provider,
                 "train": train_metrics,
                 "holdout": holdout_metrics,
+                "robustness": robustness,
                 "warnings": documents.document_warnings(
                     parameters=candidate["parameters"], rules=candidate["rules"]
                 ),
@@ -393,5 +452,6 @@ def _keep(
             train_metrics=train_metrics,
             holdout_metrics=holdout_metrics,
             holdout_buy_and_hold_pct=holdout_metrics["buy_and_hold_return_pct"],
+            robustness=robustness,
             strategy=strategy,
         )

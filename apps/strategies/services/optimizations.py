@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,14 @@ from apps.strategies.engine.optimize import (
     validate_space,
     walk_forward_folds,
 )
+from apps.strategies.engine.robustness import (
+    OptimisationBlock,
+    Overfitting,
+    ReturnMoments,
+    optimisation_block,
+    return_moments,
+    trial_returns,
+)
 from apps.strategies.errors import StrategyInputError, raise_if_problems
 from apps.strategies.models import (
     JobTrigger,
@@ -45,19 +54,23 @@ from apps.strategies.models import (
     OptimizationMethod,
     OptimizationRun,
     Strategy,
+    TrialSource,
 )
 from apps.strategies.selectors import CandleWindow
 from apps.strategies.services.backtests import (
     DEFAULT_CAPITAL,
     DEFAULT_COMMISSION,
+    EQUITY_POINTS,
     cost_problems,
     external_series,
     window_problems,
 )
+from apps.strategies.services.trials import TrialRecord, deflated_tests, trials_record
 
 logger = logging.getLogger(__name__)
 
 _TRIAL_METRICS = ("total_return_pct", "sharpe_ratio", "max_drawdown_pct", "num_trades")
+LOGIT_BINS = 20
 
 
 def optimization_create(
@@ -288,13 +301,143 @@ def optimization_finish(*, run_id: int) -> OptimizationRun | None:
     ).update(finish_claimed_at=now)
     if claimed != 1:
         return None
-    run = OptimizationRun.objects.get(pk=run_id)
+    run = OptimizationRun.objects.select_related("strategy", "version").get(pk=run_id)
     results = [result for chunk in run.chunks.order_by("index") for result in chunk.results]
-    fields = summary_fields(results, summarise(results, run.objective))
+    summary = summarise(results, run.objective)
+    fields = summary_fields(results, summary)
+    fields["robustness"] = _run_robustness(run, results, summary)
     OptimizationRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(
         status=JobStatus.COMPLETED, progress=1.0, error="", finished_at=timezone.now(), **fields
     )
     return OptimizationRun.objects.get(pk=run_id)
+
+
+def _run_robustness(
+    run: OptimizationRun, results: Sequence[Mapping[str, Any]], summary: Summary
+) -> dict[str, Any]:
+    """Record every trial of the run in its strategy's family and judge the search (PBO, the best
+    trial deflated by the family, the stitched out-of-sample curve); a failure here is reported in
+    the block and does not fail the search it judges."""
+    try:
+        window, external = _run_inputs(run.pk, run.created_at)
+        search = search_robustness(
+            window=window,
+            rules=run.version.rules,
+            base_parameters=run.version.parameters,
+            layout=run.fold_layout,
+            summary=summary,
+            results=results,
+            costs=Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe),
+            external=external,
+        )
+        return search_record(run=run, search=search).to_dict()
+    except Exception as error:  # reported with the run; the search itself completed
+        logger.exception("The robustness of optimisation %s failed", run.pk)
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+@dataclass(frozen=True)
+class SearchRobustness:
+    """A search's robustness block (its best trial deflated by this search alone until
+    :func:`search_record` deflates it by the family) and every successful trial's return moments."""
+
+    block: OptimisationBlock
+    moments: dict[int, ReturnMoments]
+    params: dict[int, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.block.to_dict(equity_points=EQUITY_POINTS)
+        data["deflated_sharpe"] = None if self.block.best is None else data["best"]["deflated_sharpe"]
+        data["pbo"] = None if self.block.overfitting is None else _pbo_brief(self.block.overfitting)
+        return data
+
+    @property
+    def pbo(self) -> float | None:
+        return None if self.block.overfitting is None else self.block.overfitting.pbo
+
+
+def search_robustness(
+    *,
+    window: CandleWindow,
+    rules: list[dict[str, Any]],
+    base_parameters: dict[str, Any],
+    layout: list[dict[str, Any]],
+    summary: Summary,
+    results: Sequence[Mapping[str, Any]],
+    costs: Costs,
+    external: dict[str, np.ndarray] | None,
+) -> SearchRobustness:
+    """Each trial's bar returns over the whole window (warm-up excluded), their PBO by CSCV, the
+    best trial's Sharpe tests and the stitched walk-forward curve. Pure computing: writes nothing.
+
+    The returns matrix is held in memory only up to ``STRATEGY_PBO_MAX_CELLS`` (bars x trials);
+    beyond it the moments are computed a batch of trials at a time and the PBO is left out, saying why."""
+    trials = [{"index": r["index"], "params": r["params"]} for r in results if "folds" in r]
+    span = Window(window.first, len(window.frame))
+    folds = stored_folds(layout, window.first)
+    inputs = {"window": span, "costs": costs, "external": external}
+    limit = settings.STRATEGY_PBO_MAX_CELLS
+    batch = max(limit // max(len(span), 1), 1)
+    moments: dict[int, ReturnMoments] = {}
+    for first in range(0, max(len(trials), 1), batch):
+        part = trial_returns(window.frame, rules, base_parameters, trials[first : first + batch], **inputs)
+        moments.update(
+            (int(index), return_moments(column))
+            for index, column in zip(part.indices, part.returns.T, strict=True)
+        )
+    error = None
+    if len(trials) > batch:  # the last batch is not every trial: judge the best one alone
+        part = trial_returns(
+            window.frame,
+            rules,
+            base_parameters,
+            [t for t in trials if t["index"] == summary.best_index],
+            **inputs,
+        )
+        error = (
+            f"{len(span)} bars x {len(trials)} trials exceed STRATEGY_PBO_MAX_CELLS ({limit}): "
+            "the PBO was not computed"
+        )
+    block = optimisation_block(
+        window.frame, rules, base_parameters, folds, summary, part, costs=costs, external=external
+    )
+    if error is not None:
+        block = replace(block, overfitting_error=error)
+    params = {int(t["index"]): dict(t["params"]) for t in trials}
+    return SearchRobustness(block, moments, params)
+
+
+def search_record(*, run: OptimizationRun, search: SearchRobustness) -> SearchRobustness:
+    """Record the run's trials in its strategy's family (once: keyed by run and trial) and deflate
+    its best trial by every trial the family holds now."""
+    family = selectors.strategy_family(strategy=run.strategy)
+    trials_record(
+        family=family,
+        source=TrialSource.OPTIMIZATION,
+        records=[
+            TrialRecord(
+                f"optimization:{run.pk}:{index}", {**run.version.parameters, **search.params[index]}, m
+            )
+            for index, m in search.moments.items()
+        ],
+        strategy=run.strategy,
+        owner=run.owner,
+    )
+    best = search.block.best_index
+    if best is None or best not in search.moments:
+        return search
+    tests = deflated_tests(family=family, moments=search.moments[best])
+    return replace(search, block=replace(search.block, best=tests))
+
+
+def _pbo_brief(overfitting: Overfitting) -> dict[str, Any]:
+    """The PBO without its per-combination arrays (12,870 of each with 16 partitions): the figures
+    and a histogram of the logits."""
+    data = overfitting.to_dict()
+    del data["logits"], data["degradation"]
+    counts, edges = np.histogram(overfitting.logits, bins=LOGIT_BINS)
+    data["logit_histogram"] = {"edges": edges.tolist(), "counts": counts.tolist()}
+    return data
 
 
 def summary_fields(results: Sequence[Mapping[str, Any]], summary: Summary) -> dict[str, Any]:

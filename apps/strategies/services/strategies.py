@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core import ownership
 from apps.market.models import Instrument
 from apps.strategies import documents, selectors
+from apps.strategies.engine.robustness import ReturnMoments
 from apps.strategies.errors import StrategyInputError, raise_if_problems
 from apps.strategies.models import (
     DecisionKind,
@@ -23,6 +25,7 @@ from apps.strategies.models import (
     StrategyStatus,
     StrategyVersion,
 )
+from apps.strategies.services.trials import deflated_tests, deflation_verdict, gate_numbers
 
 # A second strategy of the same name and symbol within one second takes the next free second.
 ID_ATTEMPTS = 60
@@ -115,11 +118,53 @@ def strategy_update(
     become a new version (and an ``edited`` decision); a status change is recorded as a decision;
     each decision names ``by``.
 
+    Activation needs evidence: the current version's newest backtest, its Sharpe ratio deflated by
+    every trial of the strategy's family at least ``STRATEGY_MIN_DEFLATED_SHARPE``; otherwise a
+    ``refused`` decision is recorded with the numbers, nothing else changes, and StrategyInputError
+    (``status``) is raised.
+
     Raises, writing nothing: ``ownership.NotVisible`` or ``ChangeRefused`` when ``by`` may not change
     it (another user's, the system's, or one a live account trades: staff only), StrategyInputError
     for an invalid document.
     """
     actor = ownership.actor_name(by)
+    try:
+        return _strategy_update(
+            strategy=strategy,
+            by=by,
+            actor=actor,
+            name=name,
+            type=type,
+            status=status,
+            parameters=parameters,
+            indicators=indicators,
+            rules=rules,
+            reason=reason,
+        )
+    except _ActivationRefused as refusal:  # the edit was rolled back; the refusal is kept
+        decision_record(strategy, DecisionKind.REFUSED, refusal.reason, refusal.numbers, actor=actor)
+        raise StrategyInputError({"status": [refusal.reason]}) from None
+
+
+class _ActivationRefused(Exception):
+    def __init__(self, reason: str, numbers: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason, self.numbers = reason, numbers
+
+
+def _strategy_update(
+    *,
+    strategy: Strategy,
+    by: ownership.User | None,
+    actor: str,
+    name: str | None,
+    type: str | None,
+    status: str | None,
+    parameters: dict[str, Any] | None,
+    indicators: list[str] | None,
+    rules: list[dict[str, Any]] | None,
+    reason: str,
+) -> Strategy:
     with transaction.atomic():
         strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
         ownership.change_check(obj=strategy, user=by, what=f"strategy {strategy.strategy_id}")
@@ -147,9 +192,45 @@ def strategy_update(
         strategy.name = strategy.name if name is None else name
         strategy.type = strategy.type if type is None else type
         if status is not None and status != strategy.status:
-            strategy_status_set(strategy, status, reason or f"set to {status} by {actor}", actor=actor)
+            numbers = None
+            if status == StrategyStatus.ACTIVE:
+                numbers = _activation_evidence(strategy)
+            strategy_status_set(
+                strategy, status, reason or f"set to {status} by {actor}", numbers, actor=actor
+            )
         strategy.save()
     return Strategy.objects.select_related("instrument", "current_version").get(pk=strategy.pk)
+
+
+def _activation_evidence(strategy: Strategy) -> dict[str, Any]:
+    """The numbers that let a strategy be activated: its current version's newest backtest, its
+    Sharpe ratio deflated by every trial its family holds now, and when an optimisation chose the
+    version's parameters, that search's PBO. Raises ``_ActivationRefused`` (with the numbers) when
+    there is no backtest, or the deflated Sharpe ratio or the PBO does not pass."""
+    backtest = selectors.activation_backtest(strategy=strategy)
+    if backtest is None:
+        numbers = {"min_deflated_sharpe": settings.STRATEGY_MIN_DEFLATED_SHARPE}
+        raise _ActivationRefused(
+            f"activation refused: version {strategy.current_version.number} has no completed backtest "
+            "with a robustness block; backtest it first",
+            numbers,
+        )
+    stored = backtest.robustness
+    moments = ReturnMoments(
+        stored["observations"], stored["sharpe_per_bar"], stored["skewness"], stored["kurtosis"]
+    )
+    tests = deflated_tests(family=selectors.strategy_family(strategy=strategy), moments=moments)
+    search = selectors.adopting_optimization(strategy=strategy)
+    pbo = None if search is None else (search.robustness.get("pbo") or {}).get("pbo")
+    numbers = {**gate_numbers(tests, pbo), "backtest": backtest.pk}
+    if search is not None:
+        numbers["optimization"] = search.pk
+    if problem := deflation_verdict(deflated_sharpe=tests.deflated_sharpe, pbo=pbo):
+        raise _ActivationRefused(
+            f"activation refused on backtest {backtest.pk} ({tests.trials} trials in the family): {problem}",
+            numbers,
+        )
+    return numbers
 
 
 def strategy_delete(*, strategy: Strategy, by: ownership.User | None) -> bool:

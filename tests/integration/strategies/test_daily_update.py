@@ -8,16 +8,20 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.strategies import selectors
+from apps.strategies.errors import StrategyInputError
 from apps.strategies.models import (
     Backtest,
     DecisionKind,
     OptimizationRun,
+    Strategy,
     StrategyDecision,
     StrategySource,
     StrategyStatus,
     StrategyUpdateRun,
 )
+from apps.strategies.services.backtests import backtest_create, backtest_run
 from apps.strategies.services.daily_update import strategies_daily_update
+from apps.strategies.services.strategies import strategy_update
 from tests.integration.strategies.conftest import SMA_RULES, make_strategy
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +46,8 @@ def limits(settings):
     settings.STRATEGY_REOPTIMIZE_OBJECTIVE = "sharpe_ratio"
     settings.STRATEGY_REOPTIMIZE_MARGIN = 0.2
     settings.STRATEGY_MIN_ACTIVE = 2
+    settings.STRATEGY_MIN_DEFLATED_SHARPE = 0.95
+    settings.STRATEGY_MAX_PBO = 0.5
     return settings
 
 
@@ -155,8 +161,26 @@ def test_better_parameters_are_rejected_when_they_are_not_better_out_of_sample(s
     assert (sma.current_version.number, sma.status) == (1, StrategyStatus.ACTIVE)
 
 
+def test_candidate_parameters_that_beat_the_margin_may_still_be_luck_and_are_refused(sma, limits):
+    limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9  # any candidate other than the current values beats it
+
+    strategies_daily_update(now=NOW)
+
+    verdict = _decisions(sma)[-1]
+    assert verdict.kind == DecisionKind.PARAMS_REJECTED
+    robustness = verdict.numbers["robustness"]
+    assert robustness["trials"] == 9  # the family holds only this search's trials
+    assert robustness["deflated_sharpe"] < 0.95  # the shipped data has no edge that survives 9 tries
+    assert verdict.reason.startswith("the best trial may be luck (9 trials in the family): deflated Sharpe")
+    assert verdict.optimization.robustness["best"]["deflated_sharpe"] == robustness["deflated_sharpe"]
+    sma.refresh_from_db()
+    assert sma.current_version.number == 1
+
+
 def test_candidate_parameters_that_beat_the_margin_out_of_sample_become_a_new_version(sma, limits):
     limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9  # any candidate other than the current values wins
+    limits.STRATEGY_MIN_DEFLATED_SHARPE = 0.0  # and is no luck, whatever its numbers
+    limits.STRATEGY_MAX_PBO = 1.0
 
     strategies_daily_update(now=NOW)
 
@@ -233,3 +257,28 @@ def test_stale_data_is_neither_retired_on_nor_reoptimised_the_skip_says_why(chur
     assert decision.reason.startswith("not evaluated on stale data: the newest 1h candle closed 2019-10-17")
     assert run.summary["outcomes"] == {"skipped": 1}
     assert not Backtest.objects.exists() and not OptimizationRun.objects.exists()
+
+
+def test_parameters_an_optimisation_chose_are_activated_only_with_its_pbo_under_the_maximum(sma, limits):
+    limits.STRATEGY_REOPTIMIZE_MARGIN = -1e9
+    limits.STRATEGY_MIN_DEFLATED_SHARPE = 0.0
+    limits.STRATEGY_MAX_PBO = 1.0
+    limits.STRATEGY_MONTE_CARLO_PATHS = 0
+    strategies_daily_update(now=NOW)
+    adopted = _decisions(sma)[-1]
+    assert adopted.kind == DecisionKind.PARAMS_ADOPTED
+    sma = strategy_update(strategy=Strategy.objects.get(pk=sma.pk), by=None, status=StrategyStatus.PAUSED)
+    evidence = backtest_create(strategy=sma, start=datetime(2019, 6, 1, tzinfo=UTC), end=NOW)
+    backtest_run(backtest_id=evidence.pk)
+    pbo = adopted.optimization.robustness["pbo"]["pbo"]
+    limits.STRATEGY_MAX_PBO = pbo / 2  # as if the maximum had been stricter
+
+    with pytest.raises(StrategyInputError, match="probability of backtest overfitting"):
+        strategy_update(strategy=sma, by=None, status=StrategyStatus.ACTIVE)
+
+    refusal = sma.decisions.filter(kind=DecisionKind.REFUSED).get()
+    assert (refusal.numbers["pbo"], refusal.numbers["optimization"]) == (pbo, adopted.optimization.pk)
+    limits.STRATEGY_MAX_PBO = 1.0
+    assert (
+        strategy_update(strategy=sma, by=None, status=StrategyStatus.ACTIVE).status == StrategyStatus.ACTIVE
+    )

@@ -101,12 +101,10 @@ def test_a_candidate_that_never_trades_has_no_sharpe_and_is_not_kept(fake_llm, s
     assert "Sharpe below" in candidate.reason
 
 
-def test_a_kept_candidate_becomes_a_draft_llm_strategy_with_a_generated_decision(
-    fake_llm, settings, btc_hourly
-):
-    only(settings, "openai")
-    # On the holdout (2019-08-24 .. 2019-10-17) buy-and-hold lost 19.6%; this made +3.5%, Sharpe 1.35.
-    rsi = candidate_with(
+def _deep_rsi_dip() -> dict:
+    """On the holdout (2019-08-24 .. 2019-10-17) buy-and-hold lost 19.6%; this made +3.5%, Sharpe 1.35,
+    in 7 trades: a PSR (its deflated Sharpe ratio as the family's only trial) of 0.70."""
+    return candidate_with(
         name="Deep RSI dip",
         type="mean_reversion",
         parameters=[{"name": "stop_loss_pct", "value": 0.02}, {"name": "take_profit_pct", "value": 0.03}],
@@ -116,7 +114,33 @@ def test_a_kept_candidate_becomes_a_draft_llm_strategy_with_a_generated_decision
             {"condition": "RSI(14) > 55", "action": "sell", "priority": 1},
         ],
     )
-    fake_llm.script("openai", Reply.json({"strategies": [rsi]}))
+
+
+def test_a_candidate_that_passes_the_holdout_by_luck_is_rejected_with_its_deflated_numbers(
+    fake_llm, settings, btc_hourly
+):
+    only(settings, "openai")
+    fake_llm.script("openai", Reply.json({"strategies": [_deep_rsi_dip()]}))
+    (candidate,) = generate(btc_hourly).candidates.all()
+    assert candidate.outcome == CandidateOutcome.REJECTED
+    assert candidate.reason == (
+        "the holdout may be luck (1 trials in the family): deflated Sharpe ratio 0.700 is below the "
+        "minimum of 0.95"
+    )
+    assert (
+        candidate.holdout_metrics["total_return_pct"] > candidate.holdout_metrics["buy_and_hold_return_pct"]
+    )
+    assert candidate.robustness["deflated_sharpe"] == pytest.approx(0.70, abs=0.005)
+    assert (candidate.robustness["trials"], candidate.robustness["min_deflated_sharpe"]) == (1, 0.95)
+    assert not Strategy.objects.exists()
+
+
+def test_a_kept_candidate_becomes_a_draft_llm_strategy_with_a_generated_decision(
+    fake_llm, settings, btc_hourly
+):
+    only(settings, "openai")
+    settings.STRATEGY_MIN_DEFLATED_SHARPE = 0.6  # the shipped data has no candidate with a real edge
+    fake_llm.script("openai", Reply.json({"strategies": [_deep_rsi_dip()]}))
     run = generate(btc_hourly)
     (candidate,) = run.candidates.all()
     assert candidate.outcome == CandidateOutcome.KEPT, candidate.reason
@@ -131,6 +155,8 @@ def test_a_kept_candidate_becomes_a_draft_llm_strategy_with_a_generated_decision
     decision = strategy.decisions.get()
     assert decision.kind == DecisionKind.GENERATED
     assert decision.numbers["generation_run"] == run.pk
+    assert decision.numbers["robustness"]["deflated_sharpe"] == candidate.robustness["deflated_sharpe"]
+    assert "deflated Sharpe ratio 0.700 over 1 trials (minimum 0.6)" in candidate.reason
     assert run.summary["kept_strategy_ids"] == [strategy.strategy_id]
 
 
