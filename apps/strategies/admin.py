@@ -159,10 +159,15 @@ class StrategyAdmin(ScreenAdmin):
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Strategy], status: str) -> None:
         reason = f"set to {status} in the admin by {request.user}"
-        changed = [
-            strategy_update(strategy=s, by=request.user, status=status, reason=reason) for s in queryset
-        ]
-        self.message_user(request, f"{len(changed)} strateg(y/ies) set to {status}.", messages.SUCCESS)
+        changed = 0
+        for strategy in queryset:
+            try:
+                strategy_update(strategy=strategy, by=request.user, status=status, reason=reason)
+            except (StrategyInputError, ownership.AccessRefused) as error:  # e.g. the activation gate
+                self.message_user(request, f"{strategy.strategy_id}: {error}", messages.WARNING)
+            else:
+                changed += 1
+        self.message_user(request, f"{changed} strateg(y/ies) set to {status}.", messages.SUCCESS)
 
 
 def _warning_list(parameters: object, rules: object) -> SafeString | str:

@@ -113,6 +113,23 @@ def test_activate_brings_a_paused_strategy_back(admin_client, btc_hourly, settin
     assert paused.status == StrategyStatus.ACTIVE
 
 
+def test_an_activation_the_gate_refuses_is_a_warning_on_the_page_not_an_error(admin_client, btc_hourly):
+    paused = make_strategy(btc_hourly, status=StrategyStatus.PAUSED)  # no backtest: nothing to judge
+
+    response = admin_client.post(
+        reverse("admin:strategies_strategy_changelist"),
+        {"action": "activate", "_selected_action": [paused.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert any(text.startswith(f"{paused.strategy_id}: ") for text in shown), shown
+    assert "0 strateg(y/ies) set to active." in shown
+    paused.refresh_from_db()
+    assert paused.status == StrategyStatus.PAUSED
+
+
 def test_the_backtest_action_enqueues_a_backtest_over_the_stored_history(
     admin_client, rsi_strategy, django_capture_on_commit_callbacks
 ):
