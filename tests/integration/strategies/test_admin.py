@@ -50,10 +50,14 @@ def test_a_backtest_page_shows_metrics_the_equity_chart_and_the_trades(admin_cli
     page = response.content.decode()
     assert response.status_code == 200
     assert "lightweight-charts.standalone.production.js" in page
-    chart = json.loads(page.split('id="equity-data" type="application/json">')[1].split("</script>")[0])
-    assert len(chart["strategy"]) == len(chart["buyAndHold"]) == 500
-    assert chart["strategy"][0] == {"time": 1546300800, "value": 10000.0}
-    assert chart["strategy"][-1]["value"] == finished_backtest.metrics["final_equity"]
+    charts = json.loads(
+        page.split('id="backtest-charts-data" type="application/json">')[1].split("</script>")[0]
+    )
+    assert len(charts["equity"]) == len(charts["buyAndHold"]) == len(charts["drawdown"]) == 500
+    assert charts["equity"][0] == {"time": 1546300800, "value": 10000.0}
+    assert charts["equity"][-1]["value"] == finished_backtest.metrics["final_equity"]
+    markers = charts["price"]["markers"]
+    assert len(markers) == 2 * len(finished_backtest.trades)  # an entry and an exit per trade
     trades = finished_backtest.trades
     assert f"{len(trades)} trades" in page
     assert trades[0]["entry_time"] in page and trades[0]["exit_reason"] in page
