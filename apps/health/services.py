@@ -32,7 +32,7 @@ def snapshot_run(*, snapshot_id: int, celery_app: Celery) -> HealthSnapshot | No
         if snapshot is None:
             return None
         worker = socket.gethostname()
-        document = selectors.health_document(celery_app=celery_app, current_worker=worker)
+        document = selectors.health_document_computed(celery_app=celery_app, current_worker=worker)
         return job_complete(job=snapshot, document=document, overall_status=document["status"], worker=worker)
 
 
