@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.health import services
+from apps.health import services, stored
 from apps.health.checks import LIVE_COMPONENTS, STORED_COMPONENTS
 from apps.health.models import HealthSnapshot
 from apps.market.services.candles import candles_store
@@ -65,6 +66,7 @@ def test_a_snapshot_past_the_bound_is_reported_stale_not_computed_again(staff_cl
     snapshot = take_snapshot()
     long_ago = timezone.now() - timedelta(seconds=settings.HEALTH_SCHEDULER_MAX_AGE_SECONDS + 60)
     HealthSnapshot.objects.filter(pk=snapshot.pk).update(finished_at=long_ago)
+    stored.newest_publish()  # as the worker left it when it took the snapshot, that long ago
     _store_hourly("ETHUSDT")
 
     response = staff_client.get("/api/health")
@@ -80,6 +82,21 @@ def test_a_snapshot_past_the_bound_is_reported_stale_not_computed_again(staff_cl
     assert body["components"]["market_data"]["message"] == note + "Market data service operational"
     assert list(body["components"]["market_data"]["series"]) == ["BTCUSDT@binance 1h"]
     assert body["components"]["workers"]["status"] == "degraded"  # healthy when computed, stale now
+
+
+def test_a_stale_cache_entry_is_checked_against_the_database(staff_client, settings):
+    old = take_snapshot()
+    long_ago = timezone.now() - timedelta(seconds=settings.HEALTH_SCHEDULER_MAX_AGE_SECONDS + 60)
+    HealthSnapshot.objects.filter(pk=old.pk).update(finished_at=long_ago)
+    stored.newest_publish()
+    entry = cache.get(stored.CACHE_KEY)
+    fresh = take_snapshot()
+    cache.set(stored.CACHE_KEY, entry)  # the fresh snapshot's publication was lost (a Redis blip)
+
+    jobs = staff_client.get("/api/health").json()["components"]["jobs"]
+
+    assert jobs["checked_at"] == _stored_checked_at(fresh)["jobs"]
+    assert not jobs["message"].startswith("Stale")
 
 
 def test_the_scheduler_is_the_age_of_the_newest_beat_snapshot_even_when_a_requested_one_is_newer(
@@ -109,7 +126,8 @@ def test_before_any_snapshot_the_components_are_computed_on_the_request_and_noth
     assert not HealthSnapshot.objects.exists()
 
 
-def _queries_of_a_request(client, user, *, allocations: int, series: int) -> int:
+def _queries_of_a_request(client, user, *, allocations: int, series: int) -> tuple[int, int]:
+    """The queries of GET /api/health reading the cache entry, then the database (no entry)."""
     account = account_create(
         owner=user, name=f"Auto {allocations}", starting_cash=Decimal(10000), auto_trading=True
     )
@@ -128,22 +146,24 @@ def _queries_of_a_request(client, user, *, allocations: int, series: int) -> int
         _store_hourly(f"S{series}X{number}USDT")
     take_snapshot()
 
-    with CaptureQueriesContext(connection) as queries:
-        body = client.get("/api/health").json()
-
-    assert body["components"]["trading_orchestrator"]["strategies"] == allocations
-    assert len(body["components"]["market_data"]["series"]) >= series
+    counts = []
+    for _ in ("cache", "database"):
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get("/api/health").json()
+        assert body["components"]["trading_orchestrator"]["strategies"] == allocations
+        assert len(body["components"]["market_data"]["series"]) >= series
+        counts.append(len(queries))
+        cache.delete(stored.CACHE_KEY)
     account.delete()  # and its allocations
-    return len(queries)
+    return counts[0], counts[1]
 
 
 def test_a_request_sends_the_same_few_queries_for_1_allocation_and_series_as_for_50(anon_client, user):
     few = _queries_of_a_request(anon_client, user, allocations=1, series=1)
     many = _queries_of_a_request(anon_client, user, allocations=50, series=12)
 
-    # SELECT 1, the newest snapshot's components and (that snapshot was requested, not beat-driven)
-    # the newest beat-driven one's time.
-    assert few == many == 3
+    # SELECT 1; without the cache entry, one more: the newest snapshot and the newest beat run's time.
+    assert few == many == (1, 2)
 
 
 def test_with_redis_down_it_answers_503_from_the_database(anon_client, settings):
