@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+import redis
 from celery import Celery
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from apps.core.logging import redact
 from apps.core.models import JobStatus
@@ -33,6 +38,8 @@ WORKER_PING_CACHE_KEY = "health:workers-ping"
 EXTERNAL_PROBE_MAX_AGE = timedelta(minutes=15)
 # The orchestrator and the portfolio snapshots run every few minutes; older than this, something is stuck.
 TRADING_MAX_AGE = timedelta(minutes=15)
+# A broker that takes longer than this to connect or answer a ping is reported down.
+BROKER_TIMEOUT_SECONDS = 1.0
 
 
 def _failure(status: str, error: Exception, started: float) -> Component:
@@ -80,13 +87,36 @@ def check_cache() -> Component:
     return {"status": HEALTHY, "response_time_ms": _elapsed_ms(started), "message": f"{backend} answered"}
 
 
+@lru_cache(maxsize=8)
+def _redis_client(url: str, pid: int) -> redis.Redis:
+    """One client per broker URL and process (a forked child opens its own); its pool keeps the
+    connection, so a check is one PING, not a new connection (redis-py's handshake costs ~10 ms)."""
+    del pid  # part of the cache key only
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=BROKER_TIMEOUT_SECONDS,
+        socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+        # One retry on a fresh connection (a pooled one dies with a Redis restart), never a backoff.
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
 def check_broker(celery_app: Celery) -> Component:
+    """A Redis broker answers a PING within the timeout; another transport (the embedded filesystem
+    broker) must accept a connection."""
     started = time.perf_counter()
+    url = celery_app.conf.broker_url
     try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-            transport = conn.transport_cls
-    except Exception as error:  # kombu raises transport-specific errors
+        if url.startswith(("redis://", "rediss://")):
+            _redis_client(url, os.getpid()).ping()
+            transport = "redis"
+        else:
+            with celery_app.connection_for_write() as conn:
+                conn.ensure_connection(
+                    max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT_SECONDS
+                )
+                transport = conn.transport_cls
+    except Exception as error:  # redis-py and kombu raise transport-specific errors
         return _failure(UNHEALTHY, error, started)
     return {
         "status": HEALTHY,
@@ -137,9 +167,14 @@ def check_scheduler() -> Component:
         .values_list("finished_at", flat=True)
         .first()
     )
+    return scheduler_component(last, now=timezone.now())
+
+
+def scheduler_component(last: datetime | None, *, now: datetime) -> Component:
+    """The scheduler's health from when the newest beat-driven snapshot finished (None: never)."""
     if last is None:
         return {"status": UNHEALTHY, "last_run_at": None, "message": "No scheduled run has completed yet"}
-    age = (timezone.now() - last).total_seconds()
+    age = (now - last).total_seconds()
     fresh = age <= settings.HEALTH_SCHEDULER_MAX_AGE_SECONDS
     return {
         "status": HEALTHY if fresh else UNHEALTHY,
@@ -329,6 +364,19 @@ def check_llm_services() -> Component:
 
 # Components whose failure makes the whole system unhealthy (HTTP 503): without them nothing works.
 CRITICAL_COMPONENTS = frozenset({"database", "broker"})
+# Checked on every request: cheap, and what a load balancer must know now.
+LIVE_COMPONENTS = ("database", "cache", "broker")
+# Computed by the snapshot job off the request path and read back from the newest snapshot.
+STORED_COMPONENTS = (
+    "workers",
+    "scheduler",
+    "external_apis",
+    "market_data",
+    "llm_services",
+    "performance_monitor",
+    "trading_orchestrator",
+    "jobs",
+)
 
 
 def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str, Callable[[], Component]]:
@@ -347,13 +395,21 @@ def component_checks(celery_app: Celery, current_worker: str | None) -> dict[str
     }
 
 
-def run_checks(celery_app: Celery, current_worker: str | None = None) -> dict[str, Component]:
+def run_checks(
+    celery_app: Celery, current_worker: str | None = None, *, only: tuple[str, ...] | None = None
+) -> dict[str, Component]:
+    """Run the checks (``only`` those named, in the order of ``component_checks``); each component
+    carries ``checked_at``, the time its check ran."""
     components = {}
     for name, check in component_checks(celery_app, current_worker).items():
+        if only is not None and name not in only:
+            continue
+        checked_at = timezone.now().isoformat()
         try:
-            components[name] = check()
+            component = check()
         except Exception as error:  # a check that needs the database fails when the database is down
-            components[name] = _failure(UNHEALTHY, error, time.perf_counter())
+            component = _failure(UNHEALTHY, error, time.perf_counter())
+        components[name] = {**component, "checked_at": checked_at}
     return components
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import threading
+import time
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
@@ -33,6 +35,31 @@ KEY_PACKAGES = (
 def prime_cpu_counter() -> None:
     """psutil's first non-blocking cpu_percent() call returns 0.0; make it at start-up instead."""
     psutil.cpu_percent(interval=None)
+
+
+# Host metrics move slowly; a request reads them at most this old (psutil costs a few ms a call).
+METRICS_MAX_AGE_SECONDS = 5.0
+_recent: tuple[float, dict[str, Any]] | None = None
+_recent_lock = threading.Lock()
+
+
+def system_metrics_recent() -> dict[str, Any]:
+    """``system_metrics()``, measured again when the last measure of this process is older than
+    ``METRICS_MAX_AGE_SECONDS``."""
+    global _recent
+    with _recent_lock:
+        if _recent is None or time.monotonic() - _recent[0] > METRICS_MAX_AGE_SECONDS:
+            _recent = (time.monotonic(), system_metrics())
+        return _recent[1]
+
+
+@lru_cache(maxsize=1)
+def _process_started() -> float:
+    return float(psutil.Process().create_time())
+
+
+def uptime_seconds() -> float:
+    return round(time.time() - _process_started(), 1)
 
 
 def system_metrics() -> dict[str, Any]:

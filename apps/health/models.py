@@ -25,7 +25,11 @@ class HealthSnapshot(Job):
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=("trigger", "-finished_at"))]
+        indexes = [
+            models.Index(fields=("trigger", "-finished_at")),
+            # GET /api/health reads the newest completed snapshot, whatever its trigger.
+            models.Index(fields=("status", "-finished_at")),
+        ]
 
     def __str__(self) -> str:
         return f"Health snapshot {self.pk} ({self.trigger}, {self.status})"

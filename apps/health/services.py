@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.jobs import job_claimed, job_complete
-from apps.health import selectors
+from apps.health import selectors, stored
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 
 
@@ -32,8 +32,12 @@ def snapshot_run(*, snapshot_id: int, celery_app: Celery) -> HealthSnapshot | No
         if snapshot is None:
             return None
         worker = socket.gethostname()
-        document = selectors.health_document(celery_app=celery_app, current_worker=worker)
-        return job_complete(job=snapshot, document=document, overall_status=document["status"], worker=worker)
+        document = selectors.health_document_computed(celery_app=celery_app, current_worker=worker)
+        completed = job_complete(
+            job=snapshot, document=document, overall_status=document["status"], worker=worker
+        )
+    stored.newest_publish()
+    return completed
 
 
 def current_slot(now: datetime | None = None) -> datetime:

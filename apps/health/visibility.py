@@ -19,6 +19,7 @@ _PUBLIC_FIELDS = frozenset(
     {
         "status",
         "response_time_ms",
+        "checked_at",
         "last_run_at",
         "age_seconds",
         "series",

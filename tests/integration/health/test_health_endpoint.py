@@ -15,7 +15,6 @@ from apps.core.models import JobStatus
 from apps.health import services
 from apps.health.models import HealthSnapshot, SnapshotTrigger
 from tests.fakes.http import FixedAnswerServer, closed_port_url
-from workers import app as celery_app
 
 BRIEF_KEYS = {
     "status",
@@ -128,15 +127,6 @@ def test_a_database_that_is_down_makes_it_unhealthy_with_503(staff_client, datab
     assert body["status"] == "unhealthy"
     assert body["components"]["database"]["status"] == "unhealthy"
     assert body["components"]["database"]["message"]
-
-
-@pytest.fixture
-def broker_unreachable():
-    """Send the project's Celery app to a broker address where nothing listens, then restore it."""
-    original = celery_app.conf.broker_url
-    celery_app.conf.broker_url = closed_port_url().replace("http://", "redis://").replace("/ping", "/0")
-    yield
-    celery_app.conf.broker_url = original
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""The health document's llm_services component lists providers, their last call and the budget."""
+"""The health document's llm_services component lists providers, their last call and the budget (read
+back from the snapshot that computed it)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import uuid
 import pytest
 
 from apps.llm.models import LLMCall
+from tests.integration.health.snapshots import take_snapshot
 
 pytestmark = pytest.mark.django_db
 
 
 def test_without_a_key_only_the_offline_templates_are_available(staff_client, settings):
     settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = settings.GEMINI_API_KEY = ""
+    take_snapshot()
 
     llm = staff_client.get("/api/health").json()["components"]["llm_services"]
 
@@ -29,6 +32,7 @@ def test_a_configured_provider_reports_its_last_call_and_budget(staff_client, se
         template_version="1",
         input_sha256="0" * 64, status="error", error="HTTP 500", latency_ms=12.5,
     )  # fmt: skip
+    take_snapshot()
 
     body = staff_client.get("/api/health").json()
     openai = next(p for p in body["components"]["llm_services"]["providers"] if p["name"] == "openai")

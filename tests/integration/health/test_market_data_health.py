@@ -1,4 +1,5 @@
-"""The health document's market_data component: age of the newest candle per active series."""
+"""The health document's market_data component: age of the newest candle per active series, as the
+snapshot job computes it and GET /api/health reads it back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from apps.market.services.candles import candles_store
 from apps.market.services.instruments import instrument_get_or_create
+from tests.integration.health.snapshots import take_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +27,7 @@ def test_fresh_series_are_healthy_and_stale_ones_degrade_the_status(staff_client
     last_final_hour = pd.Timestamp(timezone.now()).floor("1h") - pd.Timedelta(hours=1)
     _store_hourly("BTCUSDT", last_final_hour)
     _store_hourly("ETHUSDT", last_final_hour - pd.Timedelta(days=2))
+    take_snapshot()
 
     market = staff_client.get("/api/health").json()["components"]["market_data"]
 
@@ -36,6 +39,7 @@ def test_fresh_series_are_healthy_and_stale_ones_degrade_the_status(staff_client
 
 
 def test_no_candles_at_all_is_reported(staff_client):
+    take_snapshot()
     market = staff_client.get("/api/health").json()["components"]["market_data"]
     assert market["status"] == "degraded"
     assert "No candles" in market["message"]

@@ -1,4 +1,5 @@
-"""The health document's trading components: the orchestrator's last cycle and the performance monitor."""
+"""The health document's trading components: the orchestrator's last cycle and the performance monitor,
+as the snapshot job computes them and GET /api/health reads them back."""
 
 from __future__ import annotations
 
@@ -23,13 +24,19 @@ from apps.trading.models import (
     StrategyPerformance,
 )
 from apps.trading.services.accounts import account_create
+from tests.integration.health.snapshots import take_snapshot
 
 pytestmark = pytest.mark.django_db
 D = Decimal
 
 
 def _components(client) -> dict:
-    return client.get("/api/health").json()["components"]
+    """Take a snapshot now, then the components GET /api/health answers (without their checked_at)."""
+    take_snapshot()
+    components = client.get("/api/health").json()["components"]
+    for component in components.values():
+        assert component.pop("checked_at")
+    return components
 
 
 def _account(user, name: str, **fields: object) -> Account:
