@@ -331,6 +331,8 @@ def _run_robustness(
             external=external,
         )
         return search_record(run=run, search=search).to_dict()
+    except Interrupted:  # a time limit or a lost database ends the job, not just its block
+        raise
     except Exception as error:  # reported with the run; the search itself completed
         logger.exception("The robustness of optimisation %s failed", run.pk)
         return {"error": f"{type(error).__name__}: {error}"}

@@ -51,7 +51,7 @@ def screenshots() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(screenshots: Path) -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -60,14 +60,22 @@ def browser(screenshots: Path) -> Iterator[object]:
             pytrace=False,
         )
     # Playwright's sync API runs an event loop in this thread; the tests still touch the database
-    # between browser calls, synchronously, which Django would otherwise refuse.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # between browser calls, synchronously, which Django would otherwise refuse. Only while these
+    # tests run: later tests start processes (`manage.py check --deploy`) that must not inherit it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield launched
-        launched.close()
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
     SCREENSHOT_FOLDERS.append(screenshots)
 
 
