@@ -8,13 +8,13 @@ cache, all under ``var/``. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreS
 from __future__ import annotations
 
 import os
-import re
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from tradingsite import env_values
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -405,13 +405,9 @@ CCXT_MAX_RETRIES = env.int("CCXT_MAX_RETRIES", default=3)
 # `load_demo_data` (run by `make setup`) also fetches BTC/USDT and ETH/USDT 1h candles from Binance's
 # public API from this day (UTC) on, the windows of the brief's examples; empty: the shipped history
 # only. Tests start with none: they never reach the internet.
-_demo_since = env.str("DEMO_DATA_FETCH_SINCE", default="" if IS_TEST else "2023-01-01")
-try:
-    DEMO_DATA_FETCH_SINCE = datetime.fromisoformat(_demo_since).replace(tzinfo=UTC) if _demo_since else None
-except ValueError:
-    raise ImproperlyConfigured(
-        f"DEMO_DATA_FETCH_SINCE={_demo_since!r} is not a date like 2023-01-01"
-    ) from None
+DEMO_DATA_FETCH_SINCE = env_values.utc_day(
+    "DEMO_DATA_FETCH_SINCE", env.str("DEMO_DATA_FETCH_SINCE", default="" if IS_TEST else "2023-01-01")
+)
 
 # --- Training -------------------------------------------------------------------------------
 # What the 6-hourly job trains: these timeframes of every active instrument, these model types.
@@ -504,18 +500,18 @@ LLM_DAILY_TOKEN_BUDGET = env.int("LLM_DAILY_TOKEN_BUDGET", default=1_000_000)
 LLM_DAILY_COST_BUDGET_USD = env.float("LLM_DAILY_COST_BUDGET_USD", default=5.0)
 # USD per million input and output tokens, by model; LLM_PRICE_TABLE (JSON) adds or replaces entries.
 # A model without a price counts as free (a local model), with a warning in the log.
-LLM_PRICE_TABLE = {
-    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
-    "gpt-4.1": {"input": 2.00, "output": 8.00},
-    "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
-    "claude-sonnet-4-5": {"input": 3.00, "output": 15.00},
-    "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
-    "gemini-2.5-pro": {"input": 1.25, "output": 10.00},
-    **env.json("LLM_PRICE_TABLE", default={}),
-}
-for _llm_model, _llm_price in LLM_PRICE_TABLE.items():
-    if not (isinstance(_llm_price, dict) and {"input", "output"} <= _llm_price.keys()):
-        raise ImproperlyConfigured(f'LLM_PRICE_TABLE[{_llm_model!r}] must be {{"input": USD, "output": USD}}')
+LLM_PRICE_TABLE = env_values.price_table(
+    "LLM_PRICE_TABLE",
+    {
+        "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+        "gpt-4.1": {"input": 2.00, "output": 8.00},
+        "claude-haiku-4-5": {"input": 1.00, "output": 5.00},
+        "claude-sonnet-4-5": {"input": 3.00, "output": 15.00},
+        "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+        "gemini-2.5-pro": {"input": 1.25, "output": 10.00},
+        **env.json("LLM_PRICE_TABLE", default={}),
+    },
+)
 
 # --- Trading --------------------------------------------------------------------------------
 # Fernet key(s) encrypting exchange API keys at rest, comma-separated: the first encrypts, all
@@ -526,43 +522,12 @@ if IS_PRODUCTION and LIVE_TRADING_ENABLED and not FIELD_ENCRYPTION_KEY:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY must be set when LIVE_TRADING_ENABLED in production")
 
 
-def _paper_balance(name: str, text: str) -> str:
-    """``text`` if it is a ledger amount above 0 (20 digits before the point, 8 after), else refuse."""
-    try:
-        amount = Decimal(text.strip())
-    except InvalidOperation:
-        amount = Decimal("NaN")
-    if not amount.is_finite() or amount <= 0 or amount.adjusted() >= 20 or amount != round(amount, 8):
-        raise ImproperlyConfigured(
-            f"{name} must be an amount above 0 with at most 20 digits before the point and 8 after, "
-            f"not {text!r}"
-        )
-    return text.strip()
-
-
-def _paper_balances(name: str, text: str) -> dict[str, str]:
-    """``"USD=10000,USDT=5000"`` as ``{"USD": "10000", "USDT": "5000"}``; anything else is refused."""
-    balances: dict[str, str] = {}
-    for entry in filter(None, (part.strip() for part in text.split(","))):
-        currency, equals, amount = (piece.strip() for piece in entry.partition("="))
-        currency = currency.upper()
-        if not equals or not re.fullmatch(r"[A-Z0-9]{1,16}", currency):
-            raise ImproperlyConfigured(
-                f"{name} must be CURRENCY=AMOUNT pairs separated by commas (USD=10000,USDT=5000), "
-                f"not {entry!r}"
-            )
-        if currency in balances:
-            raise ImproperlyConfigured(f"{name} names {currency} twice")
-        balances[currency] = _paper_balance(f"{name}[{currency}]", amount)
-    return balances
-
-
 # The user's paper wallet: one paper account per quote currency, opened by the first order in that
 # currency (apps/trading/services/wallet.py) with the balance named for the currency, or the default.
-TRADING_PAPER_STARTING_CASH = _paper_balance(
+TRADING_PAPER_STARTING_CASH = env_values.paper_balance(
     "TRADING_PAPER_STARTING_CASH", env.str("TRADING_PAPER_STARTING_CASH", default="10000")
 )
-TRADING_PAPER_STARTING_BALANCES = _paper_balances(
+TRADING_PAPER_STARTING_BALANCES = env_values.paper_balances(
     "TRADING_PAPER_STARTING_BALANCES", env.str("TRADING_PAPER_STARTING_BALANCES", default="")
 )
 # The currency of an account created without one (the admin's form, commands).

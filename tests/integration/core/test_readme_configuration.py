@@ -68,7 +68,7 @@ def fresh() -> dict[str, Any]:
 
 def _variables_read() -> set[str]:
     """Every variable named in the settings module: read through django-environ or a helper."""
-    readers = r"(?:env\.\w+|env|_required_in_production|_paper_balances?)"
+    readers = r"(?:env\.\w+|env|_required_in_production)"
     return set(re.findall(readers + r'\(\s*"([A-Z][A-Z0-9_]+)"', SETTINGS))
 
 
