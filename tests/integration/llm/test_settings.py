@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.settings_process import fresh_settings
+
 _LLM_ENVIRONMENT = (
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
@@ -16,22 +14,14 @@ _LLM_ENVIRONMENT = (
     "LLM_PROVIDERS",
     "LLM_PRICE_TABLE",
 )
-_PRINT = (
-    "import json; from django.conf import settings; "
-    "print(json.dumps({'providers': settings.LLM_PROVIDERS, 'prices': settings.LLM_PRICE_TABLE}))"
-)
+
+_PRINTED = {"providers": "LLM_PROVIDERS", "prices": "LLM_PRICE_TABLE"}
 
 
 def _settings(**env: str) -> subprocess.CompletedProcess:
-    """The development settings as a fresh process sees them with ``env`` (and no other LLM variables)."""
-    clean = {k: v for k, v in os.environ.items() if k not in {*_LLM_ENVIRONMENT, "DJANGO_SETTINGS_MODULE"}}
-    return subprocess.run(
-        [sys.executable, "-c", _PRINT],
-        cwd=REPO_ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "tradingsite.settings", "ENVIRONMENT": "development", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    """The development settings as a fresh process sees them with ``env`` (and no other of ours)."""
+    return fresh_settings(
+        {"providers": "LLM_PROVIDERS", "prices": "LLM_PRICE_TABLE"}, _LLM_ENVIRONMENT, **env
     )
 
 

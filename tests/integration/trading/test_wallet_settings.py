@@ -4,31 +4,23 @@ stops the process with a message naming the variable, before any account could b
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.settings_process import fresh_settings
+
 _WALLET_ENVIRONMENT = ("TRADING_PAPER_STARTING_CASH", "TRADING_PAPER_STARTING_BALANCES")
-_PRINT = (
-    "import json; from django.conf import settings; print(json.dumps({"
-    "'cash': settings.TRADING_PAPER_STARTING_CASH, 'balances': settings.TRADING_PAPER_STARTING_BALANCES}))"
-)
+
+_PRINTED = {"cash": "TRADING_PAPER_STARTING_CASH", "balances": "TRADING_PAPER_STARTING_BALANCES"}
 
 
 def _settings(**env: str) -> subprocess.CompletedProcess:
-    """The development settings as a fresh process sees them with ``env`` (and no other wallet variable)."""
-    clean = {k: v for k, v in os.environ.items() if k not in {*_WALLET_ENVIRONMENT, "DJANGO_SETTINGS_MODULE"}}
-    return subprocess.run(
-        [sys.executable, "-c", _PRINT],
-        cwd=REPO_ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "tradingsite.settings", "ENVIRONMENT": "development", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    """The development settings as a fresh process sees them with ``env`` (and no other of ours)."""
+    return fresh_settings(
+        {"cash": "TRADING_PAPER_STARTING_CASH", "balances": "TRADING_PAPER_STARTING_BALANCES"},
+        _WALLET_ENVIRONMENT,
+        **env,
     )
 
 
