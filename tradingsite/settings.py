@@ -462,7 +462,6 @@ STRATEGY_MAX_PBO = env.float("STRATEGY_MAX_PBO", default=0.5)
 # Monte Carlo paths of a backtest's robustness block (0: none), and the largest bars x trials
 # matrix an optimisation keeps in memory for its PBO (beyond it the PBO is left out, saying why).
 STRATEGY_MONTE_CARLO_PATHS = env.int("STRATEGY_MONTE_CARLO_PATHS", default=1000)
-STRATEGY_PBO_MAX_CELLS = env.int("STRATEGY_PBO_MAX_CELLS", default=20_000_000)
 # Markets with fewer active strategies than this are listed for strategy generation.
 STRATEGY_MIN_ACTIVE = env.int("STRATEGY_MIN_ACTIVE", default=2)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import NotRequired, TypedDict, TypeGuard, cast
 
@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from apps.market.domain.indicators import IndicatorError, Param
 
-from .backtest import RISK_PARAMETERS, BacktestError, RiskSettings, backtest_signals
+from .backtest import RISK_PARAMETERS, BacktestError, CheckedBars, RiskSettings, backtest_signals
 from .parameters import strategy_parameters_read
 from .rules import IndicatorCache, Rule, RuleError, as_rules, parameter_bounds, signals
 from .rules import validate as validate_condition
@@ -85,6 +85,11 @@ class TrialResult(TypedDict):
     params: dict[str, Value]
     folds: NotRequired[list[FoldResult]]
     error: NotRequired[str]
+    window: NotRequired[dict[str, object]]
+
+
+# What :func:`evaluate_chunk` keeps of a trial's signals over the whole window besides its folds.
+WindowStatistics = Callable[[NDArray[np.int8], RiskSettings], dict[str, object]]
 
 
 class TrialSummary(TypedDict):
@@ -366,7 +371,8 @@ def evaluate_trial(
     """Backtest the strategy with ``trial_params`` over ``base_parameters`` on one window: its metrics."""
     parameters = {**base_parameters, **trial_params}
     codes = signals(rules, frame, parameters, external, cache=cache)
-    return _window_metrics(frame, codes, RiskSettings.from_parameters(parameters), window, costs)
+    risk = RiskSettings.from_parameters(parameters)
+    return _window_metrics(CheckedBars.of(frame), codes, risk, window, costs)
 
 
 def evaluate_chunk(
@@ -378,14 +384,19 @@ def evaluate_chunk(
     *,
     costs: Costs = Costs(),
     external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
+    whole_window: WindowStatistics | None = None,
 ) -> list[TrialResult]:
     """Evaluate one chunk from :func:`chunk` on every fold; indicators are shared across its trials.
 
     Each result is ``{"index", "params", "folds": [{"fold", "in_sample", "out_of_sample"}]}``, or
     ``{"index", "params", "error"}`` for a combination the strategy rejects (e.g. MACD fast >= slow).
+    With ``whole_window``, each successful result also holds ``"window"``: what that function makes of
+    the trial's signals (the robustness statistics of the search, computed where the trial already is
+    rather than by backtesting every trial again when the search is concluded).
     """
     rules = as_rules(rules)
     cache = IndicatorCache(frame)
+    bars = CheckedBars.of(frame)
     results: list[TrialResult] = []
     for trial in trials:
         parameters = {**base_parameters, **trial["params"]}
@@ -400,22 +411,25 @@ def evaluate_chunk(
         per_fold: list[FoldResult] = [
             {
                 "fold": fold.index,
-                "in_sample": _window_metrics(frame, codes, risk, fold.train, costs),
+                "in_sample": _window_metrics(bars, codes, risk, fold.train, costs),
                 "out_of_sample": None
                 if fold.test is None
-                else _window_metrics(frame, codes, risk, fold.test, costs),
+                else _window_metrics(bars, codes, risk, fold.test, costs),
             }
             for fold in folds
         ]
-        results.append({"index": trial["index"], "params": trial["params"], "folds": per_fold})
+        result: TrialResult = {"index": trial["index"], "params": trial["params"], "folds": per_fold}
+        if whole_window is not None:
+            result["window"] = whole_window(codes, risk)
+        results.append(result)
     return results
 
 
 def _window_metrics(
-    frame: pd.DataFrame, codes: NDArray[np.int8], risk: RiskSettings, window: Window, costs: Costs
+    bars: CheckedBars, codes: NDArray[np.int8], risk: RiskSettings, window: Window, costs: Costs
 ) -> Metrics:
     report = backtest_signals(
-        frame.iloc[window.slice],
+        bars.window(window.slice),
         codes[window.slice],
         risk,
         initial_capital=costs.initial_capital,

@@ -76,6 +76,7 @@ from apps.strategies.services.optimizations import (
     search_robustness,
     stored_folds,
     summary_fields,
+    whole_window,
 )
 from apps.strategies.services.strategies import (
     DAILY_UPDATE,
@@ -423,6 +424,7 @@ def _reoptimise(strategy: Strategy, version: StrategyVersion, window: CandleWind
         shifted,
         costs=costs,
         external=external,
+        whole_window=whole_window(window, costs),
     )
     summary = summarise(results, settings.STRATEGY_REOPTIMIZE_OBJECTIVE)
     robustness = search_robustness(

@@ -30,6 +30,7 @@ from apps.strategies.engine.optimize import (
     Summary,
     UnusedParameterError,
     Window,
+    WindowStatistics,
     chunk,
     evaluate_chunk,
     grid,
@@ -43,9 +44,9 @@ from apps.strategies.engine.robustness import (
     OptimisationBlock,
     Overfitting,
     ReturnMoments,
+    TrialStatistics,
     optimisation_block,
-    return_moments,
-    trial_returns,
+    window_statistics,
 )
 from apps.strategies.errors import StrategyInputError, raise_if_problems
 from apps.strategies.models import (
@@ -204,14 +205,16 @@ def optimization_chunk_run(*, run_id: int, chunk_index: int) -> bool:
 
 def _evaluate_chunk(run: OptimizationRun, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     window, external = _run_inputs(run.pk, run.created_at)
+    costs = Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe)
     return evaluate_chunk(
         window.frame,
         run.version.rules,
         run.version.parameters,
         trials,
         stored_folds(run.fold_layout, window.first),
-        costs=Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe),
+        costs=costs,
         external=external,
+        whole_window=whole_window(window, costs),
     )
 
 
@@ -369,44 +372,53 @@ def search_robustness(
     costs: Costs,
     external: dict[str, np.ndarray] | None,
 ) -> SearchRobustness:
-    """Each trial's bar returns over the whole window (warm-up excluded), their PBO by CSCV, the
-    best trial's Sharpe tests and the stitched walk-forward curve. Pure computing: writes nothing.
+    """The PBO by CSCV of the trials' bar returns over the whole window (warm-up excluded), the best
+    trial's Sharpe tests and the stitched walk-forward curve. Pure computing: writes nothing.
 
-    The returns matrix is held in memory only up to ``STRATEGY_PBO_MAX_CELLS`` (bars x trials);
-    beyond it the moments are computed a batch of trials at a time and the PBO is left out, saying why."""
-    trials = [{"index": r["index"], "params": r["params"]} for r in results if "folds" in r]
-    span = Window(window.first, len(window.frame))
-    folds = stored_folds(layout, window.first)
-    inputs = {"window": span, "costs": costs, "external": external}
-    limit = settings.STRATEGY_PBO_MAX_CELLS
-    batch = max(limit // max(len(span), 1), 1)
-    moments: dict[int, ReturnMoments] = {}
-    for first in range(0, max(len(trials), 1), batch):
-        part = trial_returns(window.frame, rules, base_parameters, trials[first : first + batch], **inputs)
-        moments.update(
-            (int(index), return_moments(column))
-            for index, column in zip(part.indices, part.returns.T, strict=True)
-        )
-    error = None
-    if len(trials) > batch:  # the last batch is not every trial: judge the best one alone
-        part = trial_returns(
-            window.frame,
-            rules,
-            base_parameters,
-            [t for t in trials if t["index"] == summary.best_index],
-            **inputs,
-        )
-        error = (
-            f"{len(span)} bars x {len(trials)} trials exceed STRATEGY_PBO_MAX_CELLS ({limit}): "
-            "the PBO was not computed"
-        )
+    Each trial's return moments and CSCV block sums come with its result (the chunk that backtested
+    it computed them: :func:`whole_window`), so concluding a search backtests only the folds' best
+    trials again, never every trial, and holds no returns matrix. A result stored without them (by a
+    version before this one) has them computed here, one trial at a time."""
+    statistics = {
+        int(result["index"]): TrialStatistics.from_dict(result["window"])
+        for result in results
+        if "folds" in result and "window" in result
+    }
+    missing = [
+        {"index": result["index"], "params": result["params"]}
+        for result in results
+        if "folds" in result and "window" not in result
+    ]
+    for result in evaluate_chunk(
+        window.frame,
+        rules,
+        base_parameters,
+        missing,
+        [],
+        costs=costs,
+        external=external,
+        whole_window=whole_window(window, costs),
+    ):
+        if "window" in result:
+            statistics[int(result["index"])] = TrialStatistics.from_dict(result["window"])
     block = optimisation_block(
-        window.frame, rules, base_parameters, folds, summary, part, costs=costs, external=external
+        window.frame,
+        rules,
+        base_parameters,
+        stored_folds(layout, window.first),
+        summary,
+        statistics,
+        costs=costs,
+        external=external,
     )
-    if error is not None:
-        block = replace(block, overfitting_error=error)
-    params = {int(t["index"]): dict(t["params"]) for t in trials}
-    return SearchRobustness(block, moments, params)
+    params = {int(r["index"]): dict(r["params"]) for r in results if int(r["index"]) in statistics}
+    return SearchRobustness(block, {index: item.moments for index, item in statistics.items()}, params)
+
+
+def whole_window(window: CandleWindow, costs: Costs) -> WindowStatistics:
+    """What every trial's chunk keeps of it for the search's robustness: its return moments and CSCV
+    block sums over the window without its warm-up."""
+    return window_statistics(window.frame, window=Window(window.first, len(window.frame)), costs=costs)
 
 
 def search_record(*, run: OptimizationRun, search: SearchRobustness) -> SearchRobustness:

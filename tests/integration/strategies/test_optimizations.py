@@ -17,9 +17,11 @@ from apps.strategies.engine.optimize import Costs, Fold, Window, chunk, evaluate
 from apps.strategies.models import OptimizationChunk, OptimizationRun
 from apps.strategies.services.optimizations import (
     _chunk_store,
+    _run_inputs,
     optimization_chunk_run,
     optimization_create,
     optimization_finish,
+    search_robustness,
 )
 from tests.integration.strategies.conftest import BTC_HOURLY, SMA_RULES, make_strategy
 from tests.integration.worker import running_worker
@@ -149,6 +151,39 @@ def test_a_redelivered_chunk_is_counted_once_and_the_last_chunk_triggers_one_sum
     assert len(finished.trials) == 9
     assert optimization_finish(run_id=run.pk) is None
     assert optimization_chunk_run(run_id=run.pk, chunk_index=1) is False
+
+
+@pytest.mark.django_db
+def test_chunks_carry_their_trials_statistics_so_the_conclusion_backtests_no_trial_again(
+    sma_strategy, small_chunks
+):
+    run = optimization_create(strategy=sma_strategy, space=SPACE, folds=2)
+    for index in range(run.chunks_total):
+        optimization_chunk_run(run_id=run.pk, chunk_index=index)
+    stored = [result for c in run.chunks.order_by("index") for result in c.results]
+    assert all(result["window"]["blocks"]["block"] * 16 <= run.bars for result in stored)
+    assert {result["window"]["observations"] for result in stored} == {run.bars - 1}
+    run = OptimizationRun.objects.select_related("strategy", "version").get(pk=run.pk)
+    window, external = _run_inputs(run.pk, run.created_at)
+    summary = summarise(stored, run.objective)
+    search = {
+        "window": window,
+        "rules": run.version.rules,
+        "base_parameters": run.version.parameters,
+        "layout": run.fold_layout,
+        "summary": summary,
+        "costs": Costs(float(run.initial_capital), run.commission, run.slippage, "1h"),
+        "external": external,
+    }
+    from_chunks = search_robustness(results=stored, **search).to_dict()
+    # Results stored by a version before the chunks kept statistics: computed when concluding, the same.
+    older = [{key: value for key, value in result.items() if key != "window"} for result in stored]
+    assert search_robustness(results=older, **search).to_dict() == from_chunks
+    assert from_chunks["pbo"]["trials"] == 9 and from_chunks["best"]["trials"] == 9
+
+    finished = optimization_finish(run_id=run.pk)
+    assert finished.robustness["pbo"] == from_chunks["pbo"]
+    assert "window" not in str(finished.trials)  # the statistics are the workers', not the answer's
 
 
 @pytest.mark.django_db

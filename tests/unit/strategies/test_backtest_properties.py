@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.strategies.engine.backtest import RiskSettings, backtest_signals, run_backtest
+from apps.strategies.engine.backtest import (
+    BacktestError,
+    CheckedBars,
+    RiskSettings,
+    backtest_equity,
+    backtest_signals,
+    run_backtest,
+)
 from apps.strategies.engine.rules import Rule, signals
 
 from .candles import flat, random_codes, random_walk
@@ -124,3 +131,36 @@ def test_no_trades_and_no_commission_give_back_the_initial_capital(seed, n, risk
 def test_trading_at_an_unchanging_price_without_costs_gives_back_the_initial_capital(seed, n, risk):
     report = backtest_signals(flat([50.0] * n), random_codes(n, seed, density=0.5), risk, commission=0.0)
     assert report.final_equity == pytest.approx(report.initial_capital, rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    risk=risks,
+    start=st.integers(0, 150),
+    length=st.integers(1, 150),
+    commission=st.sampled_from([0.0, 0.001]),
+)
+def test_a_window_of_checked_bars_backtests_as_the_frame_sliced_to_it(seed, risk, start, length, commission):
+    # Searches check a frame once and backtest windows of it; the answer must be the sliced frame's.
+    frame = random_walk(300, seed=seed)
+    codes = random_codes(300, seed=seed + 1)
+    part = slice(start, start + length)
+    expected = backtest_signals(frame.iloc[part], codes[part], risk, commission=commission)
+    bars = CheckedBars.of(frame).window(part)
+    got = backtest_signals(bars, codes[part], risk, commission=commission)
+    assert json.dumps(got.to_dict(), sort_keys=True) == json.dumps(expected.to_dict(), sort_keys=True)
+    curve = backtest_equity(bars, codes[part], risk, commission=commission)
+    np.testing.assert_array_equal(curve.equity, expected.equity_curve.equity)
+    np.testing.assert_array_equal(curve.times, expected.equity_curve.times)
+
+
+def test_checked_bars_refuse_what_a_frame_check_refuses():
+    frame = random_walk(50, seed=3)
+    frame.iloc[10, frame.columns.get_loc("close")] = np.nan
+    with pytest.raises(BacktestError, match="not a finite number on 1 candle"):
+        CheckedBars.of(frame)
+    with pytest.raises(BacktestError, match="non-empty"):
+        CheckedBars.of(random_walk(50, seed=3)).window(slice(60, 70))
+    with pytest.raises(BacktestError, match="got 3 signals for 50 bars"):
+        backtest_equity(CheckedBars.of(random_walk(50, seed=3)), np.zeros(3, dtype=np.int8), RiskSettings())

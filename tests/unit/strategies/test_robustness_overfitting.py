@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import rankdata
 
-from apps.strategies.engine.robustness.overfitting import OverfittingError, probability_of_overfitting
+from apps.strategies.engine.robustness.overfitting import (
+    BlockSums,
+    OverfittingError,
+    block_sums,
+    overfitting_from_blocks,
+    probability_of_overfitting,
+)
 
 
 def brute_force(matrix: np.ndarray, partitions: int) -> dict[str, np.ndarray]:
@@ -51,6 +57,36 @@ def test_cscv_equals_a_brute_force_loop_over_combinations(rows, trials, partitio
     assert result.pbo == np.mean(expected["logits"] <= 0)
     assert result.observations == rows // partitions * partitions
     assert result.combinations == len(expected["logits"])
+
+
+@pytest.mark.parametrize(("rows", "trials", "partitions"), [(103, 7, 6), (250, 12, 10), (4001, 40, 16)])
+def test_cscv_from_each_trials_block_sums_equals_cscv_over_the_matrix(rows, trials, partitions):
+    # What a search's workers store per trial (JSON and back) is all CSCV needs: same logits, PBO, pairs.
+    matrix = np.random.default_rng(rows).normal(0.0002, 0.01, (rows, trials))
+    blocks = [
+        BlockSums.from_dict(json.loads(json.dumps(block_sums(column, partitions).to_dict())))
+        for column in matrix.T
+    ]
+    expected = probability_of_overfitting(matrix, partitions)
+    result = overfitting_from_blocks(blocks, partitions)
+    np.testing.assert_allclose(result.logits, expected.logits, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.in_sample, expected.in_sample, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.out_of_sample, expected.out_of_sample, rtol=0, atol=1e-12)
+    assert (result.pbo, result.observations, result.trials) == (expected.pbo, expected.observations, trials)
+    assert blocks[0].block == rows // partitions and len(blocks[0].sums) == partitions
+
+
+def test_block_sums_that_do_not_share_a_cut_are_refused():
+    rng = np.random.default_rng(2)
+    short, long = block_sums(rng.normal(0, 0.01, 64), 4), block_sums(rng.normal(0, 0.01, 80), 4)
+    with pytest.raises(OverfittingError, match="at least 2, got 1"):
+        overfitting_from_blocks([short], 4)
+    with pytest.raises(OverfittingError, match="not all of one window cut into 4 blocks"):
+        overfitting_from_blocks([short, long], 4)
+    with pytest.raises(OverfittingError, match="not all of one window cut into 8 blocks"):
+        overfitting_from_blocks([short, short], 8)
+    with pytest.raises(OverfittingError, match="too few for 16 partitions"):
+        block_sums(rng.normal(0, 0.01, 31), 16)
 
 
 def test_tied_out_of_sample_scores_share_their_average_rank():

@@ -101,7 +101,9 @@ def test_the_optimisation_block_deflates_the_adopted_trial_by_the_whole_search()
     folds = walk_forward_folds(len(frame), 2)
     summary = summarise(evaluate_chunk(frame, RULES, {}, trials, folds, costs=costs), "sharpe_ratio")
     returns = trial_returns(frame, RULES, {}, trials, costs=costs)
-    block = optimisation_block(frame, RULES, {}, folds, summary, returns, costs=costs, partitions=8)
+    block = optimisation_block(
+        frame, RULES, {}, folds, summary, returns.statistics(8), costs=costs, partitions=8
+    )
     sharpes = [return_moments(column).sharpe or 0.0 for column in returns.returns.T]
     best = return_moments(returns.column(summary.best_index))
     assert block.best_index == summary.best_index
@@ -121,7 +123,16 @@ def test_the_optimisation_block_deflates_the_adopted_trial_by_the_whole_search()
     assert block.walk_forward.efficiency == summary.walk_forward_efficiency
     # The ledger's totals override the search's own.
     ledger = optimisation_block(
-        frame, RULES, {}, folds, summary, returns, costs=costs, partitions=8, trials=400, sharpe_variance=1e-4
+        frame,
+        RULES,
+        {},
+        folds,
+        summary,
+        returns.statistics(8),
+        costs=costs,
+        partitions=8,
+        trials=400,
+        sharpe_variance=1e-4,
     )
     assert ledger.best.trials == 400 and ledger.best.deflated_sharpe < block.best.deflated_sharpe
     data = strict_json(block.to_dict(equity_points=40))
@@ -133,7 +144,8 @@ def test_a_search_cscv_cannot_judge_says_why():
     trials = chunk(grid({"fast": [3], "slow": [20]}), 100)[0]  # one trial: nothing to compare
     folds = walk_forward_folds(len(frame), 2)
     summary = summarise(evaluate_chunk(frame, RULES, {}, trials, folds), "sharpe_ratio")
-    block = optimisation_block(frame, RULES, {}, folds, summary, trial_returns(frame, RULES, {}, trials))
-    assert block.overfitting is None and "at least 2 columns" in block.overfitting_error
+    statistics = trial_returns(frame, RULES, {}, trials).statistics()
+    block = optimisation_block(frame, RULES, {}, folds, summary, statistics)
+    assert block.overfitting is None and "needs at least 2, got 1" in block.overfitting_error
     assert block.best.trials == 1 and block.best.deflated_sharpe == block.best.psr
     assert strict_json(block.to_dict())["pbo"] is None

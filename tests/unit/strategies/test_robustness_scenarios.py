@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from apps.strategies.engine.optimize import Costs, chunk, evaluate_chunk, grid, in_sample_only, summarise
-from apps.strategies.engine.robustness import optimisation_block, trial_returns
+from apps.strategies.engine.robustness import TrialStatistics, optimisation_block, window_statistics
 
 from .candles import bars, random_walk
 
@@ -24,9 +24,12 @@ COSTS = Costs(commission=0.0, timeframe="1h")
 def search(frame):
     trials = chunk(grid(SPACE), 1000)[0]
     folds = in_sample_only(len(frame))
-    summary = summarise(evaluate_chunk(frame, RULES, {}, trials, folds, costs=COSTS), "sharpe_ratio")
-    returns = trial_returns(frame, RULES, {}, trials, costs=COSTS)
-    return summary, optimisation_block(frame, RULES, {}, folds, summary, returns, costs=COSTS)
+    # As a worker does: each chunk keeps its trials' whole-window statistics with their results.
+    hook = window_statistics(frame, costs=COSTS)
+    results = evaluate_chunk(frame, RULES, {}, trials, folds, costs=COSTS, whole_window=hook)
+    summary = summarise(results, "sharpe_ratio")
+    statistics = {r["index"]: TrialStatistics.from_dict(r["window"]) for r in results if "window" in r}
+    return summary, optimisation_block(frame, RULES, {}, folds, summary, statistics, costs=COSTS)
 
 
 def trend_planted(bars_count: int, seed: int, edge: float) -> np.ndarray:

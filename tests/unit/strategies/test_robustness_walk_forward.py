@@ -19,7 +19,13 @@ from apps.strategies.engine.optimize import (
     summarise,
     walk_forward_folds,
 )
-from apps.strategies.engine.robustness import stitched_out_of_sample, trial_returns
+from apps.strategies.engine.robustness import (
+    TrialStatistics,
+    stitched_out_of_sample,
+    trial_returns,
+    trial_statistics,
+    window_statistics,
+)
 from apps.strategies.engine.rules import signals
 
 from .candles import random_walk
@@ -57,6 +63,38 @@ def test_each_column_holds_one_trials_bar_returns(frame):
         expected = bar_returns(by_hand(frame, trial["params"], window).equity_curve.equity)
         np.testing.assert_array_equal(result.column(trial["index"]), expected)
     assert result.column(99) is None
+
+
+def test_a_chunk_keeps_each_trials_whole_window_statistics_beside_its_folds(frame):
+    # What a worker stores with each trial equals the statistics of that trial's returns computed
+    # again from scratch, so concluding the search needs no second backtest of every trial.
+    trials = chunk(grid({"fast": [3, 5], "slow": [20, 40], "stop_loss_pct": [0.02, 1.5]}), 10)[0]
+    window = Window(200, 1000)
+    hook = window_statistics(frame, window=window, costs=COSTS, partitions=8)
+    results = evaluate_chunk(
+        frame, RULES, {}, trials, walk_forward_folds(len(frame), 2), costs=COSTS, whole_window=hook
+    )
+    returns = trial_returns(frame, RULES, {}, trials, window=window, costs=COSTS)
+    stored = {
+        r["index"]: TrialStatistics.from_dict(json.loads(json.dumps(r["window"])))
+        for r in results
+        if "window" in r
+    }
+    assert sorted(stored) == returns.indices.tolist() == [0, 2, 4, 6]  # the 1.5 stops are rejected
+    assert all("window" not in r for r in results if "error" in r)
+    for index, item in stored.items():
+        expected = trial_statistics(returns.column(index), 8)
+        assert item.moments == expected.moments and item.moments.observations == 799
+        np.testing.assert_allclose(item.blocks.sums, expected.blocks.sums, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(item.blocks.squares, expected.blocks.squares, rtol=1e-14)
+        assert item.blocks.block == 99 and item.blocks_error is None
+
+
+def test_a_window_too_short_to_cut_keeps_its_moments_and_says_why(frame):
+    item = trial_statistics(np.random.default_rng(3).normal(0, 0.01, 20), 16)
+    assert item.moments.observations == 20 and item.moments.sharpe is not None
+    assert item.blocks is None and "too few for 16 partitions" in item.blocks_error
+    assert TrialStatistics.from_dict(json.loads(json.dumps(item.to_dict()))) == item
 
 
 def test_rejected_combinations_are_skipped_with_their_reason(frame):

@@ -12,7 +12,14 @@ from .block_bootstrap import BootstrapError, default_mean_block_length, stationa
 from .cost_stress import BreakEven, BreakEvenCosts, break_even_costs
 from .delay import FRAGILE_RULE, DelayTest, delay_test
 from .monte_carlo import MonteCarlo, Percentiles, bootstrap_returns, reshuffle_trades, trade_returns
-from .overfitting import Overfitting, OverfittingError, probability_of_overfitting
+from .overfitting import (
+    BlockSums,
+    Overfitting,
+    OverfittingError,
+    block_sums,
+    overfitting_from_blocks,
+    probability_of_overfitting,
+)
 from .report import (
     OptimisationBlock,
     RobustnessBlock,
@@ -30,11 +37,12 @@ from .sharpe import (
     probabilistic_sharpe,
     return_moments,
 )
-from .trials import TrialReturns, trial_returns
+from .trials import TrialReturns, TrialStatistics, trial_returns, trial_statistics, window_statistics
 from .walk_forward import WalkForward, stitched_out_of_sample
 
 __all__ = [
     "FRAGILE_RULE",
+    "BlockSums",
     "BootstrapError",
     "BreakEven",
     "BreakEvenCosts",
@@ -48,7 +56,9 @@ __all__ = [
     "RobustnessBlock",
     "SharpeTests",
     "TrialReturns",
+    "TrialStatistics",
     "WalkForward",
+    "block_sums",
     "bootstrap_returns",
     "break_even_costs",
     "default_mean_block_length",
@@ -58,6 +68,7 @@ __all__ = [
     "expected_max_sharpe",
     "min_track_record_length",
     "optimisation_block",
+    "overfitting_from_blocks",
     "probabilistic_sharpe",
     "probability_of_overfitting",
     "reshuffle_trades",
@@ -68,4 +79,6 @@ __all__ = [
     "stitched_out_of_sample",
     "trade_returns",
     "trial_returns",
+    "trial_statistics",
+    "window_statistics",
 ]

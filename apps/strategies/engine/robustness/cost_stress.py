@@ -40,7 +40,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.optimize import brentq
 
-from ..backtest import RiskSettings, backtest_signals
+from ..backtest import CheckedBars, RiskSettings, backtest_signals
 from ..metrics import BacktestReport
 from .monte_carlo import trade_returns
 
@@ -92,9 +92,11 @@ def break_even_costs(
     commission_analytic = report.final_equity > 0.0 and trades.matches_report()
     slippage_analytic = commission_analytic and not _has_stops(risk)
 
+    bars = CheckedBars.of(frame)  # checked once for every re-run of the root finder
+
     def rerun(commission: float, slippage: float) -> float:
         again = backtest_signals(
-            frame,
+            bars,
             codes,
             risk,
             initial_capital=report.initial_capital,

@@ -20,14 +20,19 @@ not vary over a half (it never trades there) scores a Sharpe ratio of 0 on it.
 
 Vectorised: per block and trial the sums of returns and of squared returns (about a per-trial centre,
 which keeps the variance accurate) are computed once; each combination's training sums are then a
-matrix product of a 0/1 block selector with them, and the test sums are the totals minus those.
+matrix product of a 0/1 block selector with them, and the test sums are the totals minus those. Those
+per-block sums (:class:`BlockSums`, a few dozen numbers) are all CSCV needs of a trial, so the workers
+that backtest the trials can reduce each one's returns to them (:func:`block_sums`) and the step that
+concludes the search runs CSCV without the returns matrix (:func:`overfitting_from_blocks`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,18 +86,91 @@ class Overfitting:
         }
 
 
+@dataclass(frozen=True)
+class BlockSums:
+    """One trial's returns as CSCV cuts them into ``partitions`` blocks of ``block`` observations (the
+    oldest ``T mod partitions`` dropped): per block, the sum of the deviations from ``centre`` (the
+    trial's mean over the kept rows) and the sum of their squares."""
+
+    centre: float
+    sums: NDArray[np.float64]
+    squares: NDArray[np.float64]
+    block: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "centre": self.centre,
+            "block": self.block,
+            "sums": self.sums.tolist(),
+            "squares": self.squares.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BlockSums:
+        return cls(
+            centre=float(data["centre"]),
+            sums=np.asarray(data["sums"], dtype=np.float64),
+            squares=np.asarray(data["squares"], dtype=np.float64),
+            block=int(data["block"]),
+        )
+
+
+def block_sums(returns: NDArray[np.float64], partitions: int = DEFAULT_PARTITIONS) -> BlockSums:
+    """The per-block sums of one trial's per-bar ``returns`` that CSCV reads; exactly what
+    :func:`probability_of_overfitting` computes for that column of its matrix."""
+    column = _checked(np.asarray(returns, dtype=np.float64).reshape(-1, 1), partitions, trials=1)
+    centre, sums, squares, block = _sums(column, partitions)
+    return BlockSums(float(centre[0]), sums[:, 0], squares[:, 0], block)
+
+
 def probability_of_overfitting(
     performance: NDArray[np.float64], partitions: int = DEFAULT_PARTITIONS
 ) -> Overfitting:
     """CSCV over a (T observations x N trials) matrix with ``partitions`` blocks; see the module docstring."""
-    matrix = _checked(performance, partitions)
+    centre, sums, squares, block = _sums(_checked(performance, partitions), partitions)
+    return _cscv(centre, sums, squares, block, partitions)
+
+
+def overfitting_from_blocks(blocks: Sequence[BlockSums], partitions: int = DEFAULT_PARTITIONS) -> Overfitting:
+    """CSCV over trials given by their :func:`block_sums` (all of the same window and ``partitions``):
+    the same result as :func:`probability_of_overfitting` over their returns matrix."""
+    if len(blocks) < 2:
+        raise OverfittingError(f"CSCV compares trials: it needs at least 2, got {len(blocks)}")
+    sizes = {item.block for item in blocks}
+    if len(sizes) != 1 or any(
+        len(item.sums) != partitions or len(item.squares) != partitions for item in blocks
+    ):
+        raise OverfittingError(
+            f"the trials' block sums are not all of one window cut into {partitions} blocks"
+        )
+    centre = np.array([item.centre for item in blocks])
+    sums = np.column_stack([item.sums for item in blocks])
+    squares = np.column_stack([item.squares for item in blocks])
+    if not (np.isfinite(centre).all() and np.isfinite(sums).all() and np.isfinite(squares).all()):
+        raise OverfittingError("the trials' block sums must be finite numbers")
+    return _cscv(centre, sums, squares, sizes.pop(), partitions)
+
+
+def _sums(
+    matrix: NDArray[np.float64], partitions: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]:
+    """Per trial, the centre and the per-block sums of deviations and of their squares."""
     observations, trials = matrix.shape
     block = observations // partitions
     matrix = matrix[observations - block * partitions :]
     centre = matrix.mean(axis=0)
     deviations = (matrix - centre).reshape(partitions, block, trials)
-    sums = deviations.sum(axis=1)
-    squares = np.einsum("sbn,sbn->sn", deviations, deviations)
+    return centre, deviations.sum(axis=1), np.einsum("sbn,sbn->sn", deviations, deviations), block
+
+
+def _cscv(
+    centre: NDArray[np.float64],
+    sums: NDArray[np.float64],
+    squares: NDArray[np.float64],
+    block: int,
+    partitions: int,
+) -> Overfitting:
+    trials = sums.shape[1]
     selectors = _half_selectors(partitions)
     half = block * partitions // 2
     logits, in_sample, out_of_sample, chosen = [], [], [], []
@@ -127,15 +205,15 @@ def probability_of_overfitting(
     )
 
 
-def _checked(performance: NDArray[np.float64], partitions: int) -> NDArray[np.float64]:
+def _checked(performance: NDArray[np.float64], partitions: int, trials: int = 2) -> NDArray[np.float64]:
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 2 or partitions % 2:
         raise OverfittingError(f"partitions must be an even whole number >= 2, got {partitions!r}")
     matrix = np.asarray(performance, dtype=np.float64)
     if matrix.ndim != 2 or not np.isfinite(matrix).all():
         raise OverfittingError("performance must be a two-dimensional matrix of finite numbers")
-    observations, trials = matrix.shape
-    if trials < 2:
-        raise OverfittingError(f"CSCV compares trials: it needs at least 2 columns, got {trials}")
+    observations, columns = matrix.shape
+    if columns < trials:
+        raise OverfittingError(f"CSCV compares trials: it needs at least {trials} columns, got {columns}")
     if observations // partitions < 2:
         raise OverfittingError(
             f"{observations} observations are too few for {partitions} partitions: "

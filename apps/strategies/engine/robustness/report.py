@@ -36,7 +36,7 @@ from .monte_carlo import (
     reshuffle_trades,
     trade_returns,
 )
-from .overfitting import DEFAULT_PARTITIONS, Overfitting, OverfittingError, probability_of_overfitting
+from .overfitting import DEFAULT_PARTITIONS, Overfitting, OverfittingError, overfitting_from_blocks
 from .sharpe import (
     ReturnMoments,
     deflated_sharpe,
@@ -44,9 +44,8 @@ from .sharpe import (
     expected_max_sharpe,
     min_track_record_length,
     probabilistic_sharpe,
-    return_moments,
 )
-from .trials import DEFAULT_COSTS, TrialReturns
+from .trials import DEFAULT_COSTS, TrialStatistics
 from .walk_forward import WalkForward, stitched_out_of_sample
 
 CONFIDENCE = 0.95
@@ -208,7 +207,7 @@ def optimisation_block(
     base_parameters: Mapping[str, object],
     folds: Sequence[Fold],
     summary: Summary,
-    returns: TrialReturns,
+    statistics: Mapping[int, TrialStatistics],
     *,
     costs: Costs = DEFAULT_COSTS,
     external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
@@ -216,25 +215,32 @@ def optimisation_block(
     trials: int | None = None,
     sharpe_variance: float | None = None,
 ) -> OptimisationBlock:
-    """The robustness of the search ``summary`` came from, over the trials' per-bar ``returns``.
+    """The robustness of the search ``summary`` came from, over its trials' whole-window
+    ``statistics`` (by trial index; :func:`.trials.trial_statistics` with ``partitions``).
 
     ``trials`` and ``sharpe_variance`` default to this search's: its successful trials and the variance
     of their per-bar Sharpe ratios (a trial that never trades counts as 0); pass the ledger's totals to
     deflate by every trial ever run on this strategy and data."""
-    sharpes = [return_moments(column).sharpe for column in returns.returns.T]
+    ordered = [statistics[index] for index in sorted(statistics)]
+    sharpes = [item.moments.sharpe for item in ordered]
     if sharpe_variance is None and len(sharpes) > 1:
         sharpe_variance = float(np.var([s or 0.0 for s in sharpes], ddof=1))
-    best = None if summary.best_index is None else returns.column(summary.best_index)
-    try:
-        overfitting, error = probability_of_overfitting(returns.returns, partitions), None
-    except OverfittingError as failure:
-        overfitting, error = None, str(failure)
+    best = None if summary.best_index is None else statistics.get(summary.best_index)
+    unsplit = next((item.blocks_error for item in ordered if item.blocks is None), None)
+    overfitting, error = None, unsplit
+    if unsplit is None:
+        try:
+            overfitting = overfitting_from_blocks(
+                [item.blocks for item in ordered if item.blocks], partitions
+            )
+        except OverfittingError as failure:
+            error = str(failure)
     return OptimisationBlock(
         best_index=summary.best_index,
         best=None
         if best is None
         else sharpe_tests(
-            return_moments(best), trials=trials or max(len(sharpes), 1), sharpe_variance=sharpe_variance
+            best.moments, trials=trials or max(len(sharpes), 1), sharpe_variance=sharpe_variance
         ),
         overfitting=overfitting,
         overfitting_error=error,

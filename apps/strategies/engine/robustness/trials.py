@@ -1,19 +1,23 @@
-"""Every trial's per-bar returns: the matrix CSCV reads, and the spread of Sharpe ratios the DSR uses."""
+"""Every trial's per-bar returns, or what the robustness statistics keep of them: the return moments
+the deflated Sharpe ratio reads and the per-block sums CSCV reads (:class:`TrialStatistics`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ..backtest import BacktestError, RiskSettings, backtest_signals
+from ..backtest import BacktestError, CheckedBars, RiskSettings, backtest_equity
 from ..metrics import bar_returns
-from ..optimize import ChunkTrial, Costs, Window
+from ..optimize import ChunkTrial, Costs, Window, WindowStatistics
 from ..rules import IndicatorCache, Rule, RuleError, as_rules, signals
 from ..rules import validate as validate_condition
+from .overfitting import DEFAULT_PARTITIONS, BlockSums, OverfittingError, block_sums
+from .sharpe import ReturnMoments, return_moments
 
 DEFAULT_COSTS = Costs()
 
@@ -30,6 +34,13 @@ class TrialReturns:
         """The returns of trial ``index``, or None if it has none."""
         found = np.flatnonzero(self.indices == index)
         return self.returns[:, found[0]] if len(found) else None
+
+    def statistics(self, partitions: int = DEFAULT_PARTITIONS) -> dict[int, TrialStatistics]:
+        """Every trial's :func:`trial_statistics`, by trial index."""
+        return {
+            int(index): trial_statistics(column, partitions)
+            for index, column in zip(self.indices, self.returns.T, strict=True)
+        }
 
 
 def trial_returns(
@@ -49,6 +60,7 @@ def trial_returns(
     rules = as_rules(rules)
     window = window or Window(0, len(frame))
     cache = IndicatorCache(frame)
+    bars = CheckedBars.of(frame).window(window.slice)
     columns: list[NDArray[np.float64]] = []
     indices: list[int] = []
     rejected: dict[int, str] = {}
@@ -62,16 +74,78 @@ def trial_returns(
             rejected[trial["index"]] = str(error)
             continue
         codes = signals(rules, frame, parameters, external, cache=cache)
-        report = backtest_signals(
-            frame.iloc[window.slice],
+        curve = backtest_equity(
+            bars,
             codes[window.slice],
             risk,
             initial_capital=costs.initial_capital,
             commission=costs.commission,
             slippage=costs.slippage,
-            timeframe=costs.timeframe,
         )
-        columns.append(bar_returns(report.equity_curve.equity))
+        columns.append(bar_returns(curve.equity))
         indices.append(trial["index"])
     returns = np.column_stack(columns) if columns else np.zeros((max(len(window) - 1, 0), 0))
     return TrialReturns(np.asarray(indices, dtype=np.int64), returns, rejected)
+
+
+@dataclass(frozen=True)
+class TrialStatistics:
+    """What a search's robustness block needs of one trial's returns over the whole window: their
+    moments and their CSCV block sums (None, with ``blocks_error``, when the window is too short)."""
+
+    moments: ReturnMoments
+    blocks: BlockSums | None
+    blocks_error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (an optimisation chunk stores it with the trial's result)."""
+        return {
+            "observations": self.moments.observations,
+            "sharpe": self.moments.sharpe,
+            "skewness": self.moments.skewness,
+            "kurtosis": self.moments.kurtosis,
+            "blocks": None if self.blocks is None else self.blocks.to_dict(),
+            "blocks_error": self.blocks_error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialStatistics:
+        moments = ReturnMoments(int(data["observations"]), data["sharpe"], data["skewness"], data["kurtosis"])
+        blocks = data.get("blocks")
+        return cls(moments, None if blocks is None else BlockSums.from_dict(blocks), data.get("blocks_error"))
+
+
+def trial_statistics(returns: NDArray[np.float64], partitions: int = DEFAULT_PARTITIONS) -> TrialStatistics:
+    """The moments and CSCV block sums of one trial's per-bar ``returns``."""
+    try:
+        blocks, error = block_sums(returns, partitions), None
+    except OverfittingError as failure:
+        blocks, error = None, str(failure)
+    return TrialStatistics(return_moments(returns), blocks, error)
+
+
+def window_statistics(
+    frame: pd.DataFrame,
+    *,
+    window: Window | None = None,
+    costs: Costs = DEFAULT_COSTS,
+    partitions: int = DEFAULT_PARTITIONS,
+) -> WindowStatistics:
+    """The ``whole_window`` of :func:`..optimize.evaluate_chunk`: backtest a trial's signals on
+    ``window`` (default: every bar) as :func:`trial_returns` does and keep :func:`trial_statistics`
+    of its bar returns."""
+    window = window or Window(0, len(frame))
+    bars = CheckedBars.of(frame).window(window.slice)
+
+    def statistics(codes: NDArray[np.int8], risk: RiskSettings) -> dict[str, object]:
+        curve = backtest_equity(
+            bars,
+            codes[window.slice],
+            risk,
+            initial_capital=costs.initial_capital,
+            commission=costs.commission,
+            slippage=costs.slippage,
+        )
+        return trial_statistics(bar_returns(curve.equity), partitions).to_dict()
+
+    return statistics

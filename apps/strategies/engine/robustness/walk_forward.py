@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ..backtest import RiskSettings, backtest_signals
+from ..backtest import CheckedBars, RiskSettings, backtest_signals
 from ..metrics import EquityCurve, finite_or_none, iso_times
 from ..optimize import Costs, Fold, Summary
 from ..rules import Rule, signals
@@ -66,12 +66,13 @@ def stitched_out_of_sample(
     parts: list[EquityCurve] = []
     starts: list[int] = []
     described: list[dict[str, object]] = []
+    bars = CheckedBars.of(frame)
     for index, test in sorted(tests, key=lambda t: t[1].start):
         pick = picks[index]
         parameters = {**base_parameters, **pick["best_params"]}
         codes = signals(rules, frame, parameters, external)
         report = backtest_signals(
-            frame.iloc[test.slice],
+            bars.window(test.slice),
             codes[test.slice],
             RiskSettings.from_parameters(parameters),
             initial_capital=costs.initial_capital,
