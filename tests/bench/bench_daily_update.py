@@ -137,7 +137,7 @@ def create_strategies(count: int) -> Counter[str]:
     from apps.market import selectors as market
     from apps.strategies.documents import document_problems
     from apps.strategies.models import StrategyStatus
-    from apps.strategies.services.strategies import strategy_create
+    from tests.integration.active_strategies import strategy_create_as
 
     markets = [
         (instrument, timeframe)
@@ -154,7 +154,7 @@ def create_strategies(count: int) -> Counter[str]:
         parameters = scaled(base["parameters"], factor)
         if document_problems(parameters=parameters, indicators=base["indicators"], rules=base["rules"]):
             factor, parameters = 1.0, base["parameters"]
-        strategy_create(
+        strategy_create_as(
             name=f"{base['name']} x{factor:g} #{number}",
             type=base["type"],
             instrument=instrument,

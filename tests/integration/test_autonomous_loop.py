@@ -20,7 +20,6 @@ from apps.market.models import MarketAnalysis
 from apps.market.services.candles import candles_store
 from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.models import DecisionKind, StrategyDecision, StrategyStatus, StrategyUpdateRun
-from apps.strategies.services.strategies import strategy_create
 from apps.trading import selectors
 from apps.trading.models import (
     Fill,
@@ -33,6 +32,7 @@ from apps.trading.models import (
 from apps.trading.services.accounts import account_create
 from apps.training.models import MLModel, TrainingRun
 from tests.fakes.http import closed_port_url
+from tests.integration.active_strategies import strategy_create_as
 from tests.integration.market.conftest import BTC_HOURLY
 from tests.integration.strategies.conftest import SMA_RULES
 from tests.integration.trading.conftest import NO_LIMITS
@@ -99,10 +99,10 @@ def test_the_loop_closes_from_fresh_candles_to_attributed_paper_trades(tmp_path,
     btc = instrument_get_or_create(symbol="BTCUSD", exchange="coinbase", timeframes=["1h"])
     candles_store(instrument=btc, timeframe="1h", frame=_retimed_history())
     document = {"instrument": btc, "timeframe": "1h", "indicators": [], "status": StrategyStatus.ACTIVE}
-    always_in = strategy_create(
+    always_in = strategy_create_as(
         name="Always in", type="custom", parameters={"stop_loss_pct": 0.05}, rules=ALWAYS_IN, **document
     )
-    crossover = strategy_create(
+    crossover = strategy_create_as(
         name="SMA crossover",
         type="trend_following",
         parameters={"fast_period": 20, "slow_period": 50},

@@ -72,7 +72,13 @@ from apps.strategies.services.backtests import (
     EVALUATION_METRICS,
     strategy_report,
 )
-from apps.strategies.services.strategies import DAILY_UPDATE, GENERATION, decision_record, strategy_create
+from apps.strategies.services.strategies import (
+    DAILY_UPDATE,
+    GENERATION,
+    decision_record,
+    strategy_create,
+    strategy_status_set,
+)
 from apps.strategies.services.trials import (
     TrialRecord,
     deflated_tests,
@@ -403,7 +409,8 @@ def _keep(
     holdout_metrics: dict[str, Any],
     robustness: dict[str, Any],
 ) -> GenerationCandidate:
-    status = StrategyStatus.ACTIVE if settings.GENERATION_AUTO_DEPLOY else StrategyStatus.DRAFT
+    deploy = settings.GENERATION_AUTO_DEPLOY
+    status = StrategyStatus.ACTIVE if deploy else StrategyStatus.DRAFT
     sharpe = holdout_metrics["sharpe_ratio"]
     reason = (
         f"holdout return {holdout_metrics['total_return_pct']:+.2f}% beats buy-and-hold "
@@ -412,6 +419,7 @@ def _keep(
         f"{robustness['deflated_sharpe']:.3f} over {robustness['trials']} trials "
         f"(minimum {settings.STRATEGY_MIN_DEFLATED_SHARPE:g}); stored as {status}"
     )
+    actor = generation_actor(run)
     with transaction.atomic():
         strategy = strategy_create(
             name=candidate["name"],
@@ -421,7 +429,6 @@ def _keep(
             parameters=candidate["parameters"],
             indicators=candidate["indicators"],
             rules=candidate["rules"],
-            status=status,
             source=StrategySource.TEMPLATE if provider == OFFLINE else StrategySource.LLM,
             owner=run.owner,
         )
@@ -439,9 +446,13 @@ def _keep(
                     parameters=candidate["parameters"], rules=candidate["rules"]
                 ),
             },
-            actor=generation_actor(run),
+            actor=actor,
             update_run=run.update_run,
         )
+        if deploy:  # the gate was the deflated holdout above; a new strategy has no backtest yet
+            why = f"GENERATION_AUTO_DEPLOY: its holdout passed the deflation gate (generation run {run.pk})"
+            strategy_status_set(strategy, status, why, robustness, actor=actor, update_run=run.update_run)
+            strategy.save(update_fields=["status", "updated_at"])
         return GenerationCandidate.objects.create(
             run=run,
             index=index,

@@ -30,6 +30,12 @@ from apps.strategies.services.trials import deflated_tests, deflation_verdict, g
 # A second strategy of the same name and symbol within one second takes the next free second.
 ID_ATTEMPTS = 60
 
+NEW_STRATEGY_ACTIVATION = (
+    "activation refused: a new strategy has no backtest, and activation needs the current version's "
+    "newest backtest with a deflated Sharpe ratio of at least STRATEGY_MIN_DEFLATED_SHARPE; create it "
+    "as draft or paused, backtest it, then set its status to active"
+)
+
 # The actors of decisions the strategies app's jobs record (a user's decisions name the user).
 DAILY_UPDATE = "daily update"
 GENERATION = "strategy generation"
@@ -58,9 +64,14 @@ def strategy_create(
     requesting user; None: the system, e.g. the daily update's generation or the demo data).
 
     The id carries the creation second; a second strategy of the same name and symbol within that
-    second takes the next free second. Raises StrategyInputError for an invalid document or a market
-    without candles in ``timeframe``.
+    second takes the next free second. Raises StrategyInputError for an invalid document, a market
+    without candles in ``timeframe``, or ``status`` active: activation is judged on the current
+    version's newest backtest (see :func:`strategy_update`), which a new strategy cannot have, so
+    it is created draft or paused, backtested, then activated. A job that ran a gate of its own
+    (generation's deflated holdout) activates what it created with :func:`strategy_status_set`.
     """
+    if status == StrategyStatus.ACTIVE:
+        raise StrategyInputError({"status": [NEW_STRATEGY_ACTIVATION]})
     if problem := selectors.series_problem(instrument=instrument, timeframe=timeframe):
         raise StrategyInputError({"timeframe": [problem]})
     raise_if_problems(documents.document_problems(parameters=parameters, indicators=indicators, rules=rules))

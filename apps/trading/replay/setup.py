@@ -11,12 +11,8 @@ from apps.market import selectors as market
 from apps.market.models import Instrument
 from apps.market.services import candles as market_candles
 from apps.market.services import instruments as market_instruments
-from apps.strategies.models import (
-    DecisionKind,
-    Strategy,
-    StrategyStatus,
-)
-from apps.strategies.services.strategies import decision_record, strategy_create
+from apps.strategies.models import Strategy, StrategyStatus
+from apps.strategies.services.strategies import strategy_create, strategy_status_set
 from apps.trading.models import Account, AccountKind
 from apps.trading.replay.plan import NOTE_TIME, ReplayPlan, series_note
 from apps.trading.services.accounts import account_create
@@ -58,7 +54,12 @@ def replay_account_create(
 
 def strategy_copy(*, original: Strategy, target: Instrument, timeframe: str) -> Strategy:
     """An active copy of the strategy's current version trading the target, owned by the original's
-    owner (a copy of the system's is the system's), with a decision saying where it comes from."""
+    owner (a copy of the system's is the system's), with an ``activated`` decision saying where it
+    comes from.
+
+    The copy is active whatever the original's status, without the activation gate: the replay is
+    a simulation on stored history, trading a paper account on a market of its own, not a
+    deployment; it exists to show what the loop would have done with these strategies."""
     version = original.current_version
     copy = strategy_create(
         name=f"{original.name} (replay)"[:100],
@@ -68,14 +69,14 @@ def strategy_copy(*, original: Strategy, target: Instrument, timeframe: str) -> 
         parameters=version.parameters,
         indicators=version.indicators,
         rules=version.rules,
-        status=StrategyStatus.ACTIVE,
         owner=original.owner,
     )
-    decision_record(
+    strategy_status_set(
         copy,
-        DecisionKind.ACTIVATED,
-        f"copied from {original.strategy_id} v{version.number} to trade {target}",
+        StrategyStatus.ACTIVE,
+        f"copied from {original.strategy_id} v{version.number} to trade {target} (a replay: no gate)",
         {"original": original.strategy_id, "version": version.number},
         actor="replay",
     )
+    copy.save(update_fields=["status", "updated_at"])
     return copy

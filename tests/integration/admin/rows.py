@@ -59,7 +59,7 @@ from apps.strategies.services.optimizations import (
     optimization_create,
     optimization_finish,
 )
-from apps.strategies.services.strategies import decision_record, strategy_create
+from apps.strategies.services.strategies import decision_record
 from apps.trading import orchestrator, performance
 from apps.trading.models import (
     Account,
@@ -81,6 +81,7 @@ from apps.trading.services.orders import order_place
 from apps.trading.services.snapshots import portfolio_snapshot
 from apps.training.models import MLModel, PromotionDecision, Stage, TrainingRun
 from apps.training.services.model_training import model_train_request, training_spec_build
+from tests.integration.active_strategies import strategy_create_as
 from tests.integration.llm.conftest import spend
 from tests.integration.market.conftest import BTC_HOURLY
 from tests.integration.strategies.conftest import RSI_DOCUMENT, make_strategy
@@ -210,7 +211,7 @@ class AdminWorld:
     @cached_property
     def allocation(self) -> StrategyAllocation:
         """An always-buying strategy allocated to the auto-trading paper account."""
-        strategy = strategy_create(
+        strategy = strategy_create_as(
             name="Always in", type="custom", instrument=self.btcusdt, timeframe="1h",
             parameters={"stop_loss_pct": 0.02, "take_profit_pct": 0.05, "position_size_pct": 0.5},
             indicators=[], rules=ALWAYS_BUY, status=StrategyStatus.ACTIVE,

@@ -32,9 +32,9 @@ from apps.strategies.models import (
 from apps.strategies.services.backtests import backtest_create
 from apps.strategies.services.generation import generation_create
 from apps.strategies.services.optimizations import optimization_create
-from apps.strategies.services.strategies import strategy_create
 from apps.training.models import MLModel
 from apps.training.services.model_training import model_train_request, training_spec_build
+from tests.integration.active_strategies import strategy_create_as
 from tests.integration.ownership.conftest import client_for
 from tests.integration.training.conftest import train_now
 
@@ -67,7 +67,7 @@ PARAMETERS = {"rsi_period": 14, "rsi_oversold": 30, "rsi_overbought": 70}
 
 
 def make_strategy(instrument: Instrument, owner: Any) -> Strategy:
-    return strategy_create(
+    return strategy_create_as(
         name="Owned RSI",
         type="mean_reversion",
         instrument=instrument,

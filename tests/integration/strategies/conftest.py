@@ -10,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 
 from apps.market.models import Instrument
 from apps.strategies.models import Strategy, StrategyStatus
-from apps.strategies.services.strategies import strategy_create
+from tests.integration.active_strategies import strategy_create_as
 from tests.integration.llm.conftest import fake_llm
 from tests.integration.market.conftest import BTC_HOURLY, btc_hourly
 
@@ -58,7 +58,7 @@ def make_strategy(
 ) -> Strategy:
     """A strategy on BTCUSD 1h created through the service, as the API creates it (for ``owner``; by
     default the system's, as the demo strategies are)."""
-    return strategy_create(
+    return strategy_create_as(
         name=name,
         type=type,
         instrument=instrument,

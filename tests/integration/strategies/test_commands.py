@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from apps.strategies.models import Backtest, OptimizationRun, Strategy, StrategyVersion
+from apps.strategies.models import Backtest, OptimizationRun, Strategy, StrategyDecision, StrategyVersion
 from tests.integration.worker import REPO_ROOT
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +120,17 @@ def test_the_demo_strategies_load_twice_without_duplicates(btc_hourly):
     assert names == ["Bollinger Breakout", "MACD Trend Follower", "RSI Mean Reversion", "SMA Crossover"]
     assert StrategyVersion.objects.count() == 4
     assert first.count("created") == 4 and second.count("kept") == 4
-    assert set(Strategy.objects.values_list("status", "timeframe")) == {("active", "1h")}
+
+
+def test_the_demo_strategies_start_paused_saying_what_activating_them_needs(btc_hourly, settings):
+    settings.STRATEGY_MIN_DEFLATED_SHARPE = 0.9
+    _run("load_demo_strategies")
+
+    assert set(Strategy.objects.values_list("status", "timeframe")) == {("paused", "1h")}
+    decisions = StrategyDecision.objects.all()
+    assert [(d.kind, d.actor) for d in decisions] == [("paused", "demo data")] * 4
+    assert all("deflated Sharpe ratio reaches 0.9;" in d.reason for d in decisions)
+    assert all(d.numbers == {"to": "paused", "min_deflated_sharpe": 0.9} for d in decisions)
 
 
 def test_the_demo_strategies_need_the_market_data_first(db):

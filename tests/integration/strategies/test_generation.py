@@ -160,7 +160,27 @@ def test_a_kept_candidate_becomes_a_draft_llm_strategy_with_a_generated_decision
     assert run.summary["kept_strategy_ids"] == [strategy.strategy_id]
 
 
-def test_auto_deploy_keeps_candidates_as_active(fake_llm, settings, btc_hourly):
+def test_auto_deploy_activates_a_kept_candidate_recording_the_gate_it_passed(fake_llm, settings, btc_hourly):
+    only(settings, "openai")
+    settings.GENERATION_AUTO_DEPLOY = True
+    settings.STRATEGY_MIN_DEFLATED_SHARPE = 0.6  # the shipped data has no candidate with a real edge
+    fake_llm.script("openai", Reply.json({"strategies": [_deep_rsi_dip()]}))
+
+    (candidate,) = generate(btc_hourly).candidates.all()
+
+    strategy = candidate.strategy
+    generated, activated = strategy.decisions.order_by("pk")
+    assert (strategy.status, generated.kind, activated.kind) == (
+        StrategyStatus.ACTIVE,
+        DecisionKind.GENERATED,
+        DecisionKind.ACTIVATED,
+    )
+    assert (activated.numbers["from"], activated.numbers["to"]) == ("draft", "active")
+    assert activated.numbers["deflated_sharpe"] == candidate.robustness["deflated_sharpe"] >= 0.6
+    assert activated.actor == "strategy generation" and "GENERATION_AUTO_DEPLOY" in activated.reason
+
+
+def test_auto_deploy_never_activates_a_rejected_candidate(fake_llm, settings, btc_hourly):
     only(settings, "openai")
     settings.GENERATION_AUTO_DEPLOY = True
     settings.GENERATION_MIN_SHARPE = -100.0

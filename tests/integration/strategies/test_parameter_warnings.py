@@ -25,7 +25,6 @@ from apps.strategies.models import (
     OptimizationChunk,
     OptimizationRun,
     Strategy,
-    StrategyStatus,
 )
 from apps.strategies.services.daily_update import strategies_daily_update
 from apps.strategies.services.generation import generation_create, generation_run
@@ -233,7 +232,7 @@ def test_every_demo_strategy_reads_every_parameter_it_defines(api_client, btc_ho
 
 def test_the_readmes_optimise_example_searches_the_demo_rsi_strategy(btc_hourly):
     call_command("load_demo_strategies", stdout=StringIO())
-    rsi = Strategy.objects.get(name="RSI Mean Reversion", status=StrategyStatus.ACTIVE)
+    rsi = Strategy.objects.get(name="RSI Mean Reversion")
 
     # python manage.py optimize STRATEGY_ID --param rsi_oversold=20,25,30 --param rsi_period=10:20:2
     run = optimization_create(

@@ -10,10 +10,11 @@ from decimal import Decimal
 import pytest
 
 from apps.strategies.models import StrategyStatus
-from apps.strategies.services.strategies import strategy_create, strategy_update
+from apps.strategies.services.strategies import strategy_update
 from apps.trading import orchestrator, performance, selectors
 from apps.trading.models import Fill, Order, OrderSource, OrderStatus, Position, StrategyAllocation
 from apps.trading.services.orders import order_place
+from tests.integration.active_strategies import strategy_create_as
 from tests.unit.market_providers.conftest import hourly_rows
 
 from .conftest import hour, store_candles
@@ -24,7 +25,7 @@ D = Decimal
 
 
 def _allocate(account, instrument, name: str, share: str = "0.4") -> StrategyAllocation:
-    strategy = strategy_create(
+    strategy = strategy_create_as(
         name=name,
         type="custom",
         instrument=instrument,

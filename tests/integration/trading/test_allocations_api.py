@@ -15,9 +15,9 @@ from rest_framework.test import APIClient
 from apps.health.checks import check_trading_orchestrator
 from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.models import DecisionKind, StrategyDecision, StrategyStatus
-from apps.strategies.services.strategies import strategy_create
 from apps.trading import orchestrator, performance
 from apps.trading.models import AccountKind, Order, OrderSource, OrderStatus, Position, StrategyAllocation
+from tests.integration.active_strategies import strategy_create_as
 from tests.unit.market_providers.conftest import hourly_rows
 
 from .conftest import store_candles
@@ -28,7 +28,7 @@ D = Decimal
 
 
 def _strategy(instrument, name: str, status: str = StrategyStatus.ACTIVE):
-    return strategy_create(
+    return strategy_create_as(
         name=name,
         type="custom",
         instrument=instrument,

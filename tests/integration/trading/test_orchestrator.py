@@ -11,7 +11,7 @@ import pytest
 from apps.health.checks import check_performance_monitor, check_trading_orchestrator
 from apps.strategies.models import StrategyStatus
 from apps.strategies.services.backtests import external_series_prepare
-from apps.strategies.services.strategies import strategy_create, strategy_update
+from apps.strategies.services.strategies import strategy_update
 from apps.trading import orchestrator, performance
 from apps.trading.models import (
     AccountKind,
@@ -23,6 +23,7 @@ from apps.trading.models import (
     StrategyAllocation,
 )
 from apps.trading.services.snapshots import portfolio_snapshot
+from tests.integration.active_strategies import strategy_create_as
 from tests.unit.market_providers.conftest import hourly_rows
 
 from .conftest import LAST_CLOSE, NO_LIMITS, hour, store_candles
@@ -40,7 +41,7 @@ NOW = hour(5) + timedelta(minutes=10)  # just after the fifth candle (open 04:00
 
 @pytest.fixture
 def strategy(btcusdt):
-    return strategy_create(
+    return strategy_create_as(
         name="Always in",
         type="custom",
         instrument=btcusdt,
@@ -224,7 +225,7 @@ def test_cycles_running_at_the_same_time_still_act_once_per_candle(allocation):
 
 
 def test_a_strategy_reading_model_series_waits_for_the_training_side_then_acts(paper_account, btcusdt):
-    reader = strategy_create(
+    reader = strategy_create_as(
         name="Model reader",
         type="ml_signal",
         instrument=btcusdt,

@@ -22,11 +22,11 @@ from apps.market.services.candles import candles_store
 from apps.market.services.instruments import instrument_get_or_create
 from apps.strategies.engine import Action, run_backtest, signals
 from apps.strategies.models import StrategyStatus
-from apps.strategies.services.strategies import strategy_create
 from apps.trading import orchestrator
 from apps.trading.models import Fill, OrderSource, StrategyAllocation
 from apps.trading.services.orders import order_place
 from apps.trading.services.paper_matching import paper_orders_match
+from tests.integration.active_strategies import strategy_create_as
 
 from .conftest import NO_LIMITS
 
@@ -72,7 +72,7 @@ def test_paper_fills_agree_with_the_backtest_trade_for_trade(make_account):
     codes = signals(RULES, frame, PARAMETERS)
     instrument = instrument_get_or_create(symbol="BTCUSD", exchange="coinbase", timeframes=["1h"])
     candles_store(instrument=instrument, timeframe="1h", frame=frame.iloc[:1])
-    strategy = strategy_create(
+    strategy = strategy_create_as(
         name="RSI paper agreement",
         type="mean_reversion",
         instrument=instrument,

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from apps.strategies.models import DecisionKind, Strategy, StrategyDecision, StrategyStatus
-from apps.strategies.services.strategies import strategy_create
 from apps.trading import orchestrator
 from apps.trading.models import AccountKind, Order, OrderSource, StrategyAllocation
+from tests.integration.active_strategies import strategy_create_as
 from tests.integration.ownership.conftest import client_for
 
 from .test_orchestrator import ALWAYS_BUY, NOW, PARAMETERS
@@ -27,7 +27,7 @@ EDITS = {
 
 
 def _strategy(instrument, owner, name: str = "Always in") -> Strategy:
-    return strategy_create(
+    return strategy_create_as(
         name=name,
         type="custom",
         instrument=instrument,

@@ -1,4 +1,8 @@
-"""Create the demo strategies of fixtures/strategies/ (after load_demo_data); safe to run twice."""
+"""Create the demo strategies of fixtures/strategies/ (after load_demo_data); safe to run twice.
+
+They start paused, with a decision saying why: nothing is active without evidence, and activation is
+judged on a backtest of the strategy (see ``strategy_update``), which a new strategy does not have.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,20 @@ from django.db import transaction
 from apps.market import selectors as market
 from apps.strategies import selectors
 from apps.strategies.errors import StrategyInputError
-from apps.strategies.services.strategies import strategy_create
+from apps.strategies.models import DecisionKind
+from apps.strategies.services.strategies import decision_record, strategy_create
 
 FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "strategies" / "demo_strategies.json"
 
 
+DEMO_DATA = "demo data"
+
+
 class Command(BaseCommand):
-    help = "Create the demo strategies; one that exists (same name, market and timeframe) is kept as it is."
+    help = (
+        "Create the demo strategies, paused (activation needs a backtest that passes the deflated Sharpe "
+        "gate); one that exists (same name, market and timeframe) is kept as it is."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
@@ -50,4 +61,13 @@ def _load(entry: dict[str, Any]) -> str:
         )
     except StrategyInputError as error:
         raise CommandError(f"demo strategy {entry['name']!r}: {error} (nothing was written)") from None
-    return f"created {strategy.strategy_id}"
+    floor = settings.STRATEGY_MIN_DEFLATED_SHARPE
+    decision_record(
+        strategy,
+        DecisionKind.PAUSED,
+        f"a demo strategy starts {strategy.status}: activation needs a backtest of it whose deflated "
+        f"Sharpe ratio reaches {floor:g}; backtest it, then set it active (refused with the numbers if not)",
+        {"to": strategy.status, "min_deflated_sharpe": floor},
+        actor=DEMO_DATA,
+    )
+    return f"created {strategy.strategy_id} ({strategy.status})"
