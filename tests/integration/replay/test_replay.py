@@ -65,7 +65,7 @@ def history(db, user) -> Instrument:
     market_candles.candles_store(
         instrument=instrument, timeframe="1h", frame=frame.loc["2019-08-01":"2019-09-27"]
     )
-    call_command("load_demo_strategies", stdout=StringIO())
+    call_command("load_demo_strategies", "--paused", stdout=StringIO())
     return instrument
 
 

@@ -12,7 +12,15 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from apps.strategies.models import Backtest, OptimizationRun, Strategy, StrategyDecision, StrategyVersion
+from apps.strategies.models import (
+    Backtest,
+    DecisionKind,
+    OptimizationRun,
+    Strategy,
+    StrategyDecision,
+    StrategyStatus,
+    StrategyVersion,
+)
 from tests.integration.worker import REPO_ROOT
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +121,7 @@ def test_a_command_given_bad_input_exits_with_a_non_zero_status(btc_hourly):
 
 
 def test_the_demo_strategies_load_twice_without_duplicates(btc_hourly):
-    first = _run("load_demo_strategies")
+    first = _run("load_demo_strategies", "--paused")
     second = _run("load_demo_strategies")
 
     names = sorted(Strategy.objects.values_list("name", flat=True))
@@ -124,13 +132,38 @@ def test_the_demo_strategies_load_twice_without_duplicates(btc_hourly):
 
 def test_the_demo_strategies_start_paused_saying_what_activating_them_needs(btc_hourly, settings):
     settings.STRATEGY_MIN_DEFLATED_SHARPE = 0.9
-    _run("load_demo_strategies")
+    _run("load_demo_strategies", "--paused")
 
     assert set(Strategy.objects.values_list("status", "timeframe")) == {("paused", "1h")}
     decisions = StrategyDecision.objects.all()
     assert [(d.kind, d.actor) for d in decisions] == [("paused", "demo data")] * 4
     assert all("deflated Sharpe ratio reaches 0.9;" in d.reason for d in decisions)
     assert all(d.numbers == {"to": "paused", "min_deflated_sharpe": 0.9} for d in decisions)
+
+
+def test_the_demo_strategies_whose_backtest_passes_the_gate_are_activated_through_it(btc_hourly, settings):
+    # A fresh install's loop must have something to trade, and only what the gate lets through.
+    settings.STRATEGY_MONTE_CARLO_PATHS = 20
+    out = _run("load_demo_strategies")
+
+    strategies = Strategy.objects.all()
+    active = [s for s in strategies if s.status == StrategyStatus.ACTIVE]
+    assert len(active) >= 1 and out.count("\nactive  ") == len(active)
+    for strategy in strategies:
+        backtest = strategy.backtests.get()
+        assert backtest.status == "completed" and backtest.bars == 20111
+        deflated = backtest.robustness["deflated_sharpe"]
+        if strategy.status == StrategyStatus.ACTIVE:
+            assert deflated >= settings.STRATEGY_MIN_DEFLATED_SHARPE
+            assert strategy.decisions.filter(kind=DecisionKind.ACTIVATED).count() == 1
+        else:
+            assert (
+                strategy.status == StrategyStatus.PAUSED and deflated < settings.STRATEGY_MIN_DEFLATED_SHARPE
+            )
+            refusal = strategy.decisions.get(kind=DecisionKind.REFUSED)
+            assert refusal.numbers["deflated_sharpe"] == pytest.approx(deflated)
+            assert f"paused  {strategy.name} ({strategy.strategy_id})" in out
+    assert "RSI Mean Reversion" not in {s.name for s in active}  # -78 % over the history
 
 
 def test_the_demo_strategies_need_the_market_data_first(db):

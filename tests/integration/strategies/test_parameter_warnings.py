@@ -222,7 +222,7 @@ def test_a_generated_candidate_with_an_unused_parameter_is_judged_kept_and_warne
 
 
 def test_every_demo_strategy_reads_every_parameter_it_defines(api_client, btc_hourly):
-    call_command("load_demo_strategies", stdout=StringIO())
+    call_command("load_demo_strategies", "--paused", stdout=StringIO())
 
     strategies = Strategy.objects.all()
     assert strategies.count() == 4
@@ -231,7 +231,7 @@ def test_every_demo_strategy_reads_every_parameter_it_defines(api_client, btc_ho
 
 
 def test_the_readmes_optimise_example_searches_the_demo_rsi_strategy(btc_hourly):
-    call_command("load_demo_strategies", stdout=StringIO())
+    call_command("load_demo_strategies", "--paused", stdout=StringIO())
     rsi = Strategy.objects.get(name="RSI Mean Reversion")
 
     # python manage.py optimize STRATEGY_ID --param rsi_oversold=20,25,30 --param rsi_period=10:20:2
