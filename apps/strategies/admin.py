@@ -1,6 +1,7 @@
 """Admin pages of the strategies app: strategies (backtest/activate/pause/retire), their versions,
 backtests with an equity chart and the trades, optimisation runs, decisions, daily update runs, and
-generation runs with each candidate's validation and backtest evidence.
+generation runs with each candidate's validation and backtest evidence. Backtests and optimisations
+carry the robustness panel of ``admin_robustness``.
 
 Strategies are created and edited through the API or the commands, which validate their rules and
 keep versions; here they are read, and their status is changed with actions that record a decision.
@@ -13,6 +14,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -22,6 +24,7 @@ from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import selectors as market_selectors
 from apps.strategies import documents
+from apps.strategies.admin_robustness import backtest_panel, optimisation_panel
 from apps.strategies.admin_views import backtest_charts, fold_chart, trial_heatmap
 from apps.strategies.errors import StrategyInputError
 from apps.strategies.models import (
@@ -188,7 +191,7 @@ class BacktestAdmin(ReadOnlyAdmin):
     list_select_related = ("strategy", "version", "owner")
     search_fields = ("strategy__strategy_id",)
     date_hierarchy = "created_at"
-    exclude = ("metrics", "trades", "equity_curve", "benchmark")
+    exclude = ("metrics", "trades", "equity_curve", "benchmark", "robustness")
     change_form_template = "admin/strategies/backtest/change_form.html"
 
     sharpe = _metric("sharpe_ratio", "Sharpe")
@@ -226,6 +229,7 @@ def _report_context(backtest: Backtest) -> dict[str, Any]:
         "trade_columns": TRADE_COLUMNS,
         "trade_rows": [[_number(t[c]) for c in TRADE_COLUMNS] for t in backtest.trades[:MAX_TRADE_ROWS]],
         "trade_count": len(backtest.trades),
+        "robustness_panel": backtest_panel(backtest),
     }
 
 
@@ -236,18 +240,32 @@ class OptimizationRunAdmin(ReadOnlyAdmin):
     list_select_related = ("strategy", "owner")
     search_fields = ("strategy__strategy_id",)
     date_hierarchy = "created_at"
-    exclude = ("trials", "summary", "fold_layout")
-    readonly_fields = ("overview", "heatmap", "folds_chart", "folds_table", "trials_table")
+    exclude = ("trials", "summary", "fold_layout", "robustness")
+    readonly_fields = (
+        "overview", "heatmap", "folds_chart", "robustness_panel", "folds_table", "trials_table",
+    )  # fmt: skip
     finished = list_time("finished_at", "finished")
 
     class Media:
-        css = {"all": ("strategies/optimization.css",)}
+        css = {"all": ("strategies/optimization.css", "strategies/robustness.css")}
+        js = (
+            "market/vendor/lightweight-charts.standalone.production.js",
+            "market/time_axis.js",
+            "strategies/robustness_charts.js",
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: OptimizationRun | None = None) -> list:
-        """The summary and the charts first: what a trader reads before the run's settings."""
+        """The summary and the charts first, then how far to trust them: what a trader reads before
+        the run's settings."""
         charts = ("overview", "heatmap", "folds_chart")
-        rest = [name for name in self.get_fields(request, obj) if name not in charts]
-        return [(None, {"fields": charts}), ("Run", {"fields": rest})]
+        robustness = ("robustness_panel",)
+        rest = [name for name in self.get_fields(request, obj) if name not in charts + robustness]
+        return [(None, {"fields": charts}), ("Robustness", {"fields": robustness}), ("Run", {"fields": rest})]
+
+    @admin.display(description="Robustness")
+    def robustness_panel(self, run: OptimizationRun) -> str:
+        # A template's output, marked safe by the template: every value in it was escaped there.
+        return render_to_string("admin/strategies/robustness_panel.html", {"panel": optimisation_panel(run)})
 
     @admin.display(description="Trials")
     def heatmap(self, run: OptimizationRun) -> SafeString | str:

@@ -71,7 +71,6 @@ from apps.strategies.services.trials import TrialRecord, deflated_tests, trials_
 logger = logging.getLogger(__name__)
 
 _TRIAL_METRICS = ("total_return_pct", "sharpe_ratio", "max_drawdown_pct", "num_trades")
-LOGIT_BINS = 20
 
 
 def optimization_create(
@@ -446,11 +445,9 @@ def search_record(*, run: OptimizationRun, search: SearchRobustness) -> SearchRo
 
 def _pbo_brief(overfitting: Overfitting) -> dict[str, Any]:
     """The PBO without its per-combination arrays (12,870 of each with 16 partitions): the figures
-    and a histogram of the logits."""
+    and the histogram of the logits."""
     data = overfitting.to_dict()
     del data["logits"], data["degradation"]
-    counts, edges = np.histogram(overfitting.logits, bins=LOGIT_BINS)
-    data["logit_histogram"] = {"edges": edges.tolist(), "counts": counts.tolist()}
     return data
 
 

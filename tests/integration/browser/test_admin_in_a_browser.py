@@ -7,6 +7,7 @@ the page's script ran, and coloured pixels on its canvases, not only the JSON th
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,31 @@ WIDTHS = """() => {
 ENTRY_BLUE = (0x15, 0x65, 0xC0)
 STRATEGY_BLUE = (0x29, 0x62, 0xFF)
 DRAWDOWN_RED = (0xEF, 0x53, 0x50)
+FAN_MIDDLE_BLUE = (0x64, 0xB5, 0xF6)
+BACKTEST_ORANGE = (0xFF, 0x6D, 0x00)
+OVERFIT_RED = (0xC6, 0x28, 0x28)
+SKILL_GREEN = (0x2E, 0x7D, 0x32)
+# What the robustness panel's charts hold once drawn: each fan's bands and the backtest's path, each
+# histogram's bars (value and colour), the curve's points and markers.
+ROBUSTNESS_DRAWN = """() => {
+  const values = (series) => series.data().map((p) => p.value);
+  const drawn = {};
+  for (const [id, chart] of Object.entries(window.robustnessCharts)) {
+    if (chart.bars) {
+      drawn[id] = {bins: chart.bars.data().map((p) => p.time), counts: values(chart.bars),
+                   colours: chart.bars.data().map((p) => p.color)};
+    } else if (chart.equity) {
+      drawn[id] = {times: chart.equity.data().map((p) => p.time), equity: values(chart.equity),
+                   markers: chart.equity.markers().map((m) => [m.time, m.text]),
+                   base: chart.start.options().price};
+    } else {
+      const lines = ["p5", "p25", "p50", "p75", "p95", "backtest"];
+      drawn[id] = Object.fromEntries(lines.map((k) => [k, values(chart[k])]));
+      drawn[id].steps = chart.p50.data().map((p) => p.time);
+    }
+  }
+  return drawn;
+}"""
 
 
 def _shot(page, screenshots: Path, name: str) -> None:
@@ -107,6 +133,71 @@ def test_the_backtest_page_draws_every_trade_on_the_price_the_equity_and_the_dra
     assert _pixels(page, "#backtest-price-chart", ENTRY_BLUE) > 0
     assert _pixels(page, "#backtest-equity-chart", STRATEGY_BLUE) > 0
     assert _pixels(page, "#backtest-drawdown-chart", DRAWDOWN_RED) > 0
+
+
+def test_the_backtest_robustness_panel_draws_each_monte_carlo_fan_and_its_drawdown_distribution(
+    page, world, screenshots
+):
+    backtest = world.backtest
+    carlo = backtest.robustness["monte_carlo"]
+
+    page.goto(reverse("admin:strategies_backtest_change", args=[backtest.pk]))
+    page.wait_for_function("window.robustnessCharts !== undefined")
+    drawn = page.evaluate(ROBUSTNESS_DRAWN)
+    page.locator(".robustness-panel").screenshot(path=str(screenshots / "backtest-robustness.png"))
+    tables = page.inner_text(".robustness-tables")
+
+    for method in ("trade_reshuffle", "block_bootstrap"):
+        fan, stored = drawn[f"robustness-fan-{method}"], carlo[method]["fan"]
+        assert fan == stored  # every band and the backtest's own path, step for step
+        assert fan["p50"][-1] == pytest.approx(carlo[method]["final_return_pct"]["p50"])
+        histogram = drawn[f"robustness-drawdowns-{method}"]
+        assert histogram["counts"] == carlo[method]["max_drawdown_histogram"]["counts"]
+        assert sum(histogram["counts"]) == carlo[method]["paths"]
+        assert _pixels(page, f"#robustness-fan-{method}", FAN_MIDDLE_BLUE) > 0
+        assert _pixels(page, f"#robustness-fan-{method}", BACKTEST_ORANGE) > 0
+        assert _pixels(page, f"#robustness-drawdowns-{method}", DRAWDOWN_RED) > 0
+    # The reshuffled trades all end at the backtest's return; its own order is one of them.
+    reshuffled = drawn["robustness-fan-trade_reshuffle"]
+    assert reshuffled["backtest"][-1] == pytest.approx(backtest.metrics["total_return_pct"])
+    assert reshuffled["steps"][-1] == len(backtest.trades)
+    assert f"{backtest.robustness['deflated_sharpe']:.3g}" in tables
+    assert f"{backtest.robustness['trials']:,}" in tables
+    assert page.locator(".robustness-missing").count() == 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN_WIDTH
+
+
+def test_the_optimisation_robustness_panel_draws_pbo_logits_and_the_stitched_out_of_sample_curve(
+    page, world, screenshots
+):
+    run = world.optimization  # two trials, two folds
+    pbo, walk = run.robustness["pbo"], run.robustness["walk_forward"]
+
+    page.goto(reverse("admin:strategies_optimizationrun_change", args=[run.pk]))
+    page.wait_for_function("window.robustnessCharts !== undefined")
+    drawn = page.evaluate(ROBUSTNESS_DRAWN)
+    page.locator(".robustness-panel").screenshot(path=str(screenshots / "optimisation-robustness.png"))
+
+    logits, curve = drawn["robustness-logits"], drawn["robustness-walk-forward"]
+    histogram = pbo["logit_histogram"]
+    assert logits["counts"] == histogram["counts"] and sum(logits["counts"]) == pbo["combinations"]
+    overfitted = sum(
+        c for c, colour in zip(logits["counts"], logits["colours"], strict=True) if colour == "#c62828"
+    )
+    assert overfitted == round(pbo["pbo"] * pbo["combinations"])
+    assert curve["equity"] == walk["equity_curve"]["equity"]
+    assert curve["times"][0] == int(datetime.fromisoformat(walk["equity_curve"]["times"][0]).timestamp())
+    assert [text.split(":")[0] for _, text in curve["markers"]] == [
+        f"fold {f['fold']}" for f in walk["folds"]
+    ]
+    assert curve["base"] == float(run.initial_capital)
+    if overfitted:
+        assert _pixels(page, "#robustness-logits", OVERFIT_RED) > 0
+    if overfitted < pbo["combinations"]:
+        assert _pixels(page, "#robustness-logits", SKILL_GREEN) > 0
+    assert _pixels(page, "#robustness-walk-forward", STRATEGY_BLUE) > 0
+    assert f"{pbo['pbo']:.3g}" in page.inner_text(".robustness-tables")
+    assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN_WIDTH
 
 
 def test_an_optimisation_draws_a_heatmap_square_per_trial_and_its_folds(page, world, screenshots):

@@ -1,4 +1,5 @@
-"""Monte Carlo: the block-level bootstrap against bar-by-bar paths, its draws, and the trade reshuffle."""
+"""Monte Carlo: the block-level bootstrap against bar-by-bar paths, its draws, the trade reshuffle, and
+the fan and drawdown histogram a chart draws from the same paths."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from apps.strategies.engine.robustness.block_bootstrap import (
     stationary_bootstrap_indices,
 )
 from apps.strategies.engine.robustness.monte_carlo import (
+    DRAWDOWN_BINS,
+    FAN_POINTS,
+    PERCENTILES,
     bootstrap_returns,
+    fan_steps,
     reshuffle_trades,
     trade_returns,
 )
@@ -41,6 +46,11 @@ def walk_path(returns: np.ndarray) -> tuple[float, float, int]:
     if under:
         longest = max(longest, len(returns) - peak_at)
     return equity - 1.0, worst, longest
+
+
+def walk_levels(returns: np.ndarray) -> np.ndarray:
+    """The log equity of one path after 0, 1, ..., len(returns) bars."""
+    return np.concatenate(([0.0], np.cumsum(np.log(np.maximum(1.0 + returns, 1e-12)))))
 
 
 def series(kind: str, bars: int, seed: int) -> np.ndarray:
@@ -72,14 +82,18 @@ def series(kind: str, bars: int, seed: int) -> np.ndarray:
 )
 def test_block_level_statistics_equal_building_each_path_bar_by_bar(kind, bars, mean_block_length, paths):
     returns = series(kind, bars, seed=bars)
-    final, drawdown, duration = bootstrap_statistics(
-        returns, paths=paths, mean_block_length=mean_block_length, seed=3
+    steps = fan_steps(bars)
+    final, drawdown, duration, sampled = bootstrap_statistics(
+        returns, paths=paths, mean_block_length=mean_block_length, seed=3, steps=steps
     )
     indices = stationary_bootstrap_indices(bars, paths=paths, mean_block_length=mean_block_length, seed=3)
     expected = np.array([walk_path(returns[row]) for row in indices])
     np.testing.assert_allclose(np.expm1(final), expected[:, 0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(-np.expm1(-drawdown), expected[:, 1], rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(duration, expected[:, 2])
+    levels = np.array([walk_levels(returns[row])[steps] for row in indices])
+    np.testing.assert_allclose(sampled, levels, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(sampled[:, -1], final)  # the last step is the end, to the bit
 
 
 def test_each_path_is_a_chain_of_circular_blocks():
@@ -184,6 +198,94 @@ def test_the_results_are_json_ready():
     for result in (bootstrap_returns(returns, paths=20), reshuffle_trades(returns[:40], paths=20)):
         data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
         assert set(data["max_drawdown_pct"]) == {"p5", "p25", "p50", "p75", "p95"}
+        assert set(data["fan"]) == {"steps", "p5", "p25", "p50", "p75", "p95", "backtest"}
+        assert sum(data["max_drawdown_histogram"]["counts"]) == 20
+
+
+def test_the_fan_steps_are_every_step_or_evenly_spaced_ones_from_the_start_to_the_end():
+    assert fan_steps(3).tolist() == [0, 1, 2, 3]
+    assert fan_steps(FAN_POINTS - 1).tolist() == list(range(FAN_POINTS))
+    many = fan_steps(1_000_000)
+    assert len(many) == FAN_POINTS and many[0] == 0 and many[-1] == 1_000_000
+    assert np.ptp(np.diff(many)) == 0  # evenly spaced: 10,000 bars apart
+
+
+def test_the_bootstrap_fan_is_the_percentiles_of_the_paths_built_bar_by_bar():
+    returns = series("noise", 1500, seed=6)
+    result = bootstrap_returns(returns, paths=120, mean_block_length=30.0, seed=2)
+    fan, steps = result.fan, fan_steps(1500)
+    indices = stationary_bootstrap_indices(1500, paths=120, mean_block_length=30.0, seed=2)
+    paths = 100.0 * np.expm1(np.array([walk_levels(returns[row])[steps] for row in indices]))
+    assert fan.steps == tuple(steps.tolist()) and len(fan.steps) == FAN_POINTS
+    for q, band in zip(PERCENTILES, np.percentile(paths, PERCENTILES, axis=0), strict=True):
+        np.testing.assert_allclose(getattr(fan, f"p{q}"), band, rtol=1e-9, atol=1e-9)
+    own = 100.0 * (np.cumprod(np.concatenate(([1.0], 1.0 + returns)))[steps] - 1.0)
+    np.testing.assert_allclose(fan.backtest, own, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["block_bootstrap", "trade_reshuffle"])
+def test_fan_bands_are_ordered_start_at_zero_and_end_at_the_final_return_percentiles(method):
+    returns = series("noise", 600, seed=8) * 5.0
+    if method == "block_bootstrap":
+        result = bootstrap_returns(returns, paths=300, seed=4)
+    else:
+        result = reshuffle_trades(returns[:150], paths=300, seed=4)
+    fan = result.fan
+    bands = np.array([getattr(fan, f"p{q}") for q in PERCENTILES])
+    assert (np.diff(bands, axis=0) >= 0).all()  # p5 <= p25 <= p50 <= p75 <= p95 at every step
+    assert (bands[:, 0] == 0.0).all() and fan.backtest[0] == 0.0
+    final = result.final_return_pct
+    assert bands[:, -1].tolist() == pytest.approx([final.p5, final.p25, final.p50, final.p75, final.p95])
+    assert fan.p50[-1] == pytest.approx(final.p50, rel=1e-12)
+    # The paths spread out: the middle half is wider at the end than a tenth of the way in.
+    middle = bands[3] - bands[1]
+    if method == "block_bootstrap":
+        assert middle[-1] > middle[10] > 0.0
+    else:  # reshuffled trades all end at the backtest's return: the fan closes again
+        assert middle[50] > middle[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_reshuffle_fan_holds_the_backtest_in_its_own_trade_order():
+    frame = random_walk(3000, seed=21)
+    report = backtest_signals(frame, random_codes(3000, seed=22), RiskSettings(), commission=0.001)
+    returns = trade_returns(report)
+    fan = reshuffle_trades(returns, paths=100, seed=1).fan
+    steps = fan_steps(len(returns))
+    assert fan.steps == tuple(steps.tolist()) and fan.steps[-1] == len(returns)
+    own = 100.0 * (np.cumprod(np.concatenate(([1.0], 1.0 + returns)))[steps] - 1.0)
+    np.testing.assert_allclose(fan.backtest, own, rtol=1e-9, atol=1e-9)
+    assert fan.backtest[-1] == pytest.approx(report.total_return_pct, rel=1e-9)
+
+
+def test_the_drawdown_histogram_counts_every_path_between_the_least_and_the_deepest_drawdown():
+    returns = series("noise", 800, seed=9)
+    result = bootstrap_returns(returns, paths=150, mean_block_length=20.0, seed=5)
+    indices = stationary_bootstrap_indices(800, paths=150, mean_block_length=20.0, seed=5)
+    drawdowns = 100.0 * np.array([walk_path(returns[row])[1] for row in indices])
+    histogram = result.max_drawdown_histogram
+    assert len(histogram.counts) == DRAWDOWN_BINS and sum(histogram.counts) == 150
+    assert histogram.edges[0] == pytest.approx(drawdowns.min(), rel=1e-9)
+    assert histogram.edges[-1] == pytest.approx(drawdowns.max(), rel=1e-9)
+    assert histogram.counts == tuple(np.histogram(drawdowns, bins=histogram.edges)[0].tolist())
+
+
+def test_two_trades_put_every_path_in_one_drawdown_bin():
+    histogram = reshuffle_trades(np.array([0.1, -0.5]), paths=400, seed=3).max_drawdown_histogram
+    assert sum(histogram.counts) == 400 and max(histogram.counts) == 400
+    at = histogram.counts.index(400)
+    assert histogram.edges[at] <= 50.0 <= histogram.edges[at + 1]
+
+
+def test_what_a_chart_draws_is_bounded_whatever_the_number_of_paths():
+    returns = series("noise", 5000, seed=10)
+    sizes = []
+    for paths in (10, 400):
+        data = bootstrap_returns(returns, paths=paths, seed=1).to_dict()
+        sizes.append(len(json.dumps([data["fan"], data["max_drawdown_histogram"]])))
+        assert len(data["fan"]["steps"]) == FAN_POINTS
+        assert {len(values) for values in data["fan"].values()} == {FAN_POINTS}
+        assert len(data["max_drawdown_histogram"]["edges"]) == DRAWDOWN_BINS + 1
+    assert sizes[1] < 1.2 * sizes[0]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import rankdata
 
+from apps.strategies.engine.robustness.histogram import Histogram
 from apps.strategies.engine.robustness.overfitting import (
+    LOGIT_BINS,
     BlockSums,
     OverfittingError,
     block_sums,
@@ -150,10 +152,48 @@ def test_a_planted_dominant_trial_is_not_overfitted(seed, trials, edge):
     assert np.mean(result.chosen == winner) >= 0.95
 
 
+@pytest.mark.parametrize(("trials", "partitions"), [(3, 10), (12, 8), (40, 16)])
+def test_the_logit_histogram_counts_every_combination_and_puts_the_overfitted_ones_left_of_zero(
+    trials, partitions
+):
+    matrix = np.random.default_rng(trials).normal(0.0, 0.01, (40 * partitions, trials))
+    result = probability_of_overfitting(matrix, partitions)
+    histogram = result.logit_histogram()
+    edges, counts = np.array(histogram.edges), np.array(histogram.counts)
+    assert len(counts) == LOGIT_BINS and counts.sum() == result.combinations
+    assert edges[LOGIT_BINS // 2] == 0.0 and edges[-1] == -edges[0] == np.abs(result.logits).max()
+    assert (
+        counts[: LOGIT_BINS // 2].sum()
+        == np.sum(result.logits <= 0.0)
+        == round(result.pbo * result.combinations)
+    )
+    for i, count in enumerate(counts):  # each bin holds its right edge: (left, right]
+        inside = (result.logits > edges[i]) & (result.logits <= edges[i + 1])
+        assert count == inside.sum() + (i == 0) * np.sum(result.logits == edges[0])
+
+
+def test_a_logit_of_exactly_zero_counts_as_overfitted_in_the_histogram_too():
+    # Three trials: a pick that lands in the middle out of sample has the relative rank 1/2, a logit of 0.
+    result = probability_of_overfitting(np.random.default_rng(3).normal(0.0, 0.01, (200, 3)), 10)
+    assert (result.logits == 0.0).any()
+    left = sum(result.logit_histogram().counts[: LOGIT_BINS // 2])
+    assert left == np.sum(result.logits <= 0.0) > np.sum(result.logits < 0.0)
+
+
+def test_a_histogram_about_zero_is_symmetric_and_closed_on_the_right():
+    histogram = Histogram.around_zero(np.array([-1.0, 0.0, 0.5, 1.0, 0.25]), 4)
+    assert histogram.edges == (-1.0, -0.5, 0.0, 0.5, 1.0)
+    assert histogram.counts == (1, 1, 2, 1)  # [-1, -0.5], (-0.5, 0], (0, 0.5], (0.5, 1]
+    assert Histogram.around_zero(np.zeros(5), 2) == Histogram((-1.0, 0.0, 1.0), (5, 0))
+    with pytest.raises(ValueError, match="even"):
+        Histogram.around_zero(np.zeros(5), 3)
+
+
 def test_the_result_is_json_ready():
     result = probability_of_overfitting(np.random.default_rng(1).normal(0, 0.01, (64, 5)), 4)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["combinations"] == 6 and len(data["logits"]) == 6
+    assert sum(data["logit_histogram"]["counts"]) == 6
     assert len(data["degradation"]["in_sample"]) == len(data["degradation"]["out_of_sample"]) == 6
 
 

@@ -60,6 +60,11 @@ def test_the_block_holds_every_figure_of_the_issue():
     assert data["trials"] == 50 and data["sharpe_variance"] == 4e-5
     assert set(data["monte_carlo"]) == {"trade_reshuffle", "block_bootstrap"}
     assert data["monte_carlo"]["block_bootstrap"]["paths"] == 200
+    for method, unit in (("trade_reshuffle", len(report.trades)), ("block_bootstrap", len(returns))):
+        carlo = data["monte_carlo"][method]
+        assert carlo["fan"]["steps"][-1] == unit  # what a chart of the paths draws
+        assert carlo["fan"]["p50"][-1] == pytest.approx(carlo["final_return_pct"]["p50"])
+        assert sum(carlo["max_drawdown_histogram"]["counts"]) == 200
     assert set(data["break_even"]) == {
         "commission_for_zero_return",
         "commission_for_buy_and_hold",
@@ -137,6 +142,7 @@ def test_the_optimisation_block_deflates_the_adopted_trial_by_the_whole_search()
     assert ledger.best.trials == 400 and ledger.best.deflated_sharpe < block.best.deflated_sharpe
     data = strict_json(block.to_dict(equity_points=40))
     assert len(data["pbo"]["logits"]) == 70 and data["pbo_error"] is None
+    assert sum(data["pbo"]["logit_histogram"]["counts"]) == 70
 
 
 def test_a_search_cscv_cannot_judge_says_why():

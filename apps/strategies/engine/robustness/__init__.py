@@ -5,13 +5,15 @@ module's docstring states its statistic, cites its paper and says what is exact 
 ``sharpe`` (PSR, DSR, expected maximum Sharpe, MinTRL), ``overfitting`` (PBO by CSCV), ``monte_carlo``
 and ``block_bootstrap`` (trade reshuffle, stationary block bootstrap), ``cost_stress`` (break-even
 costs), ``delay`` (one bar later), ``trials`` (every trial's returns), ``walk_forward`` (stitched
-out-of-sample curve) and ``report`` (the two blocks a report carries).
+out-of-sample curve), ``histogram`` (a distribution kept in a few numbers) and ``report`` (the two
+blocks a report carries).
 """
 
 from .block_bootstrap import BootstrapError, default_mean_block_length, stationary_bootstrap_indices
 from .cost_stress import BreakEven, BreakEvenCosts, break_even_costs
 from .delay import FRAGILE_RULE, DelayTest, delay_test
-from .monte_carlo import MonteCarlo, Percentiles, bootstrap_returns, reshuffle_trades, trade_returns
+from .histogram import Histogram
+from .monte_carlo import Fan, MonteCarlo, Percentiles, bootstrap_returns, reshuffle_trades, trade_returns
 from .overfitting import (
     BlockSums,
     Overfitting,
@@ -47,6 +49,8 @@ __all__ = [
     "BreakEven",
     "BreakEvenCosts",
     "DelayTest",
+    "Fan",
+    "Histogram",
     "MonteCarlo",
     "OptimisationBlock",
     "Overfitting",

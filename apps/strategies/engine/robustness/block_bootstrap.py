@@ -20,7 +20,9 @@ stands before the path goes under), all read in O(1) from a range structure buil
   above it, or to the last bar): a stretch under water that ends inside a block ends at the first bar
   where the block reaches the old high, which takes a search. Every stretch is first bracketed by
   bounds the summaries give; only blocks whose upper bound could beat the path's best lower bound are
-  searched, bar by bar, so the result is exact and the search touches few blocks.
+  searched, bar by bar, so the result is exact and the search touches few blocks;
+* the level after a given number of bars (for a chart's fan of paths): the level where the block
+  holding that bar starts, plus the block's move up to it, read in ``S``.
 
 The result equals building every path bar by bar (tested). A bar return of -100% or worse is taken as
 a loss of all but 1e-12 of the equity (the log of 0 has no value). Cost: O(T) to build the structure
@@ -71,19 +73,28 @@ def stationary_bootstrap_indices(
 
 
 def bootstrap_statistics(
-    returns: NDArray[np.float64], *, paths: int, mean_block_length: float, seed: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
-    """Per path: the final log return, the maximum drawdown in log terms and the longest drawdown in bars."""
+    returns: NDArray[np.float64],
+    *,
+    paths: int,
+    mean_block_length: float,
+    seed: int,
+    steps: NDArray[np.int64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    """Per path: the final log return, the maximum drawdown in log terms, the longest drawdown in bars
+    and (one column per step) the log return after each of ``steps`` bars (0 to ``len(returns)``)."""
     levels = _log_equity(returns)
     bars = len(levels) - 1
     _check(paths, mean_block_length)
+    points = np.asarray(steps, dtype=np.int64)
+    if points.ndim != 1 or ((points < 0) | (points > bars)).any():
+        raise BootstrapError(f"steps must be numbers of bars from 0 to {bars}")
     ranges = _RangeStats(levels, _chunk_bars(mean_block_length))
     results = [
-        _path_statistics(levels, ranges, starts, lengths)
+        _path_statistics(levels, ranges, starts, lengths, points)
         for starts, lengths in _blocks(bars, paths, mean_block_length, seed)
     ]
-    final, worst, durations = (np.concatenate(column) for column in zip(*results, strict=True))
-    return final, worst, durations
+    final, worst, durations, sampled = (np.concatenate(column) for column in zip(*results, strict=True))
+    return final, worst, durations, sampled
 
 
 def _log_equity(returns: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -140,8 +151,12 @@ def _chunk_bars(mean_block_length: float) -> int:
 
 
 def _path_statistics(
-    levels: NDArray[np.float64], ranges: _RangeStats, starts: NDArray[np.int64], lengths: NDArray[np.int64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    levels: NDArray[np.float64],
+    ranges: _RangeStats,
+    starts: NDArray[np.int64],
+    lengths: NDArray[np.int64],
+    steps: NDArray[np.int64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
     bars = len(levels) - 1
     move, high, low, drawdown, top = _block_summaries(levels, ranges, starts, lengths)
     # Path scans over its blocks: level at each block's start, and the path's high before the block.
@@ -155,7 +170,35 @@ def _path_statistics(
     worst = np.maximum(drawdown, peak - (start_level + low)).max(axis=1)
     final = start_level[:, -1] + move[:, -1]
     durations = _durations(levels, starts, lengths, start_level, peak, crest, top, bars)
-    return final, worst, durations
+    return final, worst, durations, _levels_at(levels, starts, lengths, start_level, steps)
+
+
+def _levels_at(
+    levels: NDArray[np.float64],
+    starts: NDArray[np.int64],
+    lengths: NDArray[np.int64],
+    start_level: NDArray[np.float64],
+    steps: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """Each path's level after each of ``steps`` bars: where the block holding the step's last bar
+    starts, plus the block's move up to the step (the arithmetic of the block summaries, so the last
+    step equals the final return exactly). Step 0 reads the first block's start: 0."""
+    bars = len(levels) - 1
+    rows = len(starts)
+    offset = np.cumsum(lengths, axis=1) - lengths
+    # Offsets rise along a row and stay <= T: shifted by row * (T + 1) they sort across rows, so one
+    # search finds the block of every (path, step).
+    shift = np.arange(rows)[:, None] * (bars + 1)
+    last_bar = np.maximum(steps - 1, 0)
+    block = np.searchsorted((offset + shift).ravel(), (shift + last_bar).ravel(), side="right") - 1
+    block = block.reshape(rows, len(steps))
+    first = starts.ravel()[block]
+    point = first + steps - offset.ravel()[block]
+    # A block past the series' end wraps round: its levels continue from S_T.
+    level = np.where(
+        point > bars, levels[-1] + levels[np.minimum(point - bars, bars)], levels[np.minimum(point, bars)]
+    )
+    return start_level.ravel()[block] + (level - levels[first])
 
 
 def _block_summaries(

@@ -2,7 +2,10 @@
 
 Both give, over ``paths`` seeded paths, the 5th/25th/50th/75th/95th percentiles of the final return,
 the maximum drawdown and the longest drawdown, and the probability of ruin: the share of paths whose
-maximum drawdown reaches ``ruin_drawdown`` (a fraction, 0.5 = a 50% fall from a high).
+maximum drawdown reaches ``ruin_drawdown`` (a fraction, 0.5 = a 50% fall from a high). For a chart
+they also keep, from the same paths, the *fan* (the same percentiles of the return after each of at
+most ``FAN_POINTS`` evenly spaced steps, beside the backtest's own path) and a histogram of the
+maximum drawdowns (``DRAWDOWN_BINS`` bins): a few hundred numbers, whatever the number of paths.
 
 * :func:`reshuffle_trades`: each trade's return on the equity it started with (after fees; trades
   never overlap, so this is exactly how the backtest compounded them) applied in a random order.
@@ -23,11 +26,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..metrics import BacktestReport, finite_or_none
-from .block_bootstrap import RUIN_FLOOR, BootstrapError, bootstrap_statistics, default_mean_block_length
+from .block_bootstrap import (
+    RUIN_FLOOR,
+    BootstrapError,
+    bootstrap_statistics,
+    default_mean_block_length,
+)
+from .histogram import Histogram
 
 PERCENTILES = (5, 25, 50, 75, 95)
 DEFAULT_PATHS = 1000
 DEFAULT_RUIN_DRAWDOWN = 0.5
+FAN_POINTS = 101  # steps of the fan: the start, then every 1% of the way
+DRAWDOWN_BINS = 20
 _RESHUFFLE_VALUES = 2**22  # trades x paths shuffled per step, to bound memory
 
 
@@ -50,6 +61,51 @@ class Percentiles:
 
 
 @dataclass(frozen=True)
+class Fan:
+    """The paths' return in percent after each of ``steps`` (trades or bars from the start, the first
+    0 and the last the end): its percentiles over the paths, and the backtest's own path."""
+
+    steps: tuple[int, ...]
+    p5: tuple[float, ...]
+    p25: tuple[float, ...]
+    p50: tuple[float, ...]
+    p75: tuple[float, ...]
+    p95: tuple[float, ...]
+    backtest: tuple[float, ...]
+
+    @classmethod
+    def of(cls, steps: NDArray[np.int64], levels: NDArray[np.float64], own: NDArray[np.float64]) -> Fan:
+        """From the log-equity ``levels`` of each path (rows) at ``steps`` (columns) and the
+        backtest's own log-equity ``own`` at the same steps. Percentiles of the returns, not of the
+        logs, so that the last step's equal the final return's percentiles exactly."""
+        bands = np.percentile(100.0 * np.expm1(levels), PERCENTILES, axis=0)
+        p5, p25, p50, p75, p95 = (tuple(band.tolist()) for band in bands)
+        return cls(
+            steps=tuple(steps.tolist()),
+            p5=p5,
+            p25=p25,
+            p50=p50,
+            p75=p75,
+            p95=p95,
+            backtest=tuple((100.0 * np.expm1(own)).tolist()),
+        )
+
+    def to_dict(self) -> dict[str, list[int] | list[float | None]]:
+        return {
+            "steps": list(self.steps),
+            **{
+                name: [finite_or_none(v) for v in getattr(self, name)]
+                for name in (*(f"p{q}" for q in PERCENTILES), "backtest")
+            },
+        }
+
+
+def fan_steps(length: int) -> NDArray[np.int64]:
+    """At most ``FAN_POINTS`` evenly spaced steps from 0 to ``length``, both included."""
+    return np.unique(np.linspace(0, length, min(length + 1, FAN_POINTS)).round().astype(np.int64))
+
+
+@dataclass(frozen=True)
 class MonteCarlo:
     """Percentiles over the paths; returns and drawdowns in percent like the report's."""
 
@@ -63,6 +119,8 @@ class MonteCarlo:
     ruin_drawdown_pct: float
     probability_of_ruin: float
     mean_block_length: float | None  # the bootstrap's, in bars
+    fan: Fan
+    max_drawdown_histogram: Histogram  # of the paths' maximum drawdowns, in percent
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -76,6 +134,8 @@ class MonteCarlo:
             "ruin_drawdown_pct": self.ruin_drawdown_pct,
             "probability_of_ruin": self.probability_of_ruin,
             "mean_block_length": finite_or_none(self.mean_block_length),
+            "fan": self.fan.to_dict(),
+            "max_drawdown_histogram": self.max_drawdown_histogram.to_dict(),
         }
 
 
@@ -101,7 +161,8 @@ def reshuffle_trades(
         raise BootstrapError("there are no trades to reshuffle")
     rng = np.random.default_rng(seed)
     step = max(1, _RESHUFFLE_VALUES // len(growth))
-    finals, drawdowns, durations = [], [], []
+    steps = fan_steps(len(growth))
+    finals, drawdowns, durations, sampled = [], [], [], []
     shuffled = np.empty((min(step, paths), len(growth)))
     levels = np.zeros((min(step, paths), len(growth) + 1))
     for first in range(0, paths, step):
@@ -114,6 +175,7 @@ def reshuffle_trades(
         finals.append(final)
         drawdowns.append(drawdown)
         durations.append(duration)
+        sampled.append(levels[:rows, steps])
     return _summary(
         "trade_reshuffle",
         paths,
@@ -124,6 +186,7 @@ def reshuffle_trades(
         "trades",
         ruin_drawdown,
         None,
+        Fan.of(steps, np.concatenate(sampled), _own_levels(growth, steps)),
     )
 
 
@@ -137,14 +200,18 @@ def bootstrap_returns(
 ) -> MonteCarlo:
     """Percentiles over ``paths`` stationary block bootstraps of the bar ``returns``; the mean block
     length defaults to :func:`~.block_bootstrap.default_mean_block_length`."""
-    _log_growth(returns, paths, ruin_drawdown)
+    growth = _log_growth(returns, paths, ruin_drawdown)
     length = (
         default_mean_block_length(len(returns)) if mean_block_length is None else float(mean_block_length)
     )
-    final, drawdown, duration = bootstrap_statistics(
-        returns, paths=paths, mean_block_length=length, seed=seed
+    steps = fan_steps(len(returns))
+    final, drawdown, duration, sampled = bootstrap_statistics(
+        returns, paths=paths, mean_block_length=length, seed=seed, steps=steps
     )
-    return _summary("block_bootstrap", paths, seed, final, drawdown, duration, "bars", ruin_drawdown, length)
+    fan = Fan.of(steps, sampled, _own_levels(growth, steps))
+    return _summary(
+        "block_bootstrap", paths, seed, final, drawdown, duration, "bars", ruin_drawdown, length, fan
+    )
 
 
 def _path_statistics(
@@ -165,6 +232,11 @@ def _path_statistics(
     last = np.flatnonzero(np.append(~same_row, True))  # the last high of each row (every row has step 0)
     open_end = levels.shape[1] - 1 - steps[last]
     return levels[:, -1], drawdown, np.maximum(closed, open_end)
+
+
+def _own_levels(growth: NDArray[np.float64], steps: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The backtest's own log equity (its steps in their order) at ``steps``."""
+    return np.concatenate(([0.0], np.cumsum(growth)))[steps]
 
 
 def _log_growth(returns: NDArray[np.float64], paths: int, ruin_drawdown: float) -> NDArray[np.float64]:
@@ -189,18 +261,21 @@ def _summary(
     unit: str,
     ruin_drawdown: float,
     mean_block_length: float | None,
+    fan: Fan,
 ) -> MonteCarlo:
-    drawdown_fraction = -np.expm1(-drawdown)
+    drawdown_pct = -100.0 * np.expm1(-drawdown)
     return MonteCarlo(
         method=method,
         paths=paths,
         seed=seed,
         final_return_pct=Percentiles.of(100.0 * np.expm1(final)),
-        max_drawdown_pct=Percentiles.of(100.0 * drawdown_fraction),
+        max_drawdown_pct=Percentiles.of(drawdown_pct),
         max_drawdown_duration=Percentiles.of(duration),
         duration_unit=unit,
         ruin_drawdown_pct=100.0 * ruin_drawdown,
         # Compared in log terms, where the drawdowns were measured, so a path exactly at the level counts.
         probability_of_ruin=float(np.mean(drawdown >= -math.log1p(-ruin_drawdown))),
         mean_block_length=mean_block_length,
+        fan=fan,
+        max_drawdown_histogram=Histogram.of(drawdown_pct, DRAWDOWN_BINS),
     )

@@ -13,6 +13,9 @@ Computational Finance 20(4). Input: a matrix of ``T`` observations (rows, oldest
 3. PBO is the share of combinations with ``lambda <= 0``: how often the in-sample winner is no better
    than the median trial out of sample. Skill-less trials give about 0.5; a real, stable edge near 0.
 
+The paper draws the distribution of ``lambda``: :meth:`Overfitting.logit_histogram` keeps it in
+``LOGIT_BINS`` bins symmetric about 0, so the bins left of 0 hold exactly the PBO's combinations.
+
 The *performance degradation* pairs are the in-sample and out-of-sample Sharpe ratios of ``n*`` per
 combination; ``probability_of_loss`` is the share where ``n*`` loses out of sample, and the slope of
 the least-squares line through the pairs is the paper's degradation slope. A trial whose returns do
@@ -38,8 +41,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..metrics import finite_or_none
+from .histogram import Histogram
 
 DEFAULT_PARTITIONS = 16
+LOGIT_BINS = 20
 _COMBINATIONS_PER_STEP = 1024
 # (sum of squared deviations) / (sum of squares about the centre) below this: the half does not vary.
 _FLAT = 1e-9
@@ -68,8 +73,12 @@ class Overfitting:
     def combinations(self) -> int:
         return len(self.logits)
 
+    def logit_histogram(self) -> Histogram:
+        """The logits in ``LOGIT_BINS`` bins about 0; those left of it count ``lambda <= 0``."""
+        return Histogram.around_zero(self.logits, LOGIT_BINS)
+
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready: the figures, the logits (for a histogram) and the degradation pairs."""
+        """JSON-ready: the figures, the logits and their histogram, and the degradation pairs."""
         return {
             "pbo": self.pbo,
             "probability_of_loss": self.probability_of_loss,
@@ -79,6 +88,7 @@ class Overfitting:
             "observations": self.observations,
             "trials": self.trials,
             "logits": self.logits.tolist(),
+            "logit_histogram": self.logit_histogram().to_dict(),
             "degradation": {
                 "in_sample": self.in_sample.tolist(),
                 "out_of_sample": self.out_of_sample.tolist(),

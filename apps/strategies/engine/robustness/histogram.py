@@ -1,0 +1,47 @@
+"""A histogram small enough to store with a report: bin edges and counts of values over many paths.
+
+A report keeps the shape of a distribution (the maximum drawdowns over Monte Carlo paths, the logits
+of CSCV's combinations) in ``bins + 1`` edges and ``bins`` counts, never the values themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..metrics import finite_or_none
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """``counts[i]`` values fell between ``edges[i]`` and ``edges[i + 1]``; the counts sum to the
+    number of values."""
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, values: NDArray[np.floating] | NDArray[np.integer], bins: int) -> Histogram:
+        """``bins`` equal bins from the smallest value to the largest, as :func:`numpy.histogram`:
+        each bin holds its left edge, the last one its right edge too (one value: a bin around it)."""
+        counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
+        return cls(tuple(edges.tolist()), tuple(counts.tolist()))
+
+    @classmethod
+    def around_zero(cls, values: NDArray[np.floating], bins: int) -> Histogram:
+        """``bins`` (even) equal bins symmetric about 0, each holding its *right* edge (the first one
+        both), so the bins left of 0 hold exactly the values <= 0."""
+        if bins < 2 or bins % 2:
+            raise ValueError(f"bins must be an even whole number >= 2, got {bins!r}")
+        data = np.asarray(values, dtype=np.float64)
+        bound = float(np.abs(data).max(initial=0.0)) or 1.0
+        edges = np.linspace(-bound, bound, bins + 1)
+        edges[bins // 2] = 0.0  # exact, whatever linspace's rounding
+        # numpy's bins hold their left edge: count the negated values over the mirrored edges.
+        counts = np.histogram(-data, bins=-edges[::-1])[0][::-1]
+        return cls(tuple(edges.tolist()), tuple(counts.tolist()))
+
+    def to_dict(self) -> dict[str, list[float | None] | list[int]]:
+        return {"edges": [finite_or_none(edge) for edge in self.edges], "counts": list(self.counts)}
