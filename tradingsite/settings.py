@@ -196,7 +196,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "apps.core.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         # Last: a request none of the above recognised is anonymous, and is rate-limited here, before
         # a permission check refuses it (DRF's own throttles only run after that).
@@ -251,7 +251,7 @@ SPECTACULAR_SETTINGS = {
     ],
     # The ways to authenticate (the anonymous rate limit is an authenticator too, but no scheme).
     "AUTHENTICATION_WHITELIST": [
-        "knox.auth.TokenAuthentication",
+        "apps.core.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "apps.core.throttling.LockoutBasicAuthentication",
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.core import scheduling, sweeper
+from apps.core import scheduling, sweeper, tokens
 from workers.celery import app, queue_for
 from workers.periodic import once_per_slot
 
@@ -32,6 +32,7 @@ def jobs_sweep() -> None:
 @shared_task(name="core.records_prune")
 @once_per_slot
 def records_prune() -> None:
-    """Beat-driven: forget old schedule-slot records and sweep reports."""
+    """Beat-driven: forget old schedule-slot records and sweep reports, delete expired API tokens."""
     scheduling.periodic_runs_prune()
     sweeper.job_sweeps_prune()
+    tokens.tokens_expired_delete()

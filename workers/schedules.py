@@ -128,7 +128,8 @@ SCHEDULES: tuple[Schedule, ...] = (
         minute="23",
         hour="3",
         expires_seconds=3600,
-        description="Forgets periodic-slot records older than 7 days and sweep reports older than a day.",
+        description="Forgets periodic-slot records older than 7 days and sweep reports older than a day; "
+        "deletes expired API tokens.",
     ),
     Schedule(
         name="health: prune old snapshots daily",

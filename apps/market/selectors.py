@@ -171,11 +171,6 @@ def candles_frame(
         candles = candles.filter(open_time__gte=start)
     if end is not None:
         candles = candles.filter(open_time__lte=end)
-    if limit is not None:
-        newest = candles.order_by("-open_time").values_list("open_time", flat=True)[limit - 1 : limit]
-        cutoff = list(newest)
-        if cutoff:
-            candles = candles.filter(open_time__gte=cutoff[0])
     if connection.vendor == "postgresql":
         # Open times as integer microseconds: parsing a timestamp's text into a datetime was most of
         # the time of reading 1000 candles (40 of 75 ms); an integer becomes the index in one step.
@@ -183,11 +178,15 @@ def candles_frame(
         time_column = "open_us"
     else:
         time_column = "open_time"
-    sql, params = candles.order_by("open_time").values_list(time_column, *COLUMNS).query.sql_with_params()
+    # The newest ``limit`` in one query (the index read backwards), put back oldest first.
+    rows_query = candles.order_by("open_time" if limit is None else "-open_time").values_list(
+        time_column, *COLUMNS
+    )
+    sql, params = (rows_query if limit is None else rows_query[:limit]).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return _frame(rows)
+    return _frame(rows if limit is None else rows[::-1])
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,10 @@ from apps.market.models import Instrument, MarketAnalysis, MarketEvent, Signal
 
 
 def _times(index: pd.DatetimeIndex) -> list[str]:
-    return [stamp.isoformat() for stamp in index]
+    """ISO 8601 in UTC, as ``Timestamp.isoformat()`` writes a whole second (candles open on one);
+    formatted by numpy at once: one ``isoformat()`` per candle was a fifth of a 1000-candle answer."""
+    naive = index.tz_convert("UTC").tz_localize(None).to_numpy()
+    return cast(list[str], (np.datetime_as_string(naive, unit="s").astype(object) + "+00:00").tolist())
 
 
 def _floats(values: np.ndarray) -> list[float | None]:
@@ -57,10 +60,10 @@ class MarketDataView(APIView):
             end=query.get("end"),
             limit=query["limit"],
         )
-        columns = {name: frame[name].tolist() for name in frame.columns}
+        keys = ("time", *frame.columns)
+        columns = (frame[name].tolist() for name in frame.columns)
         candles = [
-            {"time": time, **{name: columns[name][i] for name in columns}}
-            for i, time in enumerate(_times(frame.index))
+            dict(zip(keys, row, strict=True)) for row in zip(_times(frame.index), *columns, strict=True)
         ]
         return Response({**_header(query), "count": len(candles), "candles": candles})
 
