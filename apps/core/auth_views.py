@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 
 from apps.core.throttling import LockoutBasicAuthentication
+from apps.core.tokens import TokenAuthentication
 
 TokenSerializer = inline_serializer(
     "Token", {"token": serializers.CharField(), "expiry": serializers.DateTimeField(allow_null=True)}
@@ -24,4 +25,4 @@ class LoginView(knox_views.LoginView):
 
 @extend_schema(request=None, responses={204: None}, summary="Revoke the token used for this request")
 class LogoutView(knox_views.LogoutView):
-    pass
+    authentication_classes = (TokenAuthentication,)
