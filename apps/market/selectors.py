@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
 
 from apps.core.symbols import normalise_symbol
+from apps.market.candle_reads import frame_postgresql
 from apps.market.domain.candles import COLUMNS, INDEX_NAME, Gap, parse_timeframe
 from apps.market.domain.patterns import find
 from apps.market.models import Candle, CandleSeries, Instrument, MarketAnalysis, MarketEvent, Signal
@@ -171,37 +171,29 @@ def candles_frame(
         candles = candles.filter(open_time__gte=start)
     if end is not None:
         candles = candles.filter(open_time__lte=end)
-    if connection.vendor == "postgresql":
-        # Open times as integer microseconds: parsing a timestamp's text into a datetime was most of
-        # the time of reading 1000 candles (40 of 75 ms); an integer becomes the index in one step.
-        candles = candles.annotate(open_us=RawSQL("(EXTRACT(EPOCH FROM open_time) * 1000000)::bigint", []))
-        time_column = "open_us"
-    else:
-        time_column = "open_time"
     # The newest ``limit`` in one query (the index read backwards), put back oldest first.
-    rows_query = candles.order_by("open_time" if limit is None else "-open_time").values_list(
-        time_column, *COLUMNS
+    newest_first = limit is not None
+    ordered = candles.order_by("-open_time" if newest_first else "open_time").values_list(
+        "open_time", *COLUMNS
     )
-    sql, params = (rows_query if limit is None else rows_query[:limit]).query.sql_with_params()
+    sql, params = (ordered[:limit] if newest_first else ordered).query.sql_with_params()
+    if connection.vendor == "postgresql":
+        return frame_postgresql(sql, params)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return _frame(rows if limit is None else rows[::-1])
+    return _frame(rows[::-1] if newest_first else rows)
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
-    """A candle frame of (open time, *COLUMNS) rows; the time is a datetime, or integer Unix microseconds."""
+    """A candle frame of (open time, *COLUMNS) rows."""
     if not rows:
         # The unit of a full frame's index: pandas gives an empty one seconds, which cannot hold a
         # moment with microseconds (searching it for one raises).
         index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=INDEX_NAME)
         return pd.DataFrame({column: np.empty(0) for column in COLUMNS}, index=index)
     times, *columns = zip(*rows, strict=True)
-    if isinstance(times[0], int):
-        utc = pd.DatetimeIndex(np.asarray(times, dtype=np.int64).astype("datetime64[us]")).tz_localize("UTC")
-        index = pd.DatetimeIndex(utc, name=INDEX_NAME)
-    else:
-        index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True), name=INDEX_NAME)
+    index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True), name=INDEX_NAME)
     return pd.DataFrame(
         {name: np.asarray(values, dtype=np.float64) for name, values in zip(COLUMNS, columns, strict=True)},
         index=index,
