@@ -59,6 +59,10 @@ def test_a_planted_edge_becomes_champion_and_a_random_walks_model_is_refused_wit
     # better than holding (-1.9 % against -5.3 %): the margin rule would have promoted it. Its
     # signal returns are what luck gives: a deflated Sharpe ratio of 0.508.
     assert refused.candidate_value == pytest.approx(0.544, abs=1e-3)
+    scores = walk.metrics["test"]
+    assert (scores["trading_total_return"], scores["buy_hold_total_return"]) == pytest.approx(
+        (-0.019, -0.053), abs=1e-3
+    )
     assert refused.deflated_sharpe == pytest.approx(0.508, abs=1e-3)
     assert refused.reason.startswith(
         "no champion yet, and the deflated Sharpe ratio of its holdout signal returns is 0.508 (per-bar "
