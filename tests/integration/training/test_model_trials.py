@@ -76,7 +76,10 @@ def test_a_training_task_run_again_after_a_lost_claim_records_its_trial_once(btc
     assert Trial.objects.filter(key=f"model:{model.model_id}").count() == _count(model) == 1
 
 
-def test_every_scheduled_retrain_adds_a_trial(btc_hourly):
+def test_every_scheduled_retrain_adds_a_trial(settings, btc_hourly):
+    # 1000 bars train fast; the default hyperparameters learn little from them (a degenerate model,
+    # always short), which is a trial all the same.
+    settings.TRAINING_LOOKBACK_BARS = 1000
     first_run = training_run_for_slot(now=SHIPPED_HISTORY_NOW, fetch=False)
     second_run = training_run_for_slot(now=SHIPPED_HISTORY_NOW + timedelta(hours=6), fetch=False)
 
