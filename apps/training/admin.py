@@ -274,9 +274,10 @@ class MLModelAdmin(ReadOnlyAdmin):
 
 @admin.register(PromotionDecision)
 class PromotionDecisionAdmin(ReadOnlyAdmin):
+    # The metric's name is a filter; its values, the paired test and the deflated Sharpe ratio fit beside.
     list_display = (
-        "created", "candidate", "promoted", "p_value", "deflated_sharpe", "metric", "candidate_value",
-        "champion_value", "actor",
+        "created", "candidate", "promoted", "p_value", "deflated_sharpe", "candidate_value", "champion_value",
+        "actor",
     )  # fmt: skip
     created = list_time("created_at", "created")
     list_filter = ("promoted", "metric", "actor")
