@@ -417,16 +417,18 @@ TRAINING_LOOKBACK_BARS = env.int("TRAINING_LOOKBACK_BARS", default=5000)
 TRAINING_HORIZON = env.int("TRAINING_HORIZON", default=1)
 TRAINING_FEATURE_SET = env.str("TRAINING_FEATURE_SET", default="core_v1")
 TRAINING_NTHREAD = env.int("TRAINING_NTHREAD", default=2)
-# Promotion metric and margin by model type, e.g. "price_prediction=roc_auc,return_prediction=rmse".
+# The skill score of each model type, e.g. "price_prediction=roc_auc,return_prediction=rmse": a model no
+# better than no skill on it is degenerate, and a first champion must beat no skill on it.
 TRAINING_PROMOTION_METRIC = env.dict(
     "TRAINING_PROMOTION_METRIC",
     default={"price_prediction": "roc_auc", "return_prediction": "rmse", "volatility_prediction": "rmse"},
 )
-TRAINING_PROMOTION_MARGIN = env.dict(
-    "TRAINING_PROMOTION_MARGIN",
-    cast={"value": float},
-    default={"price_prediction": 0.005, "return_prediction": 0.0, "volatility_prediction": 0.0},
-)
+# A candidate replaces the champion only when a paired test of their per-bar scores on the same
+# holdout (Diebold-Mariano with a HAC variance, one-sided) gives at most this p-value; price and
+# return models also need a deflated Sharpe ratio of at least STRATEGY_MIN_DEFLATED_SHARPE.
+TRAINING_PROMOTION_MAX_P_VALUE = env.float("TRAINING_PROMOTION_MAX_P_VALUE", default=0.05)
+if not 0 < TRAINING_PROMOTION_MAX_P_VALUE <= 1:
+    raise ImproperlyConfigured("TRAINING_PROMOTION_MAX_P_VALUE must be a probability above 0 and at most 1")
 # A shared holdout smaller than this is no evidence: the candidate is not promoted.
 TRAINING_PROMOTION_MIN_HOLDOUT_BARS = env.int("TRAINING_PROMOTION_MIN_HOLDOUT_BARS", default=100)
 # A candidate whose series' newest candle closed more than this many bars ago is never promoted.

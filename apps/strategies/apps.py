@@ -12,6 +12,8 @@ class StrategiesConfig(AppConfig):
         from apps.core import ownership
         from apps.core.sweeper import JobKind, job_kind_register
         from apps.strategies import models
+        from apps.strategies.services.model_trials import LedgerForModels
+        from apps.training.trial_ledger import model_trial_ledger_register
 
         for kind in (
             JobKind(model=models.Backtest, task="strategies.backtest_run"),
@@ -33,3 +35,4 @@ class StrategiesConfig(AppConfig):
         for model in (models.Backtest, models.OptimizationRun, models.GenerationRun):
             ownership.queued_kind_register(model=model)
         ownership.research_permission_register(permission=models.RUN_GENERATION)
+        model_trial_ledger_register(ledger=LedgerForModels())

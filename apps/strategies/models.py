@@ -351,6 +351,7 @@ class TrialSource(models.TextChoices):
     BACKTEST = "backtest", "A backtest job"
     OPTIMIZATION = "optimization", "A trial of an optimisation (the daily update's re-optimisation too)"
     CANDIDATE = "candidate", "A generation candidate, on its holdout"
+    MODEL = "model", "A trained model, on its holdout signal returns"
 
 
 class Trial(models.Model):
@@ -359,14 +360,18 @@ class Trial(models.Model):
     The family is (instrument, timeframe, lineage): ``lineage`` is ``strategy:<strategy_id>`` for the
     trials of a strategy written by a user (all its versions, backtests and optimisations), and
     ``generation`` for generation candidates and every strategy they became (so a kept candidate is
-    deflated by every candidate proposed on its market). Only the moments the deflated Sharpe ratio
-    needs are kept, not the return series: observations, per-bar Sharpe ratio, skewness, kurtosis.
+    deflated by every candidate proposed on its market), and ``model:<model_type>`` for every model
+    trained on the market (``apps.strategies.services.model_trials``). Only the moments the deflated
+    Sharpe ratio needs are kept, not the return series: observations, per-bar Sharpe ratio,
+    skewness, kurtosis.
     """
 
     key = models.CharField(
         max_length=120,
         unique=True,
-        help_text="backtest:<id>, optimization:<run id>:<trial>, candidate:<run id>:<index>",
+        help_text=(
+            "backtest:<id>, optimization:<run id>:<trial>, candidate:<run id>:<index>, model:<model id>"
+        ),
     )
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="trials")
     timeframe = models.CharField(max_length=4, choices=TIMEFRAME_CHOICES)

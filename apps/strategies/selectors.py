@@ -265,6 +265,7 @@ def strategies_needing_generation(
 # --- the trial ledger ------------------------------------------------------------------------------
 
 GENERATION_LINEAGE = "generation"
+MODEL_LINEAGE_PREFIX = "model:"
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,11 @@ def strategy_family(*, strategy: Strategy) -> Family:
 
 def generation_family(*, instrument: Instrument, timeframe: str) -> Family:
     return Family(instrument.pk, timeframe, GENERATION_LINEAGE)
+
+
+def model_family(*, instrument_id: int, timeframe: str, model_type: str) -> Family:
+    """The family of every model of one type trained on a market: each retrain is one of its trials."""
+    return Family(instrument_id, timeframe, f"{MODEL_LINEAGE_PREFIX}{model_type}")
 
 
 def family_totals(*, family: Family) -> FamilyTotals:

@@ -19,7 +19,7 @@ from apps.core.admin import ReadOnlyAdmin, list_time
 from apps.training import selectors
 from apps.training.errors import ArtifactError, TrainingInputError
 from apps.training.models import MLModel, PromotionDecision, TrainingRun
-from apps.training.services.promotion import model_promote_if_better, model_retire, promotion_rule
+from apps.training.services.promotion import model_promote_if_better, model_retire, promotion_metric
 
 ADMIN_EVALUATION_DAYS = 30
 CHART_FEATURES = 30
@@ -27,6 +27,21 @@ HEADLINE_METRICS = (
     "accuracy", "roc_auc", "log_loss", "rmse", "directional_accuracy",
     "trading_total_return", "buy_hold_total_return",
 )  # fmt: skip
+
+
+# The robustness block's rows, in the order a reader checks them: (key, label, what it says).
+ROBUSTNESS_ROWS = (
+    ("observations", "bars", "holdout signal returns the tests read"),
+    ("sharpe_per_bar", "Sharpe ratio per bar", "mean / standard deviation, not annualised"),
+    ("psr", "probabilistic Sharpe ratio", "probability that the true Sharpe ratio is above 0"),
+    ("trials", "trials in the model family", "models of this type trained on this market and timeframe"),
+    ("sharpe_variance", "variance of their Sharpe ratios", "per bar"),
+    ("expected_max_sharpe", "expected best Sharpe by luck", "of that many trials without skill"),
+    ("deflated_sharpe", "deflated Sharpe ratio", "PSR against the expected best by luck"),
+    ("min_track_record_bars", "minimum track record", "bars for 95% confidence in a positive Sharpe ratio"),
+    ("skewness", "skewness", ""),
+    ("kurtosis", "kurtosis", "3 for normal returns"),
+)
 
 
 # Each holdout score beside what a model without skill gets, derived from the same test rows:
@@ -91,6 +106,7 @@ class MLModelAdmin(ReadOnlyAdmin):
         ("Model", {"fields": ("feature_set_name", "hyperparameters", "best_iteration", "threshold")}),
         ("Holdout", {"fields": ("holdout_chart", "importance_chart")}),
         ("Degenerate: never promoted", {"fields": ("degenerate", "degenerate_reasons_list")}),
+        ("Robustness of the holdout signal returns", {"fields": ("robustness_table",)}),
         ("Metrics", {"fields": ("metrics_table",)}),
         ("Artifact", {"fields": ("artifact", "artifact_sha256", "promoted_at")}),
     )
@@ -104,7 +120,7 @@ class MLModelAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Test score")
     def test_score(self, model: MLModel) -> str:
-        metric, _ = promotion_rule(model.model_type)
+        metric = promotion_metric(model.model_type)
         return f"{metric} {_number(model.metrics.get('test', {}).get(metric))}" if model.metrics else "-"
 
     @admin.display(description="Feature set")
@@ -117,6 +133,30 @@ class MLModelAdmin(ReadOnlyAdmin):
             return "-"
         items = format_html_join("", "<li>{}</li>", ((reason,) for reason in model.degenerate_reasons))
         return format_html("<ul>{}</ul>", items)
+
+    @admin.display(description="Sharpe tests")
+    def robustness_table(self, model: MLModel) -> SafeString | str:
+        """The robustness block as a table: each figure with what it means."""
+        block = model.robustness or {}
+        if not block:
+            return (
+                "-"
+                if model.model_type != "volatility_prediction"
+                else "- (a volatility model takes no positions)"
+            )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((label, _number(block.get(key)), note) for key, label, note in ROBUSTNESS_ROWS),
+        )
+        return format_html(
+            '<table class="robustness-table"><thead><tr><th>test</th><th>value</th><th>meaning</th></tr>'
+            '</thead><tbody>{}</tbody></table><p class="help">Signal returns: long when the model predicts '
+            "a rise, short for a fall, earning the next bar's return, gross of fees, on its test split; "
+            "family {}.</p>",
+            rows,
+            block.get("lineage", "-"),
+        )
 
     @admin.display(description="Metrics by split")
     def metrics_table(self, model: MLModel) -> SafeString | str:
@@ -234,8 +274,10 @@ class MLModelAdmin(ReadOnlyAdmin):
 
 @admin.register(PromotionDecision)
 class PromotionDecisionAdmin(ReadOnlyAdmin):
+    # The metric's name is a filter; its values, the paired test and the deflated Sharpe ratio fit beside.
     list_display = (
-        "created", "candidate", "promoted", "metric", "candidate_value", "champion_value", "actor",
+        "created", "candidate", "promoted", "p_value", "deflated_sharpe", "candidate_value", "champion_value",
+        "actor",
     )  # fmt: skip
     created = list_time("created_at", "created")
     list_filter = ("promoted", "metric", "actor")

@@ -37,7 +37,10 @@ class MLModel(Job):
     every time it is loaded. ``seen_until`` is the open time of the last bar any training or
     threshold-choice label read: honest evaluation windows start after it. ``degenerate`` marks a
     model useless on its test split (a constant prediction, no trees kept, no skill), for the
-    ``degenerate_reasons`` listed: it is kept for inspection and never promoted.
+    ``degenerate_reasons`` listed: it is kept for inspection and never promoted. ``robustness`` holds
+    the Sharpe tests of its holdout signal returns (``domain.signal_returns``), deflated by its
+    model family's trials when it was trained (``trial_ledger``); empty for volatility models,
+    which take no positions.
     """
 
     model_id = models.CharField(max_length=120, unique=True)
@@ -68,6 +71,11 @@ class MLModel(Job):
         default=False, help_text="Useless on its test split (see degenerate_reasons): never promoted"
     )
     degenerate_reasons = models.JSONField(default=list, blank=True)
+    robustness = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="PSR, deflated Sharpe (by the model family's trials), MinTRL of the holdout signal returns",
+    )
 
     # A failed training job (however it failed: an error, a lost worker, out of attempts) fails the model.
     failed_fields = {"stage": Stage.FAILED}
@@ -95,19 +103,36 @@ class MLModel(Job):
 
 
 class PromotionDecision(models.Model):
-    """A candidate compared with the champion of its series on the same holdout, and the outcome."""
+    """A candidate compared with the champion of its series on the same holdout, and the outcome.
+
+    ``metric`` and the two values are the models' skill scores on the holdout, for the record; the
+    decision rests on the paired test of their per-bar scores (``p_value``, ``mean_difference``: per
+    bar, positive favours the candidate; none without a champion) and on the candidate's
+    ``deflated_sharpe``. ``evidence`` keeps every number with the thresholds they were held to.
+    """
 
     candidate = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="promotion_decisions")
     champion = models.ForeignKey(
         MLModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="defences"
     )
     metric = models.CharField(max_length=32)
-    margin = models.FloatField()
     candidate_value = models.FloatField(null=True, blank=True)
     champion_value = models.FloatField(null=True, blank=True)
     holdout_start = models.DateTimeField(null=True, blank=True)
     holdout_end = models.DateTimeField(null=True, blank=True)
     holdout_rows = models.PositiveIntegerField(default=0)
+    p_value = models.FloatField(
+        null=True, blank=True, help_text="One-sided paired test: small when the candidate is better"
+    )
+    mean_difference = models.FloatField(
+        null=True, blank=True, help_text="Per bar: candidate minus champion (of losses: the reverse)"
+    )
+    deflated_sharpe = models.FloatField(
+        null=True, blank=True, help_text="The candidate's deflated Sharpe ratio on the holdout, by its family"
+    )
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="The paired test, the Sharpe tests and the thresholds"
+    )
     promoted = models.BooleanField(default=False)
     reason = models.TextField()
     actor = models.CharField(

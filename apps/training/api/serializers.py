@@ -48,7 +48,8 @@ def model_url(model: MLModel) -> str:
 class MLModelSerializer(serializers.ModelSerializer):
     """A registry entry; ``status`` is the registry stage, ``job_status`` the training job's;
     ``degenerate`` (with ``degenerate_reasons``) marks a model useless on its test split, which is
-    never promoted."""
+    never promoted; ``robustness`` holds the Sharpe tests of its holdout signal returns, deflated by
+    its model family's trials (empty for volatility models)."""
 
     exchange = serializers.CharField(source="instrument.exchange")
     status = serializers.CharField(source="stage")
@@ -66,7 +67,7 @@ class MLModelSerializer(serializers.ModelSerializer):
             "model_id", "symbol", "exchange", "timeframe", "model_type", "horizon", "status", "job_status",
             "owner", "progress", "error", "feature_set", "hyperparameters", "lookback_period", "train_start",
             "train_end", "seen_until", "threshold", "metrics", "degenerate", "degenerate_reasons",
-            "created_at", "finished_at", "promoted_at", "url",
+            "robustness", "created_at", "finished_at", "promoted_at", "url",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -82,14 +83,18 @@ class MLModelSerializer(serializers.ModelSerializer):
 
 
 class PromotionDecisionSerializer(serializers.ModelSerializer):
+    """A promotion decision: the paired test's ``p_value`` and ``mean_difference``, the candidate's
+    ``deflated_sharpe``, and in ``evidence`` every number with its threshold."""
+
     candidate = serializers.CharField(source="candidate.model_id")
     champion = serializers.CharField(source="champion.model_id", allow_null=True, default=None)
 
     class Meta:
         model = PromotionDecision
         fields = (
-            "candidate", "champion", "metric", "margin", "candidate_value", "champion_value",
-            "holdout_start", "holdout_end", "holdout_rows", "promoted", "reason", "actor", "created_at",
+            "candidate", "champion", "metric", "candidate_value", "champion_value", "holdout_start",
+            "holdout_end", "holdout_rows", "p_value", "mean_difference", "deflated_sharpe", "evidence",
+            "promoted", "reason", "actor", "created_at",
         )  # fmt: skip
         read_only_fields = fields
 

@@ -134,9 +134,11 @@ _REFUSED = {
 
 class ModelPromoteView(APIView):
     """Staff only (403 for others): promote a candidate through the gate of the 6-hourly run. It is
-    compared with its series' champion on the holdout neither saw and must beat it by the margin
-    (with no champion: show skill and beat buy-and-hold); a degenerate model never passes. The
-    decision is stored either way, naming you as its actor. 200: the model, now champion; 409
+    compared with its series' champion on the holdout neither saw: a one-sided paired test of their
+    per-bar scores must give at most ``TRAINING_PROMOTION_MAX_P_VALUE``, and a price or return model's
+    deflated Sharpe ratio must reach ``STRATEGY_MIN_DEFLATED_SHARPE`` (with no champion: that, skill
+    and beating buy-and-hold); a degenerate model never passes. The decision is stored either way,
+    naming you as its actor. 200: the model, now champion; 409
     (``not_promoted``): refused, the stored decision with the gate's numbers in ``fields.decision``;
     400: the model is not a candidate."""
 

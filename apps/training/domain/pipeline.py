@@ -1,4 +1,4 @@
-"""Train, evaluate, predict and compare models: the whole learning flow on a candle frame.
+"""Train, evaluate and predict models: the whole learning flow on a candle frame.
 
 ``train`` builds features and labels, splits the rows in time order with purge gaps (train,
 validation, test), fits xgboost with early stopping on validation, chooses the trading threshold
@@ -12,7 +12,6 @@ annualisation of Sharpe ratios use them) and bars are assumed contiguous.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from apps.training.domain.evaluation import DEFAULT_FEE, Metrics
 from apps.training.domain.features import CORE_V1, FeatureSet, bar_times_ns, feature_matrix
 from apps.training.domain.fitting import DEFAULT_NTHREAD, Hyperparams, deserialize, fit, predict, serialize
 from apps.training.domain.labels import ModelType, make_labels, parse_model_type
+from apps.training.domain.signal_returns import signal_returns, squared_errors, takes_positions
 from apps.training.domain.splits import Fold, time_splits, time_splits_min_rows, walk_forward_folds
 
 _NS_PER_YEAR = 365.25 * 24 * 3600 * 1e9
@@ -56,7 +56,9 @@ class TrainResult:
     ``metrics`` has ``train``, ``validation`` and ``test`` entries; validation and test include
     the trading evaluation at ``threshold`` (``None`` for volatility models). ``seen_until`` is
     the open time of the last bar any label used in fitting or threshold choice read: honest
-    evaluation windows start after it.
+    evaluation windows start after it. ``holdout_returns`` are the signal returns
+    (:mod:`.signal_returns`) of the test split's bars through the newest one (None for volatility
+    models): what the trial ledger records of the model.
     """
 
     model_bytes: bytes = field(repr=False)
@@ -72,14 +74,19 @@ class TrainResult:
     windows: dict[str, Window]
     seen_until: pd.Timestamp
     degenerate_reasons: tuple[str, ...] = ()
+    holdout_returns: NDArray[np.float64] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Metrics of a model over a window of bars it never saw."""
+    """Metrics of a model over a window of bars it never saw, and the per-bar series a paired test
+    compares, indexed by bar open time: ``signal_returns`` (None for volatility models) and the
+    ``squared_errors`` of the rows whose outcome is known."""
 
     metrics: Metrics
     window: Window
+    signal_returns: pd.Series | None = field(default=None, repr=False)
+    squared_errors: pd.Series | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,19 +104,6 @@ class WalkForwardResult:
     predictions: NDArray[np.float64]
     folds: tuple[Fold, ...]
     best_iterations: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether a candidate replaces the champion, with the numbers and the reason."""
-
-    promote: bool
-    metric: str
-    candidate_value: float | None
-    champion_value: float | None
-    margin: float
-    higher_is_better: bool
-    reason: str
 
 
 def _timestamp(ns: int) -> pd.Timestamp:
@@ -268,6 +262,10 @@ def train(
                 periods_per_year=periods,
             )
 
+    holdout = slice(rows["test"].start, len(data.frame))
+    holdout_returns = None
+    if takes_positions(model_type):
+        holdout_returns = signal_returns(model_type, outputs[holdout], data.close[holdout])
     importances = evaluation.feature_importances(fitted.booster, feature_set.columns)
     reasons = degenerate_reasons(
         model_type=model_type,
@@ -294,6 +292,7 @@ def train(
         windows={name: data.window(part) for name, part in rows.items()},
         seen_until=_timestamp(data.times_ns[rows["validation"].stop - 1 + horizon]),
         degenerate_reasons=reasons,
+        holdout_returns=holdout_returns,
     )
 
 
@@ -314,7 +313,8 @@ def evaluate(
     The caller picks ``start`` after the model's ``seen_until``. Rows need ``feature_set.warmup``
     bars of history before them (earlier rows are skipped); metrics cover the rows whose label
     is complete, the trading evaluation (at ``threshold``, default 0.5 or a zero return) all bars.
-    A volatility model's baseline is the window's own mean outcome (a hindsight constant).
+    A volatility model's baseline is the window's own mean outcome (a hindsight constant). The
+    signal returns cover every bar but the newest (which has no next bar yet).
     """
     model_type = parse_model_type(model_type)
     booster = _as_booster(model, nthread)
@@ -344,7 +344,13 @@ def evaluate(
             periods_per_year=_periods_per_year(times_ns),
         )
     window = Window(_timestamp(times_ns[first]), _timestamp(times_ns[-1]), len(frame) - first)
-    return Evaluation(metrics, window)
+    index = pd.to_datetime(times_ns[first:], unit="ns", utc=True)
+    returns = None
+    if takes_positions(model_type):
+        closes = frame["close"].to_numpy(dtype=np.float64)[first:]
+        returns = pd.Series(signal_returns(model_type, outputs, closes), index=index[:-1])
+    errors = pd.Series(squared_errors(labels, scored), index=index[: len(scored)])
+    return Evaluation(metrics, window, returns, errors)
 
 
 def predict_latest(model: xgb.Booster | bytes, frame: pd.DataFrame, feature_set: FeatureSet) -> Prediction:
@@ -409,42 +415,3 @@ def walk_forward(
         predictions[fold.predict] = predict(fitted.booster, x[fold.predict])
         best_iterations.append(fitted.best_iteration)
     return WalkForwardResult(predictions, tuple(folds), tuple(best_iterations))
-
-
-def compare(
-    candidate_metrics: Mapping[str, float | None],
-    champion_metrics: Mapping[str, float | None] | None,
-    metric: str,
-    margin: float = 0.0,
-) -> Decision:
-    """Promote the candidate when it improves ``metric`` by more than ``margin`` over the champion.
-
-    Both sets of metrics must come from the same window. Loss-like metrics (log loss, Brier, RMSE,
-    MAE) improve downwards, the rest upwards. With no champion the candidate is promoted; a
-    candidate without the metric never is.
-    """
-    if margin < 0:
-        raise ValueError(f"margin must not be negative, got {margin}")
-    higher = evaluation.higher_is_better(metric)
-    candidate = _finite(candidate_metrics.get(metric))
-    champion = _finite(champion_metrics.get(metric)) if champion_metrics is not None else None
-
-    def decide(promote: bool, reason: str) -> Decision:
-        return Decision(promote, metric, candidate, champion, margin, higher, reason)
-
-    if candidate is None:
-        return decide(False, f"candidate has no {metric}")
-    if champion is None:
-        return decide(True, f"no champion {metric} to beat; candidate {metric} = {candidate:.6g}")
-    improvement = candidate - champion if higher else champion - candidate
-    direction = "higher" if higher else "lower"
-    verdict = "beats" if improvement > margin else "does not beat"
-    return decide(
-        improvement > margin,
-        f"candidate {metric} {candidate:.6g} vs champion {champion:.6g} ({direction} is better): "
-        f"improvement {improvement:+.6g} {verdict} the margin {margin:g}",
-    )
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None

@@ -26,7 +26,8 @@ from apps.training.domain.pipeline import TrainResult, minimum_lookback, train
 from apps.training.domain.splits import MIN_SPLIT_ROWS
 from apps.training.errors import TrainingInputError
 from apps.training.models import RUN_TRAINING, MLModel, Stage
-from apps.training.services.promotion import promotion_rule
+from apps.training.services.promotion import promotion_metric
+from apps.training.trial_ledger import ModelTrial, model_trial_ledger
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,9 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
     On success the model becomes a ``candidate`` with its metrics, threshold, importances, windows
     and artifact (xgboost's UBJSON in the default storage, with its sha256), flagged ``degenerate``
     with the reasons when it is useless on its test split (``domain.degeneracy``): such a
-    candidate is kept for inspection and never promoted. Training that cannot
+    candidate is kept for inspection and never promoted. A model that takes positions is recorded
+    as a trial of its model family (``trial_ledger``: once, however often the job runs) before it
+    completes, and keeps the ``robustness`` of its holdout signal returns. Training that cannot
     succeed (too little data, a bad feature set) fails the job and the model. Returns None, doing
     nothing, when the job is not ours to run (already taken or finished: a redelivered message).
     ``progress(fraction, message)`` hears about each step.
@@ -206,7 +209,7 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
                 model.hyperparameters,
                 model.lookback_period,
                 nthread=settings.TRAINING_NTHREAD,
-                skill_metric=promotion_rule(model.model_type)[0],
+                skill_metric=promotion_metric(model.model_type),
             )
             step(0.9, f"fitted {result.best_iteration + 1} trees; saving the model")
             name = model.artifact.storage.save(
@@ -214,6 +217,13 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
             )
         except (ValueError, XGBoostError) as error:  # a FeatureError or SplitError is a ValueError
             return model_fail(model=model, error=f"{type(error).__name__}: {error}")
+        # Recorded before the job completes: a worker lost in between leaves a trial counted (its
+        # retry adds nothing under the same key), never a completed model that was not counted.
+        robustness = (
+            {}
+            if result.holdout_returns is None
+            else model_trial_ledger().record(ModelTrial.of(model, result.holdout_returns))
+        )
         return job_complete(
             job=model,
             stage=Stage.CANDIDATE,
@@ -229,6 +239,7 @@ def model_train(*, model_pk: int, progress: Progress | None = None) -> MLModel |
             seen_until=result.seen_until.to_pydatetime(),
             degenerate=bool(result.degenerate_reasons),
             degenerate_reasons=list(result.degenerate_reasons),
+            robustness=selectors.json_safe(robustness),
         )
 
 

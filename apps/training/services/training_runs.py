@@ -145,11 +145,13 @@ def _run_model(instrument: Instrument, timeframe: str, model_type: str) -> dict[
         "promoted": decision.promoted,
         "decision": {
             "metric": decision.metric,
-            "margin": decision.margin,
             "candidate_value": decision.candidate_value,
             "champion_value": decision.champion_value,
             "champion": decision.champion.model_id if decision.champion else None,
             "holdout_rows": decision.holdout_rows,
+            "p_value": decision.p_value,
+            "mean_difference": decision.mean_difference,
+            "deflated_sharpe": decision.deflated_sharpe,
         },
         "reason": decision.reason,
     }

@@ -202,6 +202,11 @@ class AdminWorld:
             feature_importances={"rsi_14": 12.5, "return_1": 8.25, "atr_14": 3.0},
             artifact_sha256="0" * 64, best_iteration=41, train_start=HISTORY_NOW - timedelta(hours=600),
             train_end=HISTORY_NOW - timedelta(hours=1), seen_until=HISTORY_NOW - timedelta(hours=1),
+            robustness={
+                "observations": 75, "sharpe_per_bar": 0.14, "skewness": 0.1, "kurtosis": 4.2, "psr": 0.88,
+                "trials": 3, "sharpe_variance": 0.002, "expected_max_sharpe": 0.04, "deflated_sharpe": 0.8,
+                "min_track_record_bars": 160.0, "lineage": "model:price_prediction",
+            },
         )  # fmt: skip
         model.refresh_from_db()
         return model
@@ -338,9 +343,10 @@ def _training_run(world: AdminWorld) -> TrainingRun:
 
 def _promotion(world: AdminWorld) -> PromotionDecision:
     return PromotionDecision.objects.create(
-        candidate=world.ml_model, metric="roc_auc", margin=0.005, candidate_value=0.54,
+        candidate=world.ml_model, metric="roc_auc", candidate_value=0.54,
         holdout_start=HISTORY_NOW - timedelta(hours=100), holdout_end=HISTORY_NOW, holdout_rows=100,
-        promoted=True, reason="no champion: the candidate is promoted",
+        deflated_sharpe=0.97, evidence={"min_deflated_sharpe": 0.95, "max_p_value": 0.05},
+        promoted=True, reason="no champion yet; the deflated Sharpe ratio of its signal returns is 0.97",
     )  # fmt: skip
 
 

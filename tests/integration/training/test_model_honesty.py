@@ -20,7 +20,8 @@ BRIEF_REQUEST = {
     "lookback_period": 1000,
 }
 # On the last 150 shipped BTCUSD 1h bars (the test split of a 1000-bar model) 50 trees without early
-# stopping rank with ROC AUC 0.526, 50 trees of depth 2 with 0.579: both have skill, the second more.
+# stopping rank with ROC AUC 0.526, 50 trees of depth 2 with 0.579: both have skill, the second more,
+# though on signal returns not significantly more (a paired test's p = 0.32).
 FULL = {"early_stopping_rounds": None, "n_estimators": 50}
 SHALLOW = {"max_depth": 2, "n_estimators": 50}
 
@@ -107,8 +108,11 @@ def test_the_gate_never_promotes_a_degenerate_model_even_with_no_champion_to_bea
 
 
 def test_staff_promote_a_candidate_that_beats_the_champion_and_are_named_as_the_actor(
-    staff_client, staff_user, btc_hourly
+    settings, staff_client, staff_user, btc_hourly
 ):
+    # This test is about the API: gates that let FULL be champion (deflated Sharpe ratio 0.949) and
+    # SHALLOW replace it (p = 0.32).
+    settings.STRATEGY_MIN_DEFLATED_SHARPE, settings.TRAINING_PROMOTION_MAX_P_VALUE = 0.9, 0.4
     champion = train_now(hyperparameters=FULL)
     assert model_promote_if_better(candidate=champion, actor="scheduled training").promoted
     candidate = train_now(hyperparameters=SHALLOW)
@@ -127,6 +131,7 @@ def test_staff_promote_a_candidate_that_beats_the_champion_and_are_named_as_the_
         "operator",
     )
     assert decision["candidate_value"] - decision["champion_value"] == pytest.approx(0.053, abs=2e-3)
+    assert decision["p_value"] == pytest.approx(0.316, abs=1e-3)
 
 
 def test_a_candidate_the_gate_refuses_is_a_409_with_the_gates_numbers_and_stays_a_candidate(
@@ -143,9 +148,14 @@ def test_a_candidate_the_gate_refuses_is_a_409_with_the_gates_numbers_and_stays_
     decision = error["fields"]["decision"]
     assert error["code"] == "not_promoted"
     assert error["message"] == decision["reason"]
-    assert "does not beat the margin 0.005" in decision["reason"]
-    assert (decision["metric"], decision["margin"], decision["holdout_rows"]) == ("roc_auc", 0.005, 150)
+    assert "not significantly better" in decision["reason"]
+    assert (decision["metric"], decision["holdout_rows"], decision["evidence"]["max_p_value"]) == (
+        "roc_auc",
+        150,
+        0.05,
+    )
     assert decision["candidate_value"] < decision["champion_value"]
+    assert decision["mean_difference"] < 0 and decision["p_value"] == pytest.approx(0.684, abs=1e-3)
     assert (decision["promoted"], decision["actor"]) == (False, "operator")
     weaker.refresh_from_db()
     assert weaker.stage == "candidate"
