@@ -26,7 +26,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import NotRequired, TypedDict, TypeGuard, cast
 
 import numpy as np
@@ -464,7 +464,9 @@ class Summary:
     failed: int
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # Shallow: the fields are JSON values already, and asdict's deep copy of every trial's
+        # metrics was half the time of concluding a 100-trial search.
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 def summarise(results: Sequence[TrialResult], objective: str) -> Summary:
