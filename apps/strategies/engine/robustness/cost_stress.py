@@ -31,6 +31,7 @@ target, not necessarily the only one.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,11 +93,12 @@ def break_even_costs(
     commission_analytic = report.final_equity > 0.0 and trades.matches_report()
     slippage_analytic = commission_analytic and not _has_stops(risk)
 
-    bars = CheckedBars.of(frame)  # checked once for every re-run of the root finder
+    # Checked once, by the first re-run the root finder asks for (an analytic answer needs none).
+    bars = functools.cache(lambda: CheckedBars.of(frame))
 
     def rerun(commission: float, slippage: float) -> float:
         again = backtest_signals(
-            bars,
+            bars(),
             codes,
             risk,
             initial_capital=report.initial_capital,
