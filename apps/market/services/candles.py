@@ -12,6 +12,7 @@ import pandas as pd
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest, Least
+from django.utils import timezone
 
 from apps.core import clock
 from apps.market import selectors
@@ -137,6 +138,7 @@ def _series_record(
         "count": F("count") + inserted,
         "first_open": Least("first_open", Value(first_open)),
         "newest_open": Greatest("newest_open", Value(newest_open)),
+        "updated_at": timezone.now(),  # a queryset update skips auto_now
     }
     if rows.update(**fold):
         return

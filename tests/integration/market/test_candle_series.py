@@ -112,3 +112,16 @@ def test_every_candle_write_keeps_the_summary_rows_equal_to_the_candles(fake_exc
     instrument_delete(instrument=Instrument.objects.get(symbol="LTCUSD"))
     assert_summaries_match_the_candles()
     assert {row["symbol"] for row in selectors.newest_candles_by_series()} == {"BTCUSD", "BTCUSDT"}
+
+
+def test_a_write_that_only_changes_prices_still_dates_the_summary_row(btc_hourly):
+    # The row says when candles were last written, counts unchanged or not.
+    series = CandleSeries.objects.get(instrument=btc_hourly, timeframe="1h")
+    frame = selectors.candles_frame(instrument=btc_hourly, timeframe="1h", limit=3)
+    frame["close"] = frame["low"]  # still within the bar, another price
+
+    counts = candles_store(instrument=btc_hourly, timeframe="1h", frame=frame)
+
+    written = CandleSeries.objects.get(pk=series.pk)
+    assert (counts.inserted, counts.updated) == (0, 3)
+    assert written.count == series.count and written.updated_at > series.updated_at
