@@ -74,15 +74,7 @@ def trial_returns(
             rejected[trial["index"]] = str(error)
             continue
         codes = signals(rules, frame, parameters, external, cache=cache)
-        curve = backtest_equity(
-            bars,
-            codes[window.slice],
-            risk,
-            initial_capital=costs.initial_capital,
-            commission=costs.commission,
-            slippage=costs.slippage,
-        )
-        columns.append(bar_returns(curve.equity))
+        columns.append(_window_returns(bars, codes[window.slice], risk, costs))
         indices.append(trial["index"])
     returns = np.column_stack(columns) if columns else np.zeros((max(len(window) - 1, 0), 0))
     return TrialReturns(np.asarray(indices, dtype=np.int64), returns, rejected)
@@ -138,14 +130,21 @@ def window_statistics(
     bars = CheckedBars.of(frame).window(window.slice)
 
     def statistics(codes: NDArray[np.int8], risk: RiskSettings) -> dict[str, object]:
-        curve = backtest_equity(
-            bars,
-            codes[window.slice],
-            risk,
-            initial_capital=costs.initial_capital,
-            commission=costs.commission,
-            slippage=costs.slippage,
-        )
-        return trial_statistics(bar_returns(curve.equity), partitions).to_dict()
+        return trial_statistics(_window_returns(bars, codes[window.slice], risk, costs), partitions).to_dict()
 
     return statistics
+
+
+def _window_returns(
+    bars: CheckedBars, codes: NDArray[np.integer], risk: RiskSettings, costs: Costs
+) -> NDArray[np.float64]:
+    """The bar returns of the equity curve of ``codes`` traded on ``bars``."""
+    curve = backtest_equity(
+        bars,
+        codes,
+        risk,
+        initial_capital=costs.initial_capital,
+        commission=costs.commission,
+        slippage=costs.slippage,
+    )
+    return bar_returns(curve.equity)
