@@ -3,6 +3,8 @@ its research family, in the database, and listed per strategy through the API.""
 
 from __future__ import annotations
 
+import signal
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +22,7 @@ from apps.strategies.services.optimizations import (
     optimization_finish,
 )
 from tests.integration.strategies.conftest import SMA_RULES, make_strategy
+from tests.integration.worker import running_worker
 
 START, END = datetime(2019, 1, 1, tzinfo=UTC), datetime(2019, 3, 1, tzinfo=UTC)
 SPACE = {"fast_period": [10, 20, 30], "slow_period": [40, 60]}  # six trials
@@ -173,3 +176,32 @@ def test_the_trials_list_filters_by_source_and_refuses_an_unknown_parameter(api_
     response = api_client.get(url, {"lineage": "x"})
     assert response.status_code == 400
     assert "lineage" in str(response.json()["error"])
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_family_count_survives_its_worker_killed_and_replaced(api_client, sma_strategy, tmp_path):
+    # The count is the database's: a worker killed with SIGKILL and a new one started carry it on.
+    request = {"strategy_id": sma_strategy.strategy_id, "start_date": "2019-01-01", "end_date": "2019-02-01"}
+
+    def backtest() -> dict:
+        accepted = api_client.post("/api/strategies/backtest", request, format="json")
+        assert accepted.status_code == 202, accepted.content
+        deadline = time.monotonic() + 60
+        while (body := api_client.get(accepted.json()["url"]).json())["status"] not in (
+            "completed",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+        assert body["status"] == "completed", body["error"]
+        return body
+
+    with running_worker(tmp_path / "first.log") as worker:
+        first = backtest()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    with running_worker(tmp_path / "second.log"):
+        second = backtest()
+
+    assert (first["robustness"]["trials"], second["robustness"]["trials"], _count(sma_strategy)) == (1, 2, 2)

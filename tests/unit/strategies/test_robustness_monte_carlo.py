@@ -16,6 +16,7 @@ from apps.strategies.engine.robustness.block_bootstrap import (
     default_mean_block_length,
     stationary_bootstrap_indices,
 )
+from apps.strategies.engine.robustness.histogram import Histogram
 from apps.strategies.engine.robustness.monte_carlo import (
     DRAWDOWN_BINS,
     FAN_POINTS,
@@ -274,6 +275,18 @@ def test_two_trades_put_every_path_in_one_drawdown_bin():
     assert sum(histogram.counts) == 400 and max(histogram.counts) == 400
     at = histogram.counts.index(400)
     assert histogram.edges[at] <= 50.0 <= histogram.edges[at + 1]
+
+
+def test_drawdowns_that_differ_only_by_rounding_make_one_bin_not_an_error():
+    # Reordered trades reach the same drawdown up to float rounding; numpy refuses 20 bins over it
+    # (this failed a backtest job through a real worker).
+    values = 8.383561925176413 + np.array([0.0, 1.7763568394002505e-15, 3.552713678800501e-15] * 50)
+    with pytest.raises(ValueError, match="Too many bins"):
+        np.histogram(values, bins=DRAWDOWN_BINS)
+    histogram = Histogram.of(values, DRAWDOWN_BINS)
+    assert sum(histogram.counts) == 150 and max(histogram.counts) == 150
+    at = histogram.counts.index(150)
+    assert histogram.edges[at] <= values.min() and values.max() <= histogram.edges[at + 1]
 
 
 def test_what_a_chart_draws_is_bounded_whatever_the_number_of_paths():

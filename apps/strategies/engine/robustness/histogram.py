@@ -13,6 +13,9 @@ from numpy.typing import NDArray
 
 from ..metrics import finite_or_none
 
+# A spread this small relative to the values is rounding, not a distribution.
+_ROUNDING = 1e-12
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -25,8 +28,15 @@ class Histogram:
     @classmethod
     def of(cls, values: NDArray[np.floating] | NDArray[np.integer], bins: int) -> Histogram:
         """``bins`` equal bins from the smallest value to the largest, as :func:`numpy.histogram`:
-        each bin holds its left edge, the last one its right edge too (one value: a bin around it)."""
-        counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
+        each bin holds its left edge, the last one its right edge too (one value: a bin around it).
+        Values that differ only by rounding count as one value: numpy refuses bins narrower than the
+        spacing of floats there (the drawdowns of paths that reorder the same few trades)."""
+        data = np.asarray(values, dtype=np.float64)
+        if data.size:
+            low, high = float(data.min()), float(data.max())
+            if high - low <= _ROUNDING * max(abs(low), abs(high)):
+                data = np.full(data.shape, low)  # numpy puts equal values in one bin around them
+        counts, edges = np.histogram(data, bins=bins)
         return cls(tuple(edges.tolist()), tuple(counts.tolist()))
 
     @classmethod
