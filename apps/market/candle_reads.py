@@ -20,6 +20,13 @@ from apps.market.domain.candles import COLUMNS, INDEX_NAME
 _POSTGRES_EPOCH_US = 946_684_800_000_000
 
 
+def empty_candle_frame() -> pd.DataFrame:
+    """A candle frame without candles, its index in the unit of a full one: pandas gives an empty
+    index seconds, which cannot hold a moment with microseconds (searching it for one raises)."""
+    index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=INDEX_NAME)
+    return pd.DataFrame({column: np.empty(0) for column in COLUMNS}, index=index)
+
+
 def frame_postgresql(sql: str, params: tuple | list) -> pd.DataFrame:
     """The candle frame of ``sql``, a query of ``open_time`` and the ``COLUMNS`` with no NULL, oldest
     first whatever the query's order.
@@ -35,8 +42,7 @@ def frame_postgresql(sql: str, params: tuple | list) -> pd.DataFrame:
         cursor.execute(f"SELECT {columns} FROM ({sql}) AS candles", params)  # noqa: S608  (our own SQL)
         values = cursor.fetchone()
     if values is None or values[0] is None:  # no rows: string_agg gives NULL
-        index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=INDEX_NAME)
-        return pd.DataFrame({column: np.empty(0) for column in COLUMNS}, index=index)
+        return empty_candle_frame()
     microseconds = np.frombuffer(values[0], dtype=">i8").astype(np.int64) + _POSTGRES_EPOCH_US
     order = np.argsort(microseconds, kind="stable")
     index = pd.DatetimeIndex(microseconds[order].astype("datetime64[us]"), name=INDEX_NAME).tz_localize("UTC")

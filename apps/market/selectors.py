@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from apps.core.symbols import normalise_symbol
-from apps.market.candle_reads import frame_postgresql
+from apps.market.candle_reads import empty_candle_frame, frame_postgresql
 from apps.market.domain.candles import COLUMNS, INDEX_NAME, Gap, parse_timeframe
 from apps.market.domain.patterns import find
 from apps.market.models import Candle, CandleSeries, Instrument, MarketAnalysis, MarketEvent, Signal
@@ -188,10 +188,7 @@ def candles_frame(
 def _frame(rows: list[tuple]) -> pd.DataFrame:
     """A candle frame of (open time, *COLUMNS) rows."""
     if not rows:
-        # The unit of a full frame's index: pandas gives an empty one seconds, which cannot hold a
-        # moment with microseconds (searching it for one raises).
-        index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=INDEX_NAME)
-        return pd.DataFrame({column: np.empty(0) for column in COLUMNS}, index=index)
+        return empty_candle_frame()
     times, *columns = zip(*rows, strict=True)
     index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True), name=INDEX_NAME)
     return pd.DataFrame(
