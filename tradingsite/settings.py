@@ -552,6 +552,13 @@ if not 0 < float(TRADING_AUTO_ALLOCATE_CAPITAL_PCT) <= 1:
 # How long an Idempotency-Key sent to the order API is remembered.
 TRADING_IDEMPOTENCY_KEY_TTL_HOURS = env.int("TRADING_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
+# --- Market answers ---------------------------------------------------------------------------
+# Candle, indicator and pattern answers are kept in the cache, rendered, until their series is
+# written again (apps/market/api/answers.py); this bounds how long one may outlive an upgrade.
+MARKET_ANSWER_CACHE_SECONDS = env.int("MARKET_ANSWER_CACHE_SECONDS", default=300)
+if MARKET_ANSWER_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("MARKET_ANSWER_CACHE_SECONDS must be 0 (no cache) or more")
+
 # --- Market commentary ----------------------------------------------------------------------
 # The 30-minute analysis asks the configured LLM providers for a summary (never the offline one).
 MARKET_COMMENTARY_ENABLED = env.bool("MARKET_COMMENTARY_ENABLED", default=True)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import FilteredRelation, Q, QuerySet
 
 from apps.core.symbols import normalise_symbol
 from apps.market.candle_reads import empty_candle_frame, frame_postgresql
@@ -32,13 +32,31 @@ def instrument_list(*, active: bool | None = None) -> QuerySet[Instrument]:
 
 def instrument_resolve(*, symbol: str, exchange: str | None = None) -> Instrument:
     """The instrument for a symbol (``BTCUSDT`` or ``BTC/USDT``), on ``exchange`` when given."""
-    normalised = normalise_symbol(symbol)
-    matches = Instrument.objects.filter(symbol=normalised)
-    if exchange:
-        matches = matches.filter(exchange=exchange)
+    return _the_one(_named(symbol, exchange), symbol, exchange)
+
+
+def instrument_series_resolve(
+    *, symbol: str, exchange: str | None, timeframe: str
+) -> tuple[Instrument, CandleSeries | None]:
+    """:func:`instrument_resolve` and the instrument's series in ``timeframe`` (None when it has no
+    candles there) in one query: the market API resolves both on every request."""
+    wanted = FilteredRelation("series", condition=Q(series__timeframe=timeframe))
+    matches = _named(symbol, exchange).annotate(wanted_series=wanted).select_related("wanted_series")
+    instrument = _the_one(matches, symbol, exchange)
+    # Django leaves the attribute unset where the outer join found no series.
+    return instrument, getattr(instrument, "wanted_series", None)
+
+
+def _named(symbol: str, exchange: str | None) -> QuerySet[Instrument]:
+    matches = Instrument.objects.filter(symbol=normalise_symbol(symbol))
+    return matches.filter(exchange=exchange) if exchange else matches
+
+
+def _the_one(matches: QuerySet[Instrument], symbol: str, exchange: str | None) -> Instrument:
     found = list(matches[:2])
     if len(found) == 1:
         return found[0]
+    normalised = normalise_symbol(symbol)
     if len(found) > 1:
         exchanges = ", ".join(matches.values_list("exchange", flat=True))
         raise InstrumentNotFound(

@@ -4,7 +4,8 @@ Run from the repo root: ``python -m tests.bench.bench_indicators``. Prints markd
 milliseconds, best of 7 after a first call that loads the compiled loops, keeping every output.
 The peer is TA-Lib's C (the PyPI ``TA-Lib`` wheel), called for the same outputs: ADX with
 PLUS_DI and MINUS_DI, STOCHF for the fast %K and its SMA, and for indicators TA-Lib lacks
-(VWAP, KC, Donchian, Ichimoku) its building blocks (SUM, EMA and ATR, MAX and MIN, MIDPRICE)
+(VWAP, KC, Donchian, Ichimoku) and for outputs it lacks (Bollinger width and %B) its building
+blocks (SUM, EMA and ATR, MAX and MIN, MIDPRICE, BBANDS)
 with the arithmetic in numpy. Definitions differ in the seeding (``ta``'s, which ours follow to
 1e-9), not in the work per bar.
 
@@ -89,6 +90,11 @@ def talib_peers(frame: pd.DataFrame) -> dict[str, Callable[[], object]]:
         middle, spread = talib.EMA(c, 20), 2.0 * talib.ATR(h, l, c, 10)
         return middle + spread, middle - spread
 
+    def bollinger() -> object:
+        upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0)
+        gap = upper - lower  # our width and %B, in numpy as the other composites
+        return upper, middle, lower, gap / middle * 100.0, (c - lower) / gap
+
     def ichimoku() -> object:
         conversion, base = talib.MIDPRICE(h, l, 9), talib.MIDPRICE(h, l, 26)
         return (conversion + base) / 2.0, talib.MIDPRICE(h, l, 52)
@@ -99,7 +105,7 @@ def talib_peers(frame: pd.DataFrame) -> dict[str, Callable[[], object]]:
         "WMA": lambda: talib.WMA(c, 9),
         "RSI": lambda: talib.RSI(c, 14),
         "MACD": lambda: talib.MACD(c, 12, 26, 9),
-        "BB": lambda: talib.BBANDS(c, 20, 2.0, 2.0),
+        "BB": bollinger,
         "ATR": lambda: talib.ATR(h, l, c, 14),
         "STOCH": lambda: talib.STOCHF(h, l, c, 14, 3, 0),
         "ADX": lambda: (talib.ADX(h, l, c, 14), talib.PLUS_DI(h, l, c, 14), talib.MINUS_DI(h, l, c, 14)),

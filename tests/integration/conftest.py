@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.core.logging import RecentErrorsHandler
 from apps.core.ownership import researcher_set
+from apps.market.api import answers
 
 
 def _cache_clear() -> None:
@@ -19,6 +20,7 @@ def _cache_clear() -> None:
         cache.delete_pattern("*")
     else:
         cache.clear()
+    answers.memory.clear()
 
 
 @pytest.fixture(autouse=True)

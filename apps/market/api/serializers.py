@@ -17,7 +17,8 @@ MAX_LIMIT = 5000
 
 
 class MarketQuerySerializer(serializers.Serializer):
-    """``symbol`` (+ optional ``exchange``), ``timeframe``, ``limit`` and an optional ``start``/``end``."""
+    """``symbol`` (+ optional ``exchange``), ``timeframe``, ``limit`` and an optional ``start``/``end``;
+    validated, it also holds the ``instrument`` and its candle ``series`` in that timeframe."""
 
     symbol = serializers.CharField(max_length=40)
     exchange = serializers.CharField(max_length=32, required=False)
@@ -28,11 +29,13 @@ class MarketQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
-            instrument = selectors.instrument_resolve(symbol=attrs["symbol"], exchange=attrs.get("exchange"))
+            instrument, series = selectors.instrument_series_resolve(
+                symbol=attrs["symbol"], exchange=attrs.get("exchange"), timeframe=attrs["timeframe"]
+            )
         except selectors.InstrumentNotFound as error:
             raise serializers.ValidationError({"symbol": [str(error)]}) from None
-        stored = selectors.candle_timeframes(instrument=instrument)
-        if attrs["timeframe"] not in stored:
+        if series is None:
+            stored = selectors.candle_timeframes(instrument=instrument)
             raise serializers.ValidationError(
                 {
                     "timeframe": [
@@ -43,7 +46,7 @@ class MarketQuerySerializer(serializers.Serializer):
             )
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
             raise serializers.ValidationError({"end": ["end must not be before start"]})
-        attrs["instrument"] = instrument
+        attrs["instrument"], attrs["series"] = instrument, series
         return attrs
 
 

@@ -8,6 +8,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
+from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import validated
 from apps.market import selectors
+from apps.market.api.answers import market_answer, reused_answer
 from apps.market.api.filters import AnalysisFilter, EventFilter, InstrumentFilter, SignalFilter
 from apps.market.api.serializers import (
     IndicatorQuerySerializer,
@@ -51,8 +53,14 @@ class MarketDataView(APIView):
     """The newest ``limit`` candles (oldest first), optionally within ``start``/``end``."""
 
     @extend_schema(parameters=[MarketQuerySerializer], responses=dict)
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponseBase:
+        if (reused := reused_answer(request)) is not None:
+            return reused
         query = validated(MarketQuerySerializer, request.query_params)
+        return market_answer(request, query["series"], lambda: self.answer(query))
+
+    @staticmethod
+    def answer(query: dict[str, Any]) -> dict[str, Any]:
         frame = selectors.candles_frame(
             instrument=query["instrument"],
             timeframe=query["timeframe"],
@@ -65,15 +73,21 @@ class MarketDataView(APIView):
         candles = [
             dict(zip(keys, row, strict=True)) for row in zip(_times(frame.index), *columns, strict=True)
         ]
-        return Response({**_header(query), "count": len(candles), "candles": candles})
+        return {**_header(query), "count": len(candles), "candles": candles}
 
 
 class IndicatorsView(APIView):
     """Named indicator outputs aligned to candle times: ``indicators=RSI,MACD(12,26,9),SMA(50)``."""
 
     @extend_schema(parameters=[IndicatorQuerySerializer], responses=dict)
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponseBase:
+        if (reused := reused_answer(request)) is not None:
+            return reused
         query = validated(IndicatorQuerySerializer, request.query_params)
+        return market_answer(request, query["series"], lambda: self.answer(query))
+
+    @staticmethod
+    def answer(query: dict[str, Any]) -> dict[str, Any]:
         times, values = selectors.indicator_series(
             instrument=query["instrument"],
             timeframe=query["timeframe"],
@@ -86,17 +100,21 @@ class IndicatorsView(APIView):
             label: {name: _floats(series) for name, series in outputs.items()}
             for label, outputs in values.items()
         }
-        return Response(
-            {**_header(query), "count": len(times), "times": _times(times), "indicators": indicators}
-        )
+        return {**_header(query), "count": len(times), "times": _times(times), "indicators": indicators}
 
 
 class PatternsView(APIView):
     """Candlestick and chart patterns detected on the newest ``limit`` bars."""
 
     @extend_schema(parameters=[PatternQuerySerializer], responses=dict)
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponseBase:
+        if (reused := reused_answer(request)) is not None:
+            return reused
         query = validated(PatternQuerySerializer, request.query_params)
+        return market_answer(request, query["series"], lambda: self.answer(query))
+
+    @staticmethod
+    def answer(query: dict[str, Any]) -> dict[str, Any]:
         detections = selectors.pattern_detections(
             instrument=query["instrument"],
             timeframe=query["timeframe"],
@@ -105,7 +123,7 @@ class PatternsView(APIView):
             start=query.get("start"),
             end=query.get("end"),
         )
-        return Response({**_header(query), "count": len(detections), "patterns": detections})
+        return {**_header(query), "count": len(detections), "patterns": detections}
 
 
 class InstrumentListView(generics.ListAPIView):

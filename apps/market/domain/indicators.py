@@ -18,9 +18,9 @@ PSAR, KC) start their recursion at the first bar of the frame, as ``ta`` does, s
 depend on where the data starts; they settle within a few multiples of their period. The
 implementations are single passes compiled with numba (:mod:`apps.market.domain.windows` and
 :mod:`apps.market.domain.kernels`): on a million bars the recursive ones run as fast as TA-Lib's C
-and the windowed ones within about twice its time (``tests/bench/bench_indicators.py``), except
-Bollinger bands, whose standard deviation is pandas' own (see
-:func:`~apps.market.domain.windows.window_std`).
+and the windowed ones within about twice its time (``tests/bench/bench_indicators.py``).
+Bollinger bands take their mean and standard deviation from a compiled copy of pandas' rolling
+algorithm (:func:`~apps.market.domain.windows.window_mean_std_into`), ``ta``'s to the bit.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from apps.market.domain.windows import (
     window_linear_weighted_mean,
     window_mean,
     window_mean_abs_deviation,
-    window_std,
+    window_mean_std_into,
     window_sum_into,
 )
 
@@ -307,12 +307,13 @@ def _cci(frame: pd.DataFrame, p: Params) -> Outputs:
 def _bb(frame: pd.DataFrame, p: Params) -> Outputs:
     """Bollinger bands: ``middle = SMA(close, period)``, ``upper/lower = middle +- std * sigma`` where
     sigma is the population standard deviation of the last ``period`` closes; ``width = 100 *
-    (upper - lower) / middle``; ``percent_b = (close - lower) / (upper - lower)``, NaN if the bands meet."""
+    (upper - lower) / middle``; ``percent_b = (close - lower) / (upper - lower)``, NaN if the bands meet.
+    The SMA and sigma are computed as pandas' rolling mean and std compute them, ``ta``'s own."""
     close = _col(frame, "close")
     n = int(p["period"])
-    middle = window_mean(close, n)
-    upper, lower, width, percent_b = _new(frame), _new(frame), _new(frame), _new(frame)
-    kernels.bands_into(close, middle, window_std(close, n), p["std"], upper, lower, width, percent_b)
+    middle, upper, lower, width, percent_b = _new(frame), _new(frame), _new(frame), _new(frame), _new(frame)
+    window_mean_std_into(close, n, middle, width)  # width holds sigma until bands_into replaces it
+    kernels.bands_into(close, middle, width, p["std"], upper, lower, width, percent_b)
     return {"middle": middle, "upper": upper, "lower": lower, "width": width, "percent_b": percent_b}
 
 

@@ -22,7 +22,6 @@ a series gives bit-identical windows.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numba import njit
 from numpy.typing import NDArray
 
@@ -63,16 +62,10 @@ def window_min(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
 
 
 def window_std(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
-    """Population standard deviation (ddof=0) of the last ``n`` values.
-
-    Delegates to pandas' rolling std, the one ``ta`` uses, so Bollinger bands match ``ta`` to the
-    bit. That algorithm updates the window online and carries rounding error from window to
-    window: against an exact two-pass std it is off by up to 3e-9 relative on two years of hourly
-    BTC (enough to move a %B value by more than 1e-9) and leaves about 3e-4 on a flat stretch of a
-    random walk at 10,000 where the true value is 0. An exact compiled std would be five times
-    faster but would no longer be ``ta``'s Bollinger bands.
-    """
-    return pd.Series(x).rolling(n, min_periods=n).std(ddof=0).to_numpy()
+    """Population standard deviation (ddof=0) of the last ``n`` values, as pandas' rolling std
+    computes it (see :func:`window_mean_std_into`), so Bollinger bands equal ``ta``'s to the bit."""
+    out = np.empty(len(x))
+    return window_mean_std_into(x, n, out, out)[1]
 
 
 def window_linear_weighted_mean(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
@@ -286,3 +279,87 @@ def window_moments_into(
                 joined_centre = mean[t] + gap * count / n
                 joined_squares = std[t] + squares + gap * gap * (n - count) * count / n
             mean[t], std[t] = joined_centre, np.sqrt(max(joined_squares / n, 0.0))
+
+
+# pandas' threshold for suspecting cancellation in its rolling variance: a sum of squares that falls
+# below 1e3 machine epsilons of its previous value keeps at most three significant digits.
+_INV_COND_TOL = float(np.finfo(np.float64).eps) * 1e3
+
+
+@kernel
+def window_mean_std_into(
+    x: NDArray[np.float64], n: int, mean: NDArray[np.float64], std: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """pandas' ``rolling(n).mean()`` into ``mean`` and ``rolling(n).std(ddof=0)`` into ``std``,
+    operation for operation (pandas 3.1 ``roll_mean`` and ``roll_var``), so equal to them to the bit;
+    ``mean`` and ``std`` may be the same array to keep only the std.
+
+    Both slide one window along the series: the mean is a Kahan-compensated running sum (a window
+    of equal values is exactly that value), the variance Welford's update with a compensated mean,
+    recomputed from the window when the sum of squares loses more than three digits. That carries
+    rounding from window to window (up to 3e-9 relative against a two-pass std on two years of
+    hourly BTC; :func:`window_moments_into` is exact), but it is what ``ta``'s Bollinger bands are.
+    The variance's two divisions per bar are a chain of dependent steps, so the mean, whose chain is
+    independent, comes at no extra time in the same loop: about twice pandas' speed together.
+    """
+    size = len(x)
+    total = total_add = total_remove = same_value = 0.0
+    negatives = same = 0
+    count = centre = squares = centre_add = centre_remove = 0.0
+    unstable = False
+    for t in range(size):
+        if t >= n:  # the value leaving the window
+            old = x[t - n]
+            y = -old - total_remove
+            s = total + y
+            total_remove = s - total - y
+            total = s
+            negatives -= np.signbit(old)
+            previous_squares = squares
+            count -= 1.0
+            if count:
+                previous_centre = centre - centre_remove
+                y = old - centre_remove
+                step = y - centre
+                centre_remove = step + centre - y
+                centre = centre - step / count
+                squares = squares - (old - previous_centre) * (old - centre)
+                unstable |= previous_squares * _INV_COND_TOL > squares
+            else:
+                centre = squares = 0.0
+                unstable = False
+        value = x[t]
+        y = value - total_add
+        s = total + y
+        total_add = s - total - y
+        total = s
+        negatives += np.signbit(value)
+        same = same + 1 if t > 0 and value == same_value else 1
+        same_value = value
+        recompute = t == 0 or unstable
+        if recompute:  # restart the variance from the window's values
+            count = centre = squares = centre_add = centre_remove = 0.0
+        for j in range(max(0, t - n + 1) if recompute else t, t + 1):
+            value = x[j]
+            previous_squares = squares
+            count += 1.0
+            previous_centre = centre - centre_add
+            y = value - centre_add
+            step = y - centre
+            centre_add = step + centre - y
+            centre = centre + step / count
+            squares = squares + (value - previous_centre) * (value - centre)
+            unstable |= previous_squares * _INV_COND_TOL > squares
+        if recompute:
+            unstable = False
+        if t < n - 1:
+            mean[t] = std[t] = np.nan
+            continue
+        average = total / n
+        if same >= n:
+            average = same_value
+        elif (negatives == 0 and average < 0.0) or (negatives == n and average > 0.0):
+            average = 0.0  # rounding carried across zero: values of one sign cannot average to the other
+        variance = squares / count
+        mean[t], std[t] = average, np.sqrt(variance) if variance >= 0.0 else 0.0
+    return mean, std

@@ -120,3 +120,20 @@ def test_window_functions_leave_their_input_untouched(function):
     original = x.copy()
     function(x, 13)
     np.testing.assert_array_equal(x, original)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 20, 55])
+def test_window_mean_and_std_are_pandas_rolling_ones_to_the_bit(n):
+    """The compiled copy of pandas' rolling algorithms, on a long walk with a frozen stretch, values
+    of both signs and a series shorter than the window."""
+    rng = np.random.default_rng(11)
+    walk = 10_000 * np.exp(np.cumsum(rng.normal(0, 0.01, 20_000)))
+    walk[5_000:5_100] = walk[5_000]
+    signed = np.cumsum(rng.normal(0, 1, 5_000))
+    signed[100:200] = 3.0
+    for x in (walk, signed, walk[:2], walk[:0]):
+        mean, std = windows.window_mean_std_into(x, n, np.empty(len(x)), np.empty(len(x)))
+        rolling = pd.Series(x).rolling(n, min_periods=n)
+        np.testing.assert_array_equal(mean, rolling.mean().to_numpy())
+        np.testing.assert_array_equal(std, rolling.std(ddof=0).to_numpy())
+        np.testing.assert_array_equal(windows.window_std(x, n), std)
