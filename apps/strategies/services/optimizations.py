@@ -21,6 +21,7 @@ from apps.core import ownership
 from apps.core.jobs import Interrupted, job_cancel, job_claimed, job_fail
 from apps.core.models import UNFINISHED, JobStatus
 from apps.market import selectors as market_selectors
+from apps.market.models import Instrument
 from apps.strategies import documents, selectors
 from apps.strategies.engine.optimize import (
     OBJECTIVES,
@@ -222,16 +223,34 @@ def _run_inputs(run_id: int, created_at: datetime) -> tuple[CandleWindow, dict[s
     """The candles (and model series) of an optimisation, read once per worker process: a worker that
     takes several chunks of a run reuses them. The creation time is in the key because ids can be reused."""
     run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
-    window = selectors.candle_window(
-        instrument=run.strategy.instrument,
-        timeframe=run.strategy.timeframe,
-        warmup_bars=run.warmup_bars,
-        start=run.start,
-        end=run.end,
-    )
+    instrument, timeframe = run.strategy.instrument, run.strategy.timeframe
+    series = market_selectors.series_get(instrument=instrument, timeframe=timeframe)
+    written = (series.updated_at, series.count) if series else None
+    window = _stored_window(instrument, timeframe, run.warmup_bars, run.start, run.end, written)
     if window.bars != run.bars:
         raise ValueError(f"the window has {window.bars} candles now, {run.bars} when the run was created")
     return window, external_series(strategy=run.strategy, rules=run.version.rules, frame=window.frame)
+
+
+@functools.lru_cache(maxsize=2)
+def _stored_window(
+    instrument: Instrument,
+    timeframe: str,
+    warmup_bars: int,
+    start: datetime,
+    end: datetime,
+    written: tuple[datetime, int] | None,
+) -> CandleWindow:
+    """A window of candles, read once per worker process for as long as its series is not written
+    again (``written``): the searches that follow one another on a strategy's history, and the
+    daily update's on each market, read their candles once. Nobody writes into a window's frame."""
+    return selectors.candle_window(
+        instrument=instrument,
+        timeframe=timeframe,
+        warmup_bars=warmup_bars,
+        start=start,
+        end=end,
+    )
 
 
 def stored_folds(layout: list[dict[str, Any]], offset: int) -> list[Fold]:
