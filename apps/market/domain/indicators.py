@@ -370,14 +370,18 @@ def _ichimoku(frame: pd.DataFrame, p: Params) -> Outputs:
     price", look ``base`` bars back. The lagging span (chikou) is omitted: it is the close shifted
     back, which would need future data."""
     high, low = _col(frame, "high"), _col(frame, "low")
-
+    n_base, n_span = int(p["base"]), int(p["span_b"])
     scratch = _new(frame)
-
-    def midpoint(n: int) -> NDArray[np.float64]:
-        return kernels.midprice_into(high, low, n, _new(frame), scratch)
-
-    conversion, base = midpoint(int(p["conversion"])), midpoint(int(p["base"]))
-    span_a, span_b = kernels.midpoint_into(conversion, base, _new(frame)), midpoint(int(p["span_b"]))
+    conversion = kernels.midprice_into(high, low, int(p["conversion"]), _new(frame), scratch)
+    if n_base <= n_span <= 2 * n_base:  # span B's extremes from base's windows (the usual 26 and 52)
+        highest = window_extreme_into(high, n_base, True, _new(frame))
+        lowest = window_extreme_into(low, n_base, False, scratch)
+        base = kernels.midpoint_into(highest, lowest, _new(frame))
+        span_b = kernels.joined_midprice_into(highest, lowest, n_span - n_base, highest)
+    else:
+        base = kernels.midprice_into(high, low, n_base, _new(frame), scratch)
+        span_b = kernels.midprice_into(high, low, n_span, _new(frame), scratch)
+    span_a = kernels.midpoint_into(conversion, base, _new(frame))
     return {"conversion": conversion, "base": base, "span_a": span_a, "span_b": span_b}
 
 

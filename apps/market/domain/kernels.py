@@ -310,6 +310,24 @@ def midprice_into(
 
 
 @kernel
+def joined_midprice_into(
+    highest: NDArray[np.float64], lowest: NDArray[np.float64], lag: int, out: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``(highest high + lowest low) / 2`` of the last ``n + lag`` bars from the extremes of the last
+    ``n`` (``highest``, ``lowest``) when ``lag <= n``: the windows ending at t and at t - lag
+    together cover exactly those bars, so one pass replaces a window's own; exact, as extremes are.
+    ``out`` may be ``highest``: bars are visited newest first, so each is read before it is written."""
+    size = len(highest)
+    for t in range(size - 1, -1, -1):
+        if t - lag < 0 or np.isnan(highest[t - lag]):
+            out[t] = NAN
+        else:
+            top, bottom = max(highest[t], highest[t - lag]), min(lowest[t], lowest[t - lag])
+            out[t] = 0.5 * (top + bottom)
+    return out
+
+
+@kernel
 def midpoint_into(
     upper: NDArray[np.float64], lower: NDArray[np.float64], out: NDArray[np.float64]
 ) -> NDArray[np.float64]:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from apps.market.domain import kernels
 from apps.market.domain.indicators import REGISTRY, IndicatorError, compute, get_indicator
 from tests.unit.market.synthetic import random_walk
 
@@ -200,3 +201,20 @@ def test_a_constant_series_has_its_own_value_as_every_moving_average():
     flat = WALK.assign(close=250.0)
     for name in ("SMA", "EMA", "WMA"):
         np.testing.assert_allclose(compute(flat, name)["value"][30:], 250.0, rtol=1e-14)
+
+
+ICHIMOKU_PARAMS = [(9, 26, 52), (7, 22, 44), (9, 26, 30), (9, 26, 26), (1, 1, 2), (9, 26, 53)]
+
+
+@pytest.mark.parametrize("params", ICHIMOKU_PARAMS)
+@pytest.mark.parametrize("bars", [0, 3, 25, 51, 52, 53, 800])
+def test_ichimoku_span_b_from_the_base_windows_is_its_own_window_to_the_bit(params, bars):
+    """Where span B's window is at most twice the base's, its extremes come from two base windows;
+    the answer is the midprice of its own window, exactly (53 > 2 x 26 takes the general path)."""
+    frame = random_walk(5, bars=max(bars, 1)).iloc[:bars]
+    high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
+    names = ("conversion", "base", "span_b")
+    outputs = get_indicator("ICHIMOKU").compute(frame, dict(zip(names, params, strict=True)))
+    for name, n in zip(names, params, strict=True):
+        own = kernels.midprice_into(high, low, n, np.empty(bars), np.empty(bars))
+        np.testing.assert_array_equal(outputs[name], own)
