@@ -38,7 +38,6 @@ from numpy.typing import NDArray
 from apps.market.domain import kernels
 from apps.market.domain.windows import (
     exponential_smoothing,
-    window_extreme_into,
     window_linear_weighted_mean,
     window_mean,
     window_mean_abs_deviation,
@@ -272,8 +271,8 @@ def _stoch(frame: pd.DataFrame, p: Params) -> Outputs:
     last ``period`` bars, ``d = SMA(k, smooth)``. NaN when the range is zero."""
     n, smooth = int(p["period"]), int(p["smooth"])
     high, low, close = _hlc(frame)
-    k = window_extreme_into(low, n, False, _new(frame))  # the lowest low, until it becomes k below
-    highest = window_extreme_into(high, n, True, _new(frame))
+    highest, k = _new(frame), _new(frame)  # k holds the lowest low until it becomes k below
+    kernels.window_range_into(high, low, n, highest, k, False)
     kernels.position_in_range_into(close, highest, k, 100.0, False, k)
     return {"k": k, "d": window_sum_into(k, smooth, True, highest)}
 
@@ -283,8 +282,8 @@ def _willr(frame: pd.DataFrame, p: Params) -> Outputs:
     ``period`` bars; from 0 (close at the high) to -100 (close at the low)."""
     n = int(p["period"])
     high, low, close = _hlc(frame)
-    highest = window_extreme_into(high, n, True, _new(frame))
-    lowest = window_extreme_into(low, n, False, _new(frame))
+    highest, lowest = _new(frame), _new(frame)
+    kernels.window_range_into(high, low, n, highest, lowest, False)
     return {"value": kernels.position_in_range_into(close, highest, lowest, -100.0, True, highest)}
 
 
@@ -339,8 +338,8 @@ def _dc(frame: pd.DataFrame, p: Params) -> Outputs:
     """Donchian channel: ``upper`` = highest high and ``lower`` = lowest low of the last ``period``
     bars (including this one), ``middle`` halfway between."""
     n = int(p["period"])
-    upper = window_extreme_into(_col(frame, "high"), n, True, _new(frame))
-    lower = window_extreme_into(_col(frame, "low"), n, False, _new(frame))
+    upper, lower = _new(frame), _new(frame)
+    kernels.window_range_into(_col(frame, "high"), _col(frame, "low"), n, upper, lower, False)
     return {"middle": kernels.donchian_middle_into(upper, lower, _new(frame)), "upper": upper, "lower": lower}
 
 
@@ -371,17 +370,17 @@ def _ichimoku(frame: pd.DataFrame, p: Params) -> Outputs:
     back, which would need future data."""
     high, low = _col(frame, "high"), _col(frame, "low")
     n_base, n_span = int(p["base"]), int(p["span_b"])
-    scratch = _new(frame)
-    conversion = kernels.midprice_into(high, low, int(p["conversion"]), _new(frame), scratch)
+    # span_a's array is the scratch space until span_a is written last: four arrays, no fifth.
+    conversion, span_a, base, span_b = _new(frame), _new(frame), _new(frame), _new(frame)
+    kernels.midprice_into(high, low, int(p["conversion"]), conversion, span_a)
     if n_base <= n_span <= 2 * n_base:  # span B's extremes from base's windows (the usual 26 and 52)
-        highest = window_extreme_into(high, n_base, True, _new(frame))
-        lowest = window_extreme_into(low, n_base, False, scratch)
-        base = kernels.midpoint_into(highest, lowest, _new(frame))
-        span_b = kernels.joined_midprice_into(highest, lowest, n_span - n_base, highest)
+        kernels.window_range_into(high, low, n_base, span_b, span_a, False)
+        kernels.midpoint_into(span_b, span_a, base)
+        kernels.joined_midprice_into(span_b, span_a, n_span - n_base, span_b)
     else:
-        base = kernels.midprice_into(high, low, n_base, _new(frame), scratch)
-        span_b = kernels.midprice_into(high, low, n_span, _new(frame), scratch)
-    span_a = kernels.midpoint_into(conversion, base, _new(frame))
+        kernels.midprice_into(high, low, n_base, base, span_a)
+        kernels.midprice_into(high, low, n_span, span_b, span_a)
+    kernels.midpoint_into(conversion, base, span_a)
     return {"conversion": conversion, "base": base, "span_a": span_a, "span_b": span_b}
 
 
