@@ -96,6 +96,12 @@ class CandleSeries(models.Model):
             f"{self.instrument} {self.timeframe}: {self.count} candles to {self.newest_open:%Y-%m-%d %H:%M}"
         )
 
+    @property
+    def version(self) -> str:
+        """Changes with every write of the series' candles (``updated_at``; the count and the newest
+        candle guard a clock set back): what a cached answer or window of them was read at."""
+        return f"{self.updated_at.isoformat()}|{self.count}|{self.newest_open.isoformat()}"
+
 
 class MarketAnalysis(Job):
     """The analysis of one instrument and timeframe for one 30-minute slot (unique: reruns add nothing)."""

@@ -10,7 +10,7 @@ import pandas as pd
 from django.db.models import QuerySet
 from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,15 +49,28 @@ def _header(query: dict[str, Any]) -> dict[str, Any]:
     return {"symbol": instrument.symbol, "exchange": instrument.exchange, "timeframe": query["timeframe"]}
 
 
-class MarketDataView(APIView):
-    """The newest ``limit`` candles (oldest first), optionally within ``start``/``end``."""
+class _MarketAnswerView(APIView):
+    """A market answer: its query validated by ``query_serializer``, built by ``answer`` and reused
+    while its candle series is unchanged (:mod:`apps.market.api.answers`)."""
 
-    @extend_schema(parameters=[MarketQuerySerializer], responses=dict)
+    query_serializer: type[MarketQuerySerializer]
+
     def get(self, request: Request) -> HttpResponseBase:
         if (reused := reused_answer(request)) is not None:
             return reused
-        query = validated(MarketQuerySerializer, request.query_params)
+        query = validated(self.query_serializer, request.query_params)
         return market_answer(request, query["series"], lambda: self.answer(query))
+
+    @staticmethod
+    def answer(query: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@extend_schema_view(get=extend_schema(parameters=[MarketQuerySerializer], responses=dict))
+class MarketDataView(_MarketAnswerView):
+    """The newest ``limit`` candles (oldest first), optionally within ``start``/``end``."""
+
+    query_serializer = MarketQuerySerializer
 
     @staticmethod
     def answer(query: dict[str, Any]) -> dict[str, Any]:
@@ -76,15 +89,11 @@ class MarketDataView(APIView):
         return {**_header(query), "count": len(candles), "candles": candles}
 
 
-class IndicatorsView(APIView):
+@extend_schema_view(get=extend_schema(parameters=[IndicatorQuerySerializer], responses=dict))
+class IndicatorsView(_MarketAnswerView):
     """Named indicator outputs aligned to candle times: ``indicators=RSI,MACD(12,26,9),SMA(50)``."""
 
-    @extend_schema(parameters=[IndicatorQuerySerializer], responses=dict)
-    def get(self, request: Request) -> HttpResponseBase:
-        if (reused := reused_answer(request)) is not None:
-            return reused
-        query = validated(IndicatorQuerySerializer, request.query_params)
-        return market_answer(request, query["series"], lambda: self.answer(query))
+    query_serializer = IndicatorQuerySerializer
 
     @staticmethod
     def answer(query: dict[str, Any]) -> dict[str, Any]:
@@ -103,15 +112,11 @@ class IndicatorsView(APIView):
         return {**_header(query), "count": len(times), "times": _times(times), "indicators": indicators}
 
 
-class PatternsView(APIView):
+@extend_schema_view(get=extend_schema(parameters=[PatternQuerySerializer], responses=dict))
+class PatternsView(_MarketAnswerView):
     """Candlestick and chart patterns detected on the newest ``limit`` bars."""
 
-    @extend_schema(parameters=[PatternQuerySerializer], responses=dict)
-    def get(self, request: Request) -> HttpResponseBase:
-        if (reused := reused_answer(request)) is not None:
-            return reused
-        query = validated(PatternQuerySerializer, request.query_params)
-        return market_answer(request, query["series"], lambda: self.answer(query))
+    query_serializer = PatternQuerySerializer
 
     @staticmethod
     def answer(query: dict[str, Any]) -> dict[str, Any]:

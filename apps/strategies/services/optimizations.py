@@ -225,7 +225,7 @@ def _run_inputs(run_id: int, created_at: datetime) -> tuple[CandleWindow, dict[s
     run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
     instrument, timeframe = run.strategy.instrument, run.strategy.timeframe
     series = market_selectors.series_get(instrument=instrument, timeframe=timeframe)
-    written = (series.updated_at, series.count) if series else None
+    written = series.version if series else None
     window = _stored_window(instrument, timeframe, run.warmup_bars, run.start, run.end, written)
     if window.bars != run.bars:
         raise ValueError(f"the window has {window.bars} candles now, {run.bars} when the run was created")
@@ -239,11 +239,12 @@ def _stored_window(
     warmup_bars: int,
     start: datetime,
     end: datetime,
-    written: tuple[datetime, int] | None,
+    written: str | None,
 ) -> CandleWindow:
     """A window of candles, read once per worker process for as long as its series is not written
-    again (``written``): the searches that follow one another on a strategy's history, and the
-    daily update's on each market, read their candles once. Nobody writes into a window's frame."""
+    again (``written``, the series' version): the searches that follow one another on a strategy's
+    history, and the daily update's on each market, read their candles once. Nobody writes into a
+    window's frame."""
     return selectors.candle_window(
         instrument=instrument,
         timeframe=timeframe,
