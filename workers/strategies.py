@@ -2,10 +2,12 @@
 
 An optimisation fans out as one task per chunk that any number of workers share. The project keeps
 no Celery result backend (the database rows are the job state), so there is no chord: the chunk
-that finishes last enqueues ``strategies.optimize_finish``, which concludes once. The daily update
-fans out the same way (``apps.strategies.daily_update``): a task per strategy on the backtests
-queue, then a generation run per market on the llm queue, each finishing one advancing the run.
-If the message asking for a conclusion or an advance is lost, the job sweeper sends it again.
+that finishes last concludes the run in the same task, and the run's claim makes it conclude once
+(``strategies.optimize_finish`` is the sweeper's resend when that worker died before concluding).
+The daily update fans out the same way (``apps.strategies.daily_update``): a task per strategy on
+the backtests queue, then a generation run per market on the llm queue, each finishing one
+advancing the run. If the message asking for a conclusion or an advance is lost, or its worker
+dies, the job sweeper sends it again.
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ def backtest_run(backtest_id: int) -> None:
 
 @shared_task(name="strategies.optimize_chunk")
 def optimize_chunk(run_id: int, chunk_index: int) -> None:
-    """Evaluate one chunk of trials; the chunk that finishes the run enqueues its conclusion."""
+    """Evaluate one chunk of trials; the chunk that finishes the run concludes it at once, in the
+    worker that already holds the run's candles (a message would cost a round trip through the
+    broker, and on a busy queue a wait behind other chunks, before anyone sees the result)."""
     if optimizations.optimization_chunk_run(run_id=run_id, chunk_index=chunk_index):
-        optimize_finish.delay(run_id)
+        optimizations.optimization_finish(run_id=run_id)
 
 
 @shared_task(name="strategies.optimize_finish")
 def optimize_finish(run_id: int) -> None:
-    """Conclude a run whose chunks are all finished; it claims the run first, so it concludes once."""
+    """Conclude a run whose chunks are all finished (the sweeper's resend when the chunk that
+    finished last died before concluding); it claims the run first, so it concludes once."""
     optimizations.optimization_finish(run_id=run_id)
 
 

@@ -91,10 +91,16 @@ def candle_span(*, instrument: Instrument, timeframe: str) -> tuple[datetime, da
 def candle_count(
     *, instrument: Instrument, timeframe: str, start: datetime | None = None, end: datetime | None = None
 ) -> int:
-    """How many candles are stored, with open times in [start, end] when given."""
-    if start is None and end is None:
-        series = series_get(instrument=instrument, timeframe=timeframe)
-        return 0 if series is None else series.count
+    """How many candles are stored, with open times in [start, end] when given. A window that holds
+    the whole series (a search or a backtest of all the history, the usual request) is answered by
+    the series' summary row; only a window inside it counts candles (an index range)."""
+    series = series_get(instrument=instrument, timeframe=timeframe)
+    if series is None or (start is not None and start > series.newest_open):
+        return 0
+    if end is not None and end < series.first_open:
+        return 0
+    if (start is None or start <= series.first_open) and (end is None or end >= series.newest_open):
+        return series.count
     candles = Candle.objects.filter(instrument=instrument, timeframe=timeframe)
     if start is not None:
         candles = candles.filter(open_time__gte=start)

@@ -385,8 +385,11 @@ def evaluate_chunk(
     costs: Costs = Costs(),
     external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
     whole_window: WindowStatistics | None = None,
+    bars: CheckedBars | None = None,
 ) -> list[TrialResult]:
     """Evaluate one chunk from :func:`chunk` on every fold; indicators are shared across its trials.
+    ``bars``: the frame's :class:`CheckedBars` where the caller keeps them (a worker checks the frame
+    of a search once, not once per chunk).
 
     Each result is ``{"index", "params", "folds": [{"fold", "in_sample", "out_of_sample"}]}``, or
     ``{"index", "params", "error"}`` for a combination the strategy rejects (e.g. MACD fast >= slow).
@@ -396,7 +399,7 @@ def evaluate_chunk(
     """
     rules = as_rules(rules)
     cache = IndicatorCache(frame)
-    bars = CheckedBars.of(frame)
+    bars = bars if bars is not None else CheckedBars.of(frame)
     results: list[TrialResult] = []
     for trial in trials:
         parameters = {**base_parameters, **trial["params"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,6 +23,7 @@ from apps.core.models import UNFINISHED, JobStatus
 from apps.market import selectors as market_selectors
 from apps.market.models import Instrument
 from apps.strategies import documents, selectors
+from apps.strategies.engine.backtest import CheckedBars
 from apps.strategies.engine.optimize import (
     OBJECTIVES,
     Costs,
@@ -200,26 +201,36 @@ def optimization_chunk_run(*, run_id: int, chunk_index: int) -> bool:
             logger.exception("Chunk %s of optimisation %s failed", chunk_index, run_id)
             job_fail(job=claimed, error=f"chunk {chunk_index}: {type(error).__name__}: {error}")
             return _needs_outcome(run_id)
-        return _chunk_store(claimed, results)
+        return _chunk_store(claimed, results, run)
 
 
 def _evaluate_chunk(run: OptimizationRun, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    window, external = _run_inputs(run.pk, run.created_at)
+    inputs = _run_inputs(run.pk, run.created_at)
     costs = Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe)
     return evaluate_chunk(
-        window.frame,
+        inputs.window.frame,
         run.version.rules,
         run.version.parameters,
         trials,
-        stored_folds(run.fold_layout, window.first),
+        stored_folds(run.fold_layout, inputs.window.first),
         costs=costs,
-        external=external,
-        whole_window=whole_window(window, costs),
+        external=inputs.external,
+        whole_window=whole_window(inputs.window, costs, inputs.bars),
+        bars=inputs.bars,
     )
 
 
+@dataclass(frozen=True)
+class _RunInputs:
+    """What every chunk of a run reads: its candles, checked once, and its model series."""
+
+    window: CandleWindow
+    bars: CheckedBars
+    external: dict[str, np.ndarray] | None
+
+
 @functools.lru_cache(maxsize=2)
-def _run_inputs(run_id: int, created_at: datetime) -> tuple[CandleWindow, dict[str, np.ndarray] | None]:
+def _run_inputs(run_id: int, created_at: datetime) -> _RunInputs:
     """The candles (and model series) of an optimisation, read once per worker process: a worker that
     takes several chunks of a run reuses them. The creation time is in the key because ids can be reused."""
     run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
@@ -229,7 +240,8 @@ def _run_inputs(run_id: int, created_at: datetime) -> tuple[CandleWindow, dict[s
     window = _stored_window(instrument, timeframe, run.warmup_bars, run.start, run.end, written)
     if window.bars != run.bars:
         raise ValueError(f"the window has {window.bars} candles now, {run.bars} when the run was created")
-    return window, external_series(strategy=run.strategy, rules=run.version.rules, frame=window.frame)
+    external = external_series(strategy=run.strategy, rules=run.version.rules, frame=window.frame)
+    return _RunInputs(window, CheckedBars.of(window.frame), external)
 
 
 @functools.lru_cache(maxsize=2)
@@ -263,10 +275,14 @@ def stored_folds(layout: list[dict[str, Any]], offset: int) -> list[Fold]:
     return [Fold(fold["index"], shifted(fold["train"]), shifted(fold["test"])) for fold in layout]
 
 
-def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]]) -> bool:
+def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]], run: OptimizationRun) -> bool:
+    """Store a chunk's results and count it on its run; its trials go into the strategy's family
+    with them, in the same transaction: every configuration evaluated counts, whether or not the
+    search concludes, and the conclusion has only the best trial left to deflate."""
     with transaction.atomic():
         # The run row's lock orders the chunks' counts, so exactly one of them sees the last one.
-        run = OptimizationRun.objects.select_for_update().get(pk=chunk.run_id)
+        runs = OptimizationRun.objects.select_for_update().only("chunks_done", "chunks_total")
+        locked = runs.get(pk=run.pk)
         stored = OptimizationChunk.objects.filter(
             pk=chunk.pk, status=JobStatus.RUNNING, attempts=chunk.attempts
         ).update(
@@ -280,9 +296,28 @@ def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]]) -> boo
         if not stored:  # a later claim of this chunk took it over; that one counts it
             return False
         chunk.status = JobStatus.COMPLETED
-        done = run.chunks_done + 1
-        OptimizationRun.objects.filter(pk=run.pk).update(chunks_done=done, progress=done / run.chunks_total)
+        done = locked.chunks_done + 1
+        progress = done / locked.chunks_total
+        OptimizationRun.objects.filter(pk=run.pk).update(chunks_done=done, progress=progress)
+        trials_record(
+            family=selectors.strategy_family(strategy=run.strategy),
+            source=TrialSource.OPTIMIZATION,
+            records=[
+                _trial_record(run, r["index"], r["params"], TrialStatistics.from_dict(r["window"]).moments)
+                for r in results
+                if "folds" in r and "window" in r
+            ],
+            strategy=run.strategy,
+            owner=run.owner,
+        )
     return _needs_outcome(run.pk)
+
+
+def _trial_record(
+    run: OptimizationRun, index: int, params: Mapping[str, Any], moments: ReturnMoments
+) -> TrialRecord:
+    """A trial of ``run`` as its family's ledger keys it (once per run and trial index)."""
+    return TrialRecord(f"optimization:{run.pk}:{index}", {**run.version.parameters, **params}, moments)
 
 
 def _needs_outcome(run_id: int) -> bool:
@@ -341,18 +376,20 @@ def _run_robustness(
     trial deflated by the family, the stitched out-of-sample curve); a failure here is reported in
     the block and does not fail the search it judges."""
     try:
-        window, external = _run_inputs(run.pk, run.created_at)
+        inputs = _run_inputs(run.pk, run.created_at)
         search = search_robustness(
-            window=window,
+            window=inputs.window,
             rules=run.version.rules,
             base_parameters=run.version.parameters,
             layout=run.fold_layout,
             summary=summary,
             results=results,
             costs=Costs(float(run.initial_capital), run.commission, run.slippage, run.strategy.timeframe),
-            external=external,
+            external=inputs.external,
+            bars=inputs.bars,
         )
-        return search_record(run=run, search=search).to_dict()
+        recorded = {int(r["index"]) for r in results if "folds" in r and "window" in r}  # by their chunks
+        return search_record(run=run, search=search, recorded=recorded).to_dict()
     except Interrupted:  # a time limit or a lost database ends the job, not just its block
         raise
     except Exception as error:  # reported with the run; the search itself completed
@@ -390,6 +427,7 @@ def search_robustness(
     results: Sequence[Mapping[str, Any]],
     costs: Costs,
     external: dict[str, np.ndarray] | None,
+    bars: CheckedBars | None = None,
 ) -> SearchRobustness:
     """The PBO by CSCV of the trials' bar returns over the whole window (warm-up excluded), the best
     trial's Sharpe tests and the stitched walk-forward curve. Pure computing: writes nothing.
@@ -397,7 +435,8 @@ def search_robustness(
     Each trial's return moments and CSCV block sums come with its result (the chunk that backtested
     it computed them: :func:`whole_window`), so concluding a search backtests only the folds' best
     trials again, never every trial, and holds no returns matrix. A result stored without them (by a
-    version before this one) has them computed here, one trial at a time."""
+    version before this one) has them computed here, one trial at a time. ``bars``: the window's
+    frame checked, where the caller keeps it."""
     statistics = {
         int(result["index"]): TrialStatistics.from_dict(result["window"])
         for result in results
@@ -408,7 +447,7 @@ def search_robustness(
         for result in results
         if "folds" in result and "window" not in result
     ]
-    for result in evaluate_chunk(
+    evaluated = missing and evaluate_chunk(
         window.frame,
         rules,
         base_parameters,
@@ -416,8 +455,10 @@ def search_robustness(
         [],
         costs=costs,
         external=external,
-        whole_window=whole_window(window, costs),
-    ):
+        whole_window=whole_window(window, costs, bars),
+        bars=bars,
+    )
+    for result in evaluated or []:
         if "window" in result:
             statistics[int(result["index"])] = TrialStatistics.from_dict(result["window"])
     block = optimisation_block(
@@ -429,29 +470,33 @@ def search_robustness(
         statistics,
         costs=costs,
         external=external,
+        bars=bars,
     )
     params = {int(r["index"]): dict(r["params"]) for r in results if int(r["index"]) in statistics}
     return SearchRobustness(block, {index: item.moments for index, item in statistics.items()}, params)
 
 
-def whole_window(window: CandleWindow, costs: Costs) -> WindowStatistics:
+def whole_window(window: CandleWindow, costs: Costs, bars: CheckedBars | None = None) -> WindowStatistics:
     """What every trial's chunk keeps of it for the search's robustness: its return moments and CSCV
-    block sums over the window without its warm-up."""
-    return window_statistics(window.frame, window=Window(window.first, len(window.frame)), costs=costs)
+    block sums over the window without its warm-up (``bars``: its frame checked, where kept)."""
+    frame = window.frame if bars is None else bars
+    return window_statistics(frame, window=Window(window.first, len(window.frame)), costs=costs)
 
 
-def search_record(*, run: OptimizationRun, search: SearchRobustness) -> SearchRobustness:
-    """Record the run's trials in its strategy's family (once: keyed by run and trial) and deflate
-    its best trial by every trial the family holds now."""
+def search_record(
+    *, run: OptimizationRun, search: SearchRobustness, recorded: Collection[int] = ()
+) -> SearchRobustness:
+    """Record the run's trials in its strategy's family (once: keyed by run and trial), but those in
+    ``recorded`` (the chunks that evaluated them did), and deflate its best trial by every trial the
+    family holds now."""
     family = selectors.strategy_family(strategy=run.strategy)
     trials_record(
         family=family,
         source=TrialSource.OPTIMIZATION,
         records=[
-            TrialRecord(
-                f"optimization:{run.pk}:{index}", {**run.version.parameters, **search.params[index]}, m
-            )
-            for index, m in search.moments.items()
+            _trial_record(run, index, search.params[index], moments)
+            for index, moments in search.moments.items()
+            if index not in recorded
         ],
         strategy=run.strategy,
         owner=run.owner,

@@ -5,7 +5,8 @@ against ``STRATEGY_MAX_PBO``.
 A trial is written once: its key names its source object (``backtest:<id>``,
 ``optimization:<run id>:<trial index>``, ``candidate:<generation run id>:<index>``), and a second
 write of the same key (a retried task) is ignored by the database, so the family's count is exact
-however often a job runs. Optimisation trials go in with one bulk insert.
+however often a job runs. Optimisation trials go in with one bulk insert per chunk, as each
+chunk is stored (a search that never concludes still counts what it evaluated).
 """
 
 from __future__ import annotations

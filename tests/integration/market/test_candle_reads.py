@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.market import selectors
 from apps.market.services.candles import candles_store
@@ -64,3 +66,24 @@ def test_a_window_without_candles_is_an_empty_candle_frame(stored):
     assert empty.empty and list(empty.columns) == list(frame.columns)
     assert str(empty.index.dtype) == "datetime64[us, UTC]"
     assert selectors.candles_frame(instrument=instrument, timeframe="1h").empty
+
+
+def test_a_count_over_the_whole_series_reads_its_summary_row_and_a_part_counts_candles(stored):
+    instrument, frame = stored
+    first, newest = frame.index[0], frame.index[-1]
+    hour = pd.Timedelta(hours=1)
+
+    def count(start=None, end=None) -> tuple[int, bool]:
+        with CaptureQueriesContext(connection) as queries:
+            found = selectors.candle_count(instrument=instrument, timeframe="5m", start=start, end=end)
+        return found, any('"market_candle"' in query["sql"] for query in queries)
+
+    assert count() == (600, False)
+    assert count(first - hour, newest + hour) == (600, False)
+    assert count(first, newest) == (600, False)
+    assert count(first + pd.Timedelta(minutes=5), newest) == (599, True)
+    assert count(frame.index[100], frame.index[199]) == (100, True)
+    assert count(end=frame.index[9]) == (10, True)
+    assert count(newest + hour) == (0, False)
+    assert count(end=first - hour) == (0, False)
+    assert selectors.candle_count(instrument=instrument, timeframe="1h") == 0

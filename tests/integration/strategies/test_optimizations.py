@@ -164,18 +164,18 @@ def test_chunks_carry_their_trials_statistics_so_the_conclusion_backtests_no_tri
     assert all(result["window"]["blocks"]["block"] * 16 <= run.bars for result in stored)
     assert {result["window"]["observations"] for result in stored} == {run.bars - 1}
     run = OptimizationRun.objects.select_related("strategy", "version").get(pk=run.pk)
-    window, external = _run_inputs(run.pk, run.created_at)
+    inputs = _run_inputs(run.pk, run.created_at)
     summary = summarise(stored, run.objective)
     search = {
-        "window": window,
+        "window": inputs.window,
         "rules": run.version.rules,
         "base_parameters": run.version.parameters,
         "layout": run.fold_layout,
         "summary": summary,
         "costs": Costs(float(run.initial_capital), run.commission, run.slippage, "1h"),
-        "external": external,
+        "external": inputs.external,
     }
-    from_chunks = search_robustness(results=stored, **search).to_dict()
+    from_chunks = search_robustness(results=stored, bars=inputs.bars, **search).to_dict()
     # Results stored by a version before the chunks kept statistics: computed when concluding, the same.
     older = [{key: value for key, value in result.items() if key != "window"} for result in stored]
     assert search_robustness(results=older, **search).to_dict() == from_chunks
@@ -199,7 +199,7 @@ def test_a_chunk_whose_worker_died_is_taken_over_and_the_late_result_is_not_coun
     )
 
     optimization_chunk_run(run_id=run.pk, chunk_index=0)
-    late = _chunk_store(dead, [{"index": 0, "params": {}, "error": "late"}])
+    late = _chunk_store(dead, [{"index": 0, "params": {}, "error": "late"}], run)
 
     assert late is False
     chunk_row.refresh_from_db()

@@ -17,6 +17,7 @@ from apps.strategies.models import Backtest, OptimizationRun, Trial, TrialSource
 from apps.strategies.services.backtests import backtest_create, backtest_run
 from apps.strategies.services.generation import generation_create, generation_run
 from apps.strategies.services.optimizations import (
+    optimization_cancel,
     optimization_chunk_run,
     optimization_create,
     optimization_finish,
@@ -69,6 +70,23 @@ def test_the_family_count_rises_with_every_backtest_and_every_optimisation_trial
     assert third.robustness["trials"] == 9
     sources = Trial.objects.filter(strategy=sma_strategy).values_list("source", flat=True)
     assert sorted(sources) == sorted([TrialSource.BACKTEST] * 3 + [TrialSource.OPTIMIZATION] * 6)
+
+
+def test_a_chunk_records_its_trials_when_it_is_stored_and_a_cancelled_search_keeps_them(
+    sma_strategy, settings
+):
+    # Every configuration evaluated counts, concluded or not: the next search is deflated by them.
+    settings.STRATEGY_OPTIMIZE_CHUNK_TRIALS = 4  # six trials: chunks of 4 and 2
+    run = optimization_create(strategy=sma_strategy, space=SPACE, folds=2, start=START, end=END)
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=0) is False
+    assert _count(sma_strategy) == 4
+    keys = Trial.objects.filter(strategy=sma_strategy).values_list("key", flat=True)
+    assert sorted(keys) == [f"optimization:{run.pk}:{index}" for index in range(4)]
+    optimization_chunk_run(run_id=run.pk, chunk_index=0)  # delivered again: already done
+    optimization_cancel(run=OptimizationRun.objects.get(pk=run.pk), by=None)
+    assert optimization_chunk_run(run_id=run.pk, chunk_index=1) is False
+    assert _count(sma_strategy) == 4
+    assert OptimizationRun.objects.get(pk=run.pk).status == JobStatus.FAILED
 
 
 def test_a_trial_keeps_what_the_deflated_sharpe_ratio_needs(sma_strategy):

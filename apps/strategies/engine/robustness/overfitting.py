@@ -31,6 +31,7 @@ concludes the search runs CSCV without the returns matrix (:func:`overfitting_fr
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -232,22 +233,34 @@ def _checked(performance: NDArray[np.float64], partitions: int, trials: int = 2)
     return matrix
 
 
+@functools.lru_cache(maxsize=4)
 def _half_selectors(partitions: int) -> NDArray[np.float64]:
-    """One row per choice of half the blocks, 1.0 on the chosen blocks."""
+    """One row per choice of half the blocks, 1.0 on the chosen blocks (read-only: it is shared by
+    every CSCV with this many partitions)."""
     chosen = np.array(list(itertools.combinations(range(partitions), partitions // 2)))
     selectors = np.zeros((len(chosen), partitions))
     np.put_along_axis(selectors, chosen, 1.0, axis=1)
+    selectors.flags.writeable = False
     return selectors
 
 
 def _sharpe(
     sums: NDArray[np.float64], squares: NDArray[np.float64], count: int, centre: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Sharpe ratios (ddof=1) from sums of deviations from ``centre`` and of their squares."""
-    spread = squares - sums**2 / count
+    """Sharpe ratios (ddof=1) from sums of deviations from ``centre`` and of their squares. In place
+    where it can: CSCV calls it on every combination of blocks, and the temporaries were its cost."""
+    spread = np.square(sums)
+    spread /= count
+    np.subtract(squares, spread, out=spread)
     flat = spread <= _FLAT * squares
-    deviation = np.sqrt(np.where(flat, 1.0, spread) / (count - 1))
-    return np.where(flat, 0.0, (sums / count + centre) / deviation)
+    np.copyto(spread, 1.0, where=flat)
+    spread /= count - 1
+    np.sqrt(spread, out=spread)
+    sharpe = sums / count
+    sharpe += centre
+    sharpe /= spread
+    np.copyto(sharpe, 0.0, where=flat)
+    return sharpe
 
 
 def _slope(x: NDArray[np.float64], y: NDArray[np.float64]) -> float | None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ..backtest import RiskSettings
+from ..backtest import CheckedBars, RiskSettings
 from ..metrics import BacktestReport, bar_returns, finite_or_none
 from ..optimize import Costs, Fold, Summary
 from ..rules import Rule
@@ -214,13 +214,15 @@ def optimisation_block(
     partitions: int = DEFAULT_PARTITIONS,
     trials: int | None = None,
     sharpe_variance: float | None = None,
+    bars: CheckedBars | None = None,
 ) -> OptimisationBlock:
     """The robustness of the search ``summary`` came from, over its trials' whole-window
     ``statistics`` (by trial index; :func:`.trials.trial_statistics` with ``partitions``).
 
     ``trials`` and ``sharpe_variance`` default to this search's: its successful trials and the variance
     of their per-bar Sharpe ratios (a trial that never trades counts as 0); pass the ledger's totals to
-    deflate by every trial ever run on this strategy and data."""
+    deflate by every trial ever run on this strategy and data. ``bars``: ``frame`` checked, where the
+    caller keeps it."""
     ordered = [statistics[index] for index in sorted(statistics)]
     sharpes = [item.moments.sharpe for item in ordered]
     if sharpe_variance is None and len(sharpes) > 1:
@@ -245,7 +247,7 @@ def optimisation_block(
         overfitting=overfitting,
         overfitting_error=error,
         walk_forward=stitched_out_of_sample(
-            frame, rules, base_parameters, folds, summary, costs=costs, external=external
+            frame, rules, base_parameters, folds, summary, costs=costs, external=external, bars=bars
         ),
         walk_forward_efficiency=summary.walk_forward_efficiency,
     )

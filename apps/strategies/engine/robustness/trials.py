@@ -117,7 +117,7 @@ def trial_statistics(returns: NDArray[np.float64], partitions: int = DEFAULT_PAR
 
 
 def window_statistics(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | CheckedBars,
     *,
     window: Window | None = None,
     costs: Costs = DEFAULT_COSTS,
@@ -125,9 +125,9 @@ def window_statistics(
 ) -> WindowStatistics:
     """The ``whole_window`` of :func:`..optimize.evaluate_chunk`: backtest a trial's signals on
     ``window`` (default: every bar) as :func:`trial_returns` does and keep :func:`trial_statistics`
-    of its bar returns."""
+    of its bar returns. Pass the frame's :class:`CheckedBars` where the caller has them."""
     window = window or Window(0, len(frame))
-    bars = CheckedBars.of(frame).window(window.slice)
+    bars = (frame if isinstance(frame, CheckedBars) else CheckedBars.of(frame)).window(window.slice)
 
     def statistics(codes: NDArray[np.int8], risk: RiskSettings) -> dict[str, object]:
         return trial_statistics(_window_returns(bars, codes[window.slice], risk, costs), partitions).to_dict()

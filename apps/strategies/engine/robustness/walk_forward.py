@@ -55,9 +55,11 @@ def stitched_out_of_sample(
     *,
     costs: Costs = DEFAULT_COSTS,
     external: Mapping[str, NDArray[np.floating] | pd.Series] | None = None,
+    bars: CheckedBars | None = None,
 ) -> WalkForward | None:
     """The stitched curve of ``summary``'s per-fold picks over ``folds``' test windows; None when a
-    fold has no test window (in-sample only) or no trial succeeded."""
+    fold has no test window (in-sample only) or no trial succeeded. ``bars``: ``frame`` checked, where
+    the caller keeps it."""
     picks = {pick["fold"]: pick for pick in summary.folds}
     tests = [(fold.index, fold.test) for fold in folds if fold.test is not None and fold.index in picks]
     if not folds or len(tests) < len(folds):
@@ -66,7 +68,7 @@ def stitched_out_of_sample(
     parts: list[EquityCurve] = []
     starts: list[int] = []
     described: list[dict[str, object]] = []
-    bars = CheckedBars.of(frame)
+    bars = bars if bars is not None else CheckedBars.of(frame)
     for index, test in sorted(tests, key=lambda t: t[1].start):
         pick = picks[index]
         parameters = {**base_parameters, **pick["best_params"]}
