@@ -325,7 +325,10 @@ def main() -> None:
     os.environ.update(DATABASE_URL=database_url(DATABASE), REDIS_URL=REDIS_URL, CACHE_KEY_PREFIX="bench-hot")
     rows = []
     try:
-        with running_system(prepare=_load, with_token=True) as (port, token):
+        with running_system(prepare=_load, with_token=True, database_url=database_url(DATABASE)) as (
+            port,
+            token,
+        ):
             headers = {"Authorization": f"Token {token}"}
             symbol = SYMBOL.format(INSTRUMENTS // 2)
             time.sleep(2)  # the worker connects before it is asked for the snapshot

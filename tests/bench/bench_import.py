@@ -30,7 +30,7 @@ from io import StringIO
 from pathlib import Path
 
 from tests.bench.bench_market import INGEST_TARGET, synthetic_candles
-from tests.bench.server import REPO_ROOT, table
+from tests.bench.server import REPO_ROOT, scratch_database, table
 
 ROWS = 1_000_000
 MEMORY_FILE_BYTES = 100_000_000
@@ -93,20 +93,8 @@ def _import(env: dict[str, str], path: Path, symbol: str) -> Result:
 def _databases(scratch: Path) -> Iterator[list[tuple[str, str]]]:
     """(label, DATABASE_URL) of each database to measure, created empty and removed afterwards."""
     found = [("SQLite", f"sqlite:///{scratch / 'bench.sqlite3'}")]
-    server = os.environ.get("DATABASE_URL", "")
-    name = f"bench_import_{os.getpid()}"
-    if server.startswith(("postgres://", "postgresql://")):
-        import psycopg
-
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-        found.append(("PostgreSQL", server.rsplit("/", 1)[0] + f"/{name}"))
-    try:
-        yield found
-    finally:
-        if len(found) > 1:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database("import") as url:
+        yield found + ([("PostgreSQL", url)] if url else [])
 
 
 def _rows(label: str, first: Result, again: Result, memory: Result, file_mb: float) -> list[tuple[str, ...]]:

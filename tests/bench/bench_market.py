@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 import pandas as pd
 
-from tests.bench.server import REPO_ROOT, measure, running_system, table
+from tests.bench.server import REPO_ROOT, measure, running_system, scratch_database, table
 
 ROWS = 1_000_000
 INGEST_TARGET = 200_000  # rows per second
@@ -91,12 +92,17 @@ def main() -> None:
         for row in bench_ingestion():
             print("\t".join(row))
         return
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bench_market", "--ingestion-child"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-market-") as var_dir,
+        scratch_database("market") as database_url,
+    ):
+        child = subprocess.run(
+            [sys.executable, "-m", "tests.bench.bench_market", "--ingestion-child"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "DATABASE_URL": database_url, "VAR_DIR": var_dir},
+            capture_output=True,
+            text=True,
+        )
     if child.returncode != 0:
         print(child.stderr[-2000:])
         raise SystemExit(1)

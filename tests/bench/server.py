@@ -11,8 +11,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,16 +38,44 @@ def _wait_for_http(port: int, path: str, timeout: float = 60) -> None:
 
 
 @contextmanager
+def scratch_database(purpose: str) -> Iterator[str]:
+    """The DATABASE_URL a benchmark migrates and loads its data into: a new database on the
+    PostgreSQL server DATABASE_URL names, dropped afterwards, never the database itself (a user's
+    DATABASE_URL may name their real one); without a PostgreSQL DATABASE_URL, "" (SQLite under the
+    benchmark's VAR_DIR)."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith(("postgres://", "postgresql://")):
+        yield ""
+        return
+    import psycopg
+
+    name = f"bench_{purpose}_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
 def running_system(
-    prepare: Callable[[dict[str, str]], None] | None = None, with_token: bool = False
+    prepare: Callable[[dict[str, str]], None] | None = None,
+    with_token: bool = False,
+    database_url: str | None = None,
 ) -> Iterator[int | tuple[int, str]]:
     """Yield the port of a gunicorn server (2 workers) with a Celery worker, on embedded defaults
-    unless DATABASE_URL/REDIS_URL are set; ``prepare(env)`` may load data before it starts.
+    unless DATABASE_URL/REDIS_URL are set (then on a :func:`scratch_database` of that server, or on
+    ``database_url``, which the caller owns); ``prepare(env)`` may load data before it starts.
     With ``with_token`` it yields ``(port, token)`` for an API user."""
-    with tempfile.TemporaryDirectory(prefix="bench-") as var_dir:
+    with tempfile.TemporaryDirectory(prefix="bench-") as var_dir, ExitStack() as stack:
+        if database_url is None:
+            database_url = stack.enter_context(scratch_database("system"))
         # Latency is measured here, not the throttle: one client sends hundreds of requests a minute.
         env = {
             **os.environ,
+            "DATABASE_URL": database_url,
             "VAR_DIR": var_dir,
             "ENVIRONMENT": "development",
             "LOG_LEVEL": "WARNING",
