@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Max, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -39,10 +40,13 @@ class InstrumentAdmin(ScreenAdmin):
     actions = ("fetch_candles_now", "analyse_now")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Instrument]:
+        # From the series' summary rows: counting the candles themselves scanned every one stored.
         return (
             super()
             .get_queryset(request)
-            .annotate(candle_count=Count("candles"), newest_candle=Max("candles__open_time"))
+            .annotate(
+                candle_count=Coalesce(Sum("series__count"), 0), newest_candle=Max("series__newest_open")
+            )
         )
 
     @admin.display(description="Candles", ordering="candle_count")

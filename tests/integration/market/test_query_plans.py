@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from apps.core import clock
 from apps.health.checks import check_market_data
@@ -150,3 +151,12 @@ def test_a_bulk_write_refreshes_the_statistics_of_the_candle_table(stored):
         (common,) = cursor.fetchone()
     known = {int(value) for value in common.strip("{}").split(",")}
     assert {instrument.pk for instrument in stored} <= known
+
+
+def test_the_instrument_list_of_the_admin_reads_no_candle(admin_client, stored):
+    response, reads = candle_reads(lambda: admin_client.get(reverse("admin:market_instrument_changelist")))
+
+    assert response.status_code == 200
+    assert reads == []
+    counts = {row.symbol: row.candle_count for row in response.context["cl"].result_list}
+    assert counts == {f"PLAN{number}USDT": BARS for number in range(INSTRUMENTS)}
