@@ -17,6 +17,7 @@ from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, ScreenAdmin, list_tim
 from apps.core.dispatch import job_dispatch_on_commit
 from apps.core.models import JobStatus
 from apps.market import admin_views, selectors
+from apps.market.admin_candles import CandleAdmin
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.services.analyses import analysis_request, analysis_slot
 from workers.market import analysis_run, candles_fetch_latest
@@ -133,25 +134,7 @@ class InstrumentAdmin(ScreenAdmin):
         return self.admin_site.admin_view(wrapped)
 
 
-@admin.register(Candle)
-class CandleAdmin(ScreenAdmin):
-    """Millions of rows: no full counts, filters on indexed columns, and no edits of any kind."""
-
-    list_display = ("instrument", "timeframe", "opened", "open", "high", "low", "close", "volume")
-    list_filter = ("instrument", "timeframe")
-    list_select_related = ("instrument",)
-    date_hierarchy = "open_time"
-    show_full_result_count = False
-    opened = list_time("open_time", "open time")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+admin.site.register(Candle, CandleAdmin)
 
 
 class SignalInline(ReadOnlyInline):

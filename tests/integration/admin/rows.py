@@ -33,6 +33,7 @@ from apps.core import clock
 from apps.core.models import JobStatus
 from apps.health.models import ExternalApiProbe, HealthSnapshot, SnapshotTrigger
 from apps.health.services import snapshot_request
+from apps.market.admin_candles import CandleAdmin
 from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis, MarketEvent, Signal
 from apps.market.services.analyses import analysis_request, analysis_run, analysis_slot
@@ -401,7 +402,7 @@ ROW_MAKERS: dict[str, Callable[[AdminWorld], Model | None]] = {
     ),
     # market
     "market.Instrument": lambda world: world.btc,
-    "market.Candle": lambda world: Candle.objects.filter(instrument=world.btc).first(),
+    "market.Candle": lambda world: Candle.objects.order_by(*CandleAdmin.ordering).first(),  # its list's first
     "market.MarketAnalysis": lambda world: world.analysis,
     "market.Signal": _signal,
     "market.MarketEvent": _event,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from django.urls import reverse
 from apps.core import clock
 from apps.health.checks import check_market_data
 from apps.market import selectors
-from apps.market.models import Instrument
+from apps.market.models import Candle, CandleSeries, Instrument
 from apps.market.services.candles import ANALYZE_AFTER_ROWS, candles_store
 from apps.market.services.instruments import instrument_get_or_create
 
@@ -160,3 +161,33 @@ def test_the_instrument_list_of_the_admin_reads_no_candle(admin_client, stored):
     assert reads == []
     counts = {row.symbol: row.candle_count for row in response.context["cl"].result_list}
     assert counts == {f"PLAN{number}USDT": BARS for number in range(INSTRUMENTS)}
+
+
+@pytest.mark.parametrize(
+    "narrowed",
+    [
+        {},
+        {"timeframe__exact": "1h"},
+        {"instrument__id__exact": "{pk}", "timeframe__exact": "1h"},
+        {"instrument__id__exact": "{pk}", "timeframe__exact": "1h", "year": "{year}", "month": "1", "p": "2"},
+    ],
+)
+def test_the_candle_list_of_the_admin_reads_candles_only_through_the_index(admin_client, stored, narrowed):
+    # Django's defaults sorted every candle by its instrument's symbol, counted them and asked for
+    # their first and last open time and distinct years: four Seq Scans of the table.
+    instrument = stored[1]
+    year = CandleSeries.objects.get(instrument=instrument).newest_open.year
+    query = {key: value.format(pk=instrument.pk, year=year) for key, value in narrowed.items()}
+    url = reverse("admin:market_candle_changelist")
+
+    response, reads = candle_reads(lambda: admin_client.get(url, query))
+
+    assert response.status_code == 200
+    assert reads and set(reads) <= INDEX_READS, reads
+    candles = Candle.objects.all()
+    if "instrument__id__exact" in query:
+        candles = candles.filter(instrument=instrument)
+    if "year" in query:
+        january = datetime(year, 1, 1, tzinfo=UTC)
+        candles = candles.filter(open_time__gte=january, open_time__lt=january.replace(month=2))
+    assert response.context["cl"].result_count == candles.count() > 100

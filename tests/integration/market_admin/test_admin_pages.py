@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from apps.market.admin_candles import YearFilter
 from apps.market.domain.candle_files import read_candles
 from apps.market.models import Candle, Instrument, MarketAnalysis
 from apps.market.services.candles import candles_store
@@ -47,18 +50,29 @@ def test_every_market_list_loads(admin_client, analysis, model):
 
 def test_the_candle_list_filters_by_instrument_and_timeframe_and_date(admin_client, btc):
     url = reverse("admin:market_candle_changelist")
-    response = admin_client.get(
-        url,
-        {"instrument__id__exact": btc.pk, "timeframe": "1h", "open_time__year": 2019, "open_time__month": 10},
-    )
+    series = {"instrument__id__exact": btc.pk, "timeframe__exact": "1h"}
+    unnarrowed = admin_client.get(url).content.decode()
+    assert "By year (UTC)" not in unnarrowed  # years are offered once a series is chosen
 
-    shown = response.context["cl"].result_list
+    chosen = admin_client.get(url, series)
+    changelist = chosen.context["cl"]
+    (year_filter,) = [spec for spec in changelist.filter_specs if isinstance(spec, YearFilter)]
+    years = [choice["display"] for choice in year_filter.choices(changelist)]
+    assert years[1:] == [str(y) for y in range(btc.series.get().newest_open.year, 2017 - 1, -1)]
+    response = admin_client.get(url, {**series, "year": 2019, "month": 10})
+    shown = list(response.context["cl"].result_list)
 
     assert response.status_code == 200
     assert len(shown) == 100
     assert {(c.instrument_id, c.timeframe, f"{c.open_time:%Y-%m}") for c in shown} == {
         (btc.pk, "1h", "2019-10")
     }
+    assert shown[0].open_time > shown[-1].open_time  # newest first
+    october = Candle.objects.filter(
+        instrument=btc, timeframe="1h", open_time__gte=datetime(2019, 10, 1, tzinfo=UTC)
+    ).filter(open_time__lt=datetime(2019, 11, 1, tzinfo=UTC))
+    assert response.context["cl"].result_count == october.count() > 300  # the data ends on the 17th
+    assert admin_client.get(url, {**series, "year": "MMXIX"}).url.endswith("?e=1")
 
 
 def test_the_instrument_list_shows_candle_counts_without_a_query_per_instrument(admin_client):
