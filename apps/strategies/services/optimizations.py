@@ -372,9 +372,10 @@ def optimization_finish(*, run_id: int) -> OptimizationRun | None:
 def _run_robustness(
     run: OptimizationRun, results: Sequence[Mapping[str, Any]], summary: Summary
 ) -> dict[str, Any]:
-    """Record every trial of the run in its strategy's family and judge the search (PBO, the best
-    trial deflated by the family, the stitched out-of-sample curve); a failure here is reported in
-    the block and does not fail the search it judges."""
+    """Judge the search (PBO, the best trial deflated by the family, the stitched out-of-sample
+    curve), recording in the family the trials its chunks could not (results of an older version,
+    without their statistics); a failure here is reported in the block and does not fail the search
+    it judges."""
     try:
         inputs = _run_inputs(run.pk, run.created_at)
         search = search_robustness(
