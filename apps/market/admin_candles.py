@@ -20,6 +20,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import (
     ALL_VAR,
     ERROR_FLAG,
+    IS_FACETS_VAR,
     IS_POPUP_VAR,
     ORDER_VAR,
     PAGE_VAR,
@@ -36,7 +37,7 @@ from apps.market.models import Candle, CandleSeries
 INSTRUMENT_PARAMETER = "instrument__id__exact"
 TIMEFRAME_PARAMETER = "timeframe__exact"
 # Parameters that page or present the list without changing which rows it holds.
-_PRESENTATION = {PAGE_VAR, ALL_VAR, ORDER_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD_VAR}
+_PRESENTATION = {PAGE_VAR, ALL_VAR, ORDER_VAR, ERROR_FLAG, IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -119,6 +120,7 @@ class CandleAdmin(ScreenAdmin):
     ordering = ("-instrument__id", "-timeframe", "-open_time")
     sortable_by = ()
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a facet is a count of every candle per filter choice
     opened = list_time("open_time", "open time")
 
     def get_paginator(

@@ -170,6 +170,7 @@ def test_the_instrument_list_of_the_admin_reads_no_candle(admin_client, stored):
         {"timeframe__exact": "1h"},
         {"instrument__id__exact": "{pk}", "timeframe__exact": "1h"},
         {"instrument__id__exact": "{pk}", "timeframe__exact": "1h", "year": "{year}", "month": "1", "p": "2"},
+        {"_facets": "True"},
     ],
 )
 def test_the_candle_list_of_the_admin_reads_candles_only_through_the_index(admin_client, stored, narrowed):
