@@ -42,11 +42,25 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def chosen_series(request: HttpRequest) -> CandleSeries | None:
-    """The summary row of the series the list is narrowed to (an instrument and a timeframe)."""
-    instrument, timeframe = request.GET.get(INSTRUMENT_PARAMETER), request.GET.get(TIMEFRAME_PARAMETER)
-    if instrument is None or timeframe is None or not instrument.isdigit():
-        return None
-    return CandleSeries.objects.filter(instrument_id=int(instrument), timeframe=timeframe).first()
+    """The summary row of the series the list is narrowed to (an instrument and a timeframe), read
+    once per request: both date filters and their lookups ask for it."""
+    if not hasattr(request, "_candle_series"):
+        instrument, timeframe = request.GET.get(INSTRUMENT_PARAMETER), request.GET.get(TIMEFRAME_PARAMETER)
+        series = None
+        if instrument is not None and timeframe is not None and instrument.isdigit():
+            series = CandleSeries.objects.filter(instrument_id=int(instrument), timeframe=timeframe).first()
+        request._candle_series = series  # type: ignore[attr-defined]
+    return request._candle_series  # type: ignore[attr-defined,no-any-return]
+
+
+def _utc_span(year: str, month: str | None = None) -> tuple[datetime, datetime]:
+    """[first, after) of a year, or of one of its months, in UTC; a value that is not one is refused."""
+    first = datetime(
+        _whole_number(year, 1, 9998), 1 if month is None else _whole_number(month, 1, 12), 1, tzinfo=UTC
+    )
+    if month is None:
+        return first, first.replace(year=first.year + 1)
+    return first, first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
 
 
 def _whole_number(value: str, low: int, high: int) -> int:
@@ -71,8 +85,7 @@ class YearFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Candle]) -> QuerySet[Candle]:
         if self.value() is None or chosen_series(request) is None:
             return queryset
-        year = _whole_number(str(self.value()), 1, 9998)
-        first, after = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        first, after = _utc_span(str(self.value()))
         return queryset.filter(open_time__gte=first, open_time__lt=after)
 
 
@@ -91,10 +104,7 @@ class MonthFilter(admin.SimpleListFilter):
         year = request.GET.get(YearFilter.parameter_name)
         if self.value() is None or year is None or chosen_series(request) is None:
             return queryset
-        year_number = _whole_number(year, 1, 9998)
-        month = _whole_number(str(self.value()), 1, 12)
-        first = datetime(year_number, month, 1, tzinfo=UTC)
-        after = datetime(year_number + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        first, after = _utc_span(year, str(self.value()))
         return queryset.filter(open_time__gte=first, open_time__lt=after)
 
 

@@ -186,7 +186,9 @@ def optimization_chunk_run(*, run_id: int, chunk_index: int) -> bool:
     with job_claimed(model=OptimizationChunk, pk=chunk_pk) as claimed:
         if claimed is None:
             return _needs_outcome(run_id)
-        run = OptimizationRun.objects.select_related("strategy__instrument", "version").get(pk=run_id)
+        run = OptimizationRun.objects.select_related("strategy__instrument", "version", "owner").get(
+            pk=run_id
+        )
         if run.is_finished:
             job_fail(job=claimed, error=f"the optimisation had already {run.status}")
             return False
@@ -296,6 +298,7 @@ def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]], run: O
         if not stored:  # a later claim of this chunk took it over; that one counts it
             return False
         chunk.status = JobStatus.COMPLETED
+        params = {int(result["index"]): result["params"] for result in results}
         done = locked.chunks_done + 1
         progress = done / locked.chunks_total
         OptimizationRun.objects.filter(pk=run.pk).update(chunks_done=done, progress=progress)
@@ -303,14 +306,23 @@ def _chunk_store(chunk: OptimizationChunk, results: list[dict[str, Any]], run: O
             family=selectors.strategy_family(strategy=run.strategy),
             source=TrialSource.OPTIMIZATION,
             records=[
-                _trial_record(run, r["index"], r["params"], TrialStatistics.from_dict(r["window"]).moments)
-                for r in results
-                if "folds" in r and "window" in r
+                _trial_record(run, index, params[index], statistics.moments)
+                for index, statistics in _kept_statistics(results).items()
             ],
             strategy=run.strategy,
             owner=run.owner,
         )
     return _needs_outcome(run.pk)
+
+
+def _kept_statistics(results: Sequence[Mapping[str, Any]]) -> dict[int, TrialStatistics]:
+    """By trial index, the whole-window statistics the chunks kept with their successful results
+    (:func:`whole_window`); results stored by an older version have none."""
+    return {
+        int(result["index"]): TrialStatistics.from_dict(result["window"])
+        for result in results
+        if "folds" in result and "window" in result
+    }
 
 
 def _trial_record(
@@ -389,7 +401,7 @@ def _run_robustness(
             external=inputs.external,
             bars=inputs.bars,
         )
-        recorded = {int(r["index"]) for r in results if "folds" in r and "window" in r}  # by their chunks
+        recorded = _kept_statistics(results).keys()  # by the chunks that kept them
         return search_record(run=run, search=search, recorded=recorded).to_dict()
     except Interrupted:  # a time limit or a lost database ends the job, not just its block
         raise
@@ -438,30 +450,26 @@ def search_robustness(
     trials again, never every trial, and holds no returns matrix. A result stored without them (by a
     version before this one) has them computed here, one trial at a time. ``bars``: the window's
     frame checked, where the caller keeps it."""
-    statistics = {
-        int(result["index"]): TrialStatistics.from_dict(result["window"])
-        for result in results
-        if "folds" in result and "window" in result
-    }
+    statistics = _kept_statistics(results)
     missing = [
         {"index": result["index"], "params": result["params"]}
         for result in results
         if "folds" in result and "window" not in result
     ]
-    evaluated = missing and evaluate_chunk(
-        window.frame,
-        rules,
-        base_parameters,
-        missing,
-        [],
-        costs=costs,
-        external=external,
-        whole_window=whole_window(window, costs, bars),
-        bars=bars,
-    )
-    for result in evaluated or []:
-        if "window" in result:
-            statistics[int(result["index"])] = TrialStatistics.from_dict(result["window"])
+    if missing:
+        for result in evaluate_chunk(
+            window.frame,
+            rules,
+            base_parameters,
+            missing,
+            [],
+            costs=costs,
+            external=external,
+            whole_window=whole_window(window, costs, bars),
+            bars=bars,
+        ):
+            if "window" in result:
+                statistics[int(result["index"])] = TrialStatistics.from_dict(result["window"])
     block = optimisation_block(
         window.frame,
         rules,
