@@ -226,6 +226,10 @@ CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure"
 # Jobs (backtests, optimisations, generations, trainings) one user may have pending or running at
 # once; the next request is a 429 (apps.core.ownership).
 API_MAX_QUEUED_JOBS_PER_USER = env.int("API_MAX_QUEUED_JOBS_PER_USER", default=20)
+# A job's detail GET may wait up to this long for it to end (?wait=, apps.core.job_wait), at most
+# this many at once per web process: each holds a thread (keep it under gunicorn's 30 s timeout).
+API_JOB_WAIT_MAX_SECONDS = env.float("API_JOB_WAIT_MAX_SECONDS", default=20.0)
+API_JOB_WAITERS = env.int("API_JOB_WAITERS", default=2)
 
 API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24 * 30)
 # knox stores only a hash of each token; 0 hours means tokens never expire.

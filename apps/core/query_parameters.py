@@ -3,7 +3,8 @@
 The schema is the contract, so it is also the list: a parameter it does not name (a typo such as
 ``?simbol=BTCUSD``, or one a client hopes is read) is refused with a 400 naming it, instead of being
 silently ignored while the answer looks right. Built once per process from drf-spectacular's own
-generator (about a second, on the first request that carries a query string).
+generator (about half a second of CPU), as a web process starts (``tradingsite.wsgi``) or on the
+first request that carries a query string.
 """
 
 from __future__ import annotations
@@ -36,16 +37,22 @@ def _build() -> Operations:
     return operations
 
 
-def documented(callback: Callable[..., Any], method: str) -> frozenset[str] | None:
-    """The query parameters the schema documents for ``method`` on the view ``callback``; None when
-    the schema does not describe that operation (the schema and docs views, OPTIONS)."""
+def prepare() -> Operations:
+    """Every operation's documented parameters, built on the first call. The web server's entry point
+    calls it as a process starts, so that no request waits for the build."""
     global _operations
     if _operations is None:
         with _lock:
             if _operations is None:
                 _operations = _build()
+    return _operations
+
+
+def documented(callback: Callable[..., Any], method: str) -> frozenset[str] | None:
+    """The query parameters the schema documents for ``method`` on the view ``callback``; None when
+    the schema does not describe that operation (the schema and docs views, OPTIONS)."""
     method = "GET" if method.upper() == "HEAD" else method.upper()
-    return _operations.get((callback, method))
+    return prepare().get((callback, method))
 
 
 def undocumented(callback: Callable[..., Any], method: str, given: list[str]) -> list[str]:

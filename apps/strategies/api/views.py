@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import validated
 from apps.core.dispatch import job_dispatch_on_commit
+from apps.core.job_wait import WAIT_PARAMETER, job_waited, wait_seconds
 from apps.core.jobs import job_cancel
 from apps.core.models import Job, JobStatus
 from apps.core.symbols import normalise_symbol
@@ -93,6 +94,13 @@ def _visible(queryset: QuerySet[J], pk: str) -> J:
     if job is None:
         raise Http404
     return job
+
+
+def _awaited(request: Request, queryset: QuerySet[J], pk: str) -> J:
+    """The visible job ``pk`` (or a 404), once it has ended if the request asks to wait for it."""
+    seconds = wait_seconds(request)
+    job = _visible(queryset, pk)
+    return _visible(queryset, pk) if job_waited(job, seconds) else job
 
 
 def _accepted(job: Backtest | OptimizationRun, url_name: str, **kwargs: int) -> Response:
@@ -261,9 +269,9 @@ class BacktestCreateView(APIView):
 
 
 class BacktestDetailView(APIView):
-    @extend_schema(responses=BacktestSerializer)
+    @extend_schema(parameters=[WAIT_PARAMETER], responses=BacktestSerializer)
     def get(self, request: Request, backtest_id: str) -> Response:
-        backtest = _visible(selectors.backtests_visible(user=request.user), backtest_id)
+        backtest = _awaited(request, selectors.backtests_visible(user=request.user), backtest_id)
         return Response(BacktestSerializer(backtest).data)
 
 
@@ -309,9 +317,9 @@ class OptimizeView(APIView):
 
 
 class OptimizationDetailView(APIView):
-    @extend_schema(responses=OptimizationSerializer)
+    @extend_schema(parameters=[WAIT_PARAMETER], responses=OptimizationSerializer)
     def get(self, request: Request, run_id: str) -> Response:
-        run = _visible(selectors.optimizations_visible(user=request.user), run_id)
+        run = _awaited(request, selectors.optimizations_visible(user=request.user), run_id)
         return Response(OptimizationSerializer(run).data)
 
 
@@ -373,9 +381,9 @@ class GenerateView(APIView):
 
 
 class GenerationDetailView(APIView):
-    @extend_schema(responses=GenerationSerializer)
+    @extend_schema(parameters=[WAIT_PARAMETER], responses=GenerationSerializer)
     def get(self, request: Request, run_id: str) -> Response:
-        run = _visible(selectors.generations_visible(user=request.user), run_id)
+        run = _awaited(request, selectors.generations_visible(user=request.user), run_id)
         return Response(GenerationSerializer(run).data)
 
 

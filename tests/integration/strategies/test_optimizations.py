@@ -64,12 +64,12 @@ def _request(strategy, **changes) -> dict:
 
 
 def _wait_for(url: str, client, timeout: float = 120) -> dict:
+    """Follow a run as a client of the API does: each GET waits up to 5 s for it to end."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = client.get(url).json()
+        body = client.get(f"{url}?wait=5").json()
         if body["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
             return body
-        time.sleep(0.1)
     raise AssertionError(f"{url} still {body['status']} after {timeout}s")
 
 

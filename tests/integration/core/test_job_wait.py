@@ -1,0 +1,149 @@
+"""Long polling of a job (``GET <job>?wait=seconds``): the answer comes when the job ends, or when the
+time is up, a bad value is a 400, and each process lets a bounded number of requests wait at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.core.models import JobStatus
+from apps.health.models import HealthSnapshot, SnapshotTrigger
+from apps.health.services import snapshot_request
+
+# Far above how long any of these answers takes, far below the waits asked for: an answer that comes
+# in less did not wait for the deadline.
+PROMPT = 8.0
+
+
+def _url(snapshot: HealthSnapshot, wait: str) -> str:
+    return f"/api/health/snapshots/{snapshot.pk}?wait={wait}"
+
+
+@contextmanager
+def _in_thread(target, *args) -> Iterator[list]:
+    """Run ``target`` in a thread with its own database connection; yields the list its result lands in."""
+    result: list = []
+
+    def run() -> None:
+        try:
+            result.append(target(*args))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield result
+    finally:
+        thread.join(timeout=60)
+
+
+def _finish_after(snapshot: HealthSnapshot, seconds: float) -> None:
+    time.sleep(seconds)
+    HealthSnapshot.objects.filter(pk=snapshot.pk).update(
+        status=JobStatus.COMPLETED, document={"status": "healthy"}, finished_at=timezone.now()
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("wait", ["soon", "-1", "20.5", "nan", "inf", ""])
+def test_a_bad_wait_is_a_400_naming_it_and_changes_nothing(api_client, wait):
+    snapshot = snapshot_request(trigger=SnapshotTrigger.API)
+
+    response = api_client.get(_url(snapshot, wait))
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and list(error["fields"]) == ["wait"]
+    assert "from 0 to 20" in error["message"]
+    assert HealthSnapshot.objects.get(pk=snapshot.pk).status == JobStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_a_bad_wait_is_a_400_on_the_strategy_jobs_too(api_client):
+    for path in ("optimizations", "backtests", "generations"):
+        response = api_client.get(f"/api/strategies/{path}/1?wait=later")
+        assert response.status_code == 400, path
+        assert list(response.json()["error"]["fields"]) == ["wait"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_answer_comes_when_the_job_ends(api_client):
+    snapshot = snapshot_request(trigger=SnapshotTrigger.API)
+
+    with _in_thread(_finish_after, snapshot, 0.3):
+        started = time.monotonic()
+        response = api_client.get(_url(snapshot, "20"))
+        took = time.monotonic() - started
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "completed" and body["document"]["status"] == "healthy"
+    assert 0.3 <= took < PROMPT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unfinished_job_is_answered_when_the_time_is_up(api_client):
+    snapshot = snapshot_request(trigger=SnapshotTrigger.API)
+
+    started = time.monotonic()
+    response = api_client.get(_url(snapshot, "0.4"))
+    took = time.monotonic() - started
+
+    assert response.status_code == 200 and response.json()["status"] == "pending"
+    assert 0.4 <= took < PROMPT
+    assert HealthSnapshot.objects.get(pk=snapshot.pk).status == JobStatus.PENDING  # a GET changes nothing
+
+
+@pytest.mark.django_db
+def test_a_finished_job_is_answered_at_once(api_client):
+    snapshot = snapshot_request(trigger=SnapshotTrigger.API)
+    _finish_after(snapshot, 0)
+
+    started = time.monotonic()
+    response = api_client.get(_url(snapshot, "20"))
+
+    assert response.json()["status"] == "completed"
+    assert time.monotonic() - started < PROMPT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_more_requests_wait_than_the_process_has_places_for(api_client, settings):
+    settings.API_JOB_WAITERS = 1
+    snapshot = snapshot_request(trigger=SnapshotTrigger.API)
+    holding = _url(snapshot, "12")
+
+    with _in_thread(lambda: api_client.get(holding).json()["status"]) as first:
+        time.sleep(0.5)  # the first request holds the only place by now
+        started = time.monotonic()
+        second = api_client.get(_url(snapshot, "12"))
+        took = time.monotonic() - started
+        _finish_after(snapshot, 0)
+
+    assert second.status_code == 200 and second.json()["status"] == "pending"
+    assert took < PROMPT  # answered at once, not after its 12 seconds
+    assert first == ["completed"]  # the waiting one saw the job end
+
+
+def test_the_schema_documents_wait_on_every_job_that_is_polled(api_client, db):
+    schema = api_client.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    documented = {
+        path.rstrip("/")  # each path is served with and without its slash
+        for path, operations in schema["paths"].items()
+        if any(p["name"] == "wait" for p in operations.get("get", {}).get("parameters", []))
+    }
+
+    assert documented == {
+        "/api/strategies/backtests/{backtest_id}",
+        "/api/strategies/optimizations/{run_id}",
+        "/api/strategies/generations/{run_id}",
+        "/api/market/analyses/{analysis_id}",
+        "/api/health/snapshots/{snapshot_id}",
+        "/api/training/models/{model_id}",
+    }
