@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -21,6 +23,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 from apps.core.models import UNFINISHED, Job
+
+J = TypeVar("J", bound=Job)
 
 CHECK_SECONDS = 0.05
 
@@ -54,11 +58,18 @@ def wait_seconds(request: Request) -> float:
     return seconds
 
 
-def job_waited(job: Job, seconds: float) -> bool:
-    """Hold the request up to ``seconds`` while ``job`` is unfinished; True when it ended meanwhile
-    (the caller reads it again), False when it had already ended, is still running or no waiting
-    place was free. Reads only the job's status, by primary key: the caller has checked that the
-    requester may see the job."""
+def job_awaited(request: Request, fetch: Callable[[], J]) -> J:
+    """The job ``fetch`` reads (it checks that the requester may see it, or raises the 404), read
+    again once it has ended if the request asks to wait for that (``?wait=``, a 400 when bad)."""
+    seconds = wait_seconds(request)
+    job = fetch()
+    return fetch() if _waited(job, seconds) else job
+
+
+def _waited(job: Job, seconds: float) -> bool:
+    """Hold the request up to ``seconds`` while ``job`` is unfinished; True when it ended meanwhile,
+    False when it had already ended, is still running or no waiting place was free. Reads only the
+    job's status, by primary key."""
     places = _places()
     if seconds <= 0 or job.is_finished or not places.acquire(blocking=False):
         return False

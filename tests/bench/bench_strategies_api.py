@@ -8,7 +8,8 @@ broker, or a scratch database on DATABASE_URL's server and REDIS_URL when they a
 periods, walk-forward with 3 folds, cut into chunks of STRATEGY_OPTIMIZE_CHUNK_TRIALS (25) that the
 workers share. Each run is timed until its client sees it completed, and until its own
 ``finished_at``: a client that follows the run with ``GET ...?wait=`` (answered when the run ends), and,
-in alternate runs, one that polls every POLL_SECONDS.
+in alternate runs, one that polls every POLL_SECONDS. The worker counts take turns on one system, round
+by round (see :func:`bench`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pandas as pd
 from tests.bench.server import REPO_ROOT, _free_port, _wait_for_http, scratch_database, table
 
 BARS = 100_000
-RUNS = 5
+RUNS = 7
 TARGET_ONE_WORKER = 4.0
 TARGET_SCALING = 0.6  # two workers against one (four against two where there are the cores)
 TARGET_ENGINE_SHARE = 0.8
@@ -87,10 +88,43 @@ def store_candles() -> None:
     candles_store(instrument=instrument, timeframe="1h", frame=synthetic_hours(BARS))
 
 
+@dataclass(frozen=True)
+class System:
+    """A running scratch system: its server's port, an API token and the environment of its processes."""
+
+    port: int
+    token: str
+    env: dict[str, str]
+
+    @contextmanager
+    def more_workers(self, count: int) -> Iterator[None]:
+        """``count`` more Celery workers for the time of the block, the first always running."""
+        processes = [_worker(self.env, f"extra{number}") for number in range(count)]
+        try:
+            if processes:
+                _wait_for_workers(self.env, 1 + count)
+            yield
+        finally:
+            _stop(processes)
+
+
+def _worker(env: dict[str, str], name: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"]
+    command += ["--hostname", f"{name}@%h", "--loglevel", "WARNING", "--without-gossip"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, **quiet)
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
 @contextmanager
-def running_system(workers: int) -> Iterator[tuple[int, str]]:
-    """A gunicorn server and ``workers`` Celery worker processes on a scratch database with the
-    candles stored; yields (port, API token)."""
+def running_system() -> Iterator[System]:
+    """A gunicorn server and one Celery worker on a scratch database with the candles stored."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-strategies-") as var_dir,
         scratch_database("strategies") as database_url,
@@ -115,23 +149,13 @@ def running_system(workers: int) -> Iterator[tuple[int, str]]:
         web = [sys.executable, "-m", "gunicorn", "tradingsite.wsgi", "-b", f"127.0.0.1:{port}"]
         web += ["--workers", "2", "--threads", "4"]  # as the Procfile
         processes = [subprocess.Popen(web, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)]
-        for number in range(workers):
-            worker = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "solo"]
-            worker += ["--hostname", f"bench{number}@%h", "--loglevel", "WARNING", "--without-gossip"]
-            processes.append(
-                subprocess.Popen(
-                    worker, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-            )
+        processes.append(_worker(env, "bench"))
         try:
             _wait_for_http(port, "/api/health")
-            _wait_for_workers(env, workers)
-            yield port, token
+            _wait_for_workers(env, 1)
+            yield System(port, token, env)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
+            _stop(processes)
 
 
 def _wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> None:
@@ -185,30 +209,46 @@ def optimise(api: Api, strategy_id: str, *, poll: bool = False) -> tuple[Timing,
     return Timing(seen=seen, completed=completed), run
 
 
-def bench(workers: int) -> tuple[Timing, Timing]:
-    """The median timings of RUNS optimisations through the API with ``workers`` Celery workers
-    followed with ``?wait=``, and of RUNS polled, in alternate runs (the machine's pace drifts), after
-    one of each that is not timed (as the engine's figure is taken after a warm-up run)."""
-    with running_system(workers) as (port, token):
-        api = Api(port, token)
+Rounds = dict[int, list[tuple[Timing, Timing]]]
+
+
+def bench(counts: tuple[int, ...]) -> Rounds:
+    """RUNS rounds on one system; in each, for every worker count in turn, an optimisation followed
+    with ``?wait=`` and one polled. The machine's pace drifts over minutes, so one worker and two are
+    compared round by round rather than block against block. The extra workers of a round are
+    started for it, and read the candles in an untimed run (as the first worker did in the warm-up
+    and the engine's figure is taken after one)."""
+    rounds: Rounds = {workers: [] for workers in counts}
+    with running_system() as system:
+        api = Api(system.port, system.token)
         status, strategy = api.call("POST", "/api/strategies", STRATEGY)
         assert status == 201, strategy
-        for poll in (False, True):  # warm-up: each worker's imports and first read of the candles
-            optimise(api, strategy["strategy_id"], poll=poll)
         strategy_id = strategy["strategy_id"]
-        runs = [[optimise(api, strategy_id, poll=poll)[0] for poll in (False, True)] for _ in range(RUNS)]
-    medians = []
-    for name, timings in zip(("waiting", "polling"), zip(*runs, strict=True), strict=True):
-        seen = ", ".join(f"{t.seen:.2f}" for t in timings)
-        completed = ", ".join(f"{t.completed:.2f}" for t in timings)
-        print(f"{workers} worker(s), {name}: seen {seen} s; completed {completed} s", flush=True)
-        medians.append(
-            Timing(
-                seen=statistics.median(t.seen for t in timings),
-                completed=statistics.median(t.completed for t in timings),
-            )
-        )
-    return medians[0], medians[1]
+        for poll in (False, True):  # warm-up: the worker's imports and first read of the candles
+            optimise(api, strategy_id, poll=poll)
+        for number in range(RUNS):
+            for workers in counts:
+                with system.more_workers(workers - 1):
+                    if workers > 1:
+                        optimise(api, strategy_id)
+                    waited, polled = (optimise(api, strategy_id, poll=poll)[0] for poll in (False, True))
+                rounds[workers].append((waited, polled))
+            seen = ", ".join(f"{n}: {rounds[n][-1][0].seen:.2f}/{rounds[n][-1][1].seen:.2f}" for n in counts)
+            print(f"round {number + 1}, seen waiting/polling, by workers: {seen} s", flush=True)
+    return rounds
+
+
+def _median(timings: list[Timing]) -> Timing:
+    return Timing(
+        seen=statistics.median(t.seen for t in timings),
+        completed=statistics.median(t.completed for t in timings),
+    )
+
+
+def _ratio(rounds: Rounds, more: int, fewer: int, client: int, field: str) -> float:
+    """The median over the rounds of ``more`` workers' time against ``fewer``'s in the same round."""
+    pairs = zip(rounds[more], rounds[fewer], strict=True)
+    return statistics.median(getattr(m[client], field) / getattr(f[client], field) for m, f in pairs)
 
 
 def engine_alone() -> float:
@@ -236,12 +276,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     engine = engine_alone()
     counts = (1, 2, 4) if (os.cpu_count() or 1) >= 4 else (1, 2)
-    both = {workers: bench(workers) for workers in counts}
-    api, polled = {n: pair[0] for n, pair in both.items()}, {n: pair[1] for n, pair in both.items()}
+    rounds = bench(counts)
+    api = {n: _median([waited for waited, _ in rounds[n]]) for n in counts}
+    polled = {n: _median([polled for _, polled in rounds[n]]) for n in counts}
     backend = "PostgreSQL + Redis" if os.environ.get("DATABASE_URL") else "SQLite + filesystem broker"
     print(f"\nPOST /api/strategies/optimize until GET ?wait={WAIT_SECONDS} says completed ({backend},")
-    print(f"median of {RUNS} runs; in brackets until the run's finished_at; the polling client asks every")
-    print(f"{POLL_SECONDS:g} s, in alternate runs)")
+    print(f"medians of {RUNS} rounds; in brackets until the run's finished_at; ratios are the median of")
+    print(f"each round's; the polling client asks every {POLL_SECONDS:g} s, in the same rounds)")
     end_load = os.getloadavg()[0]
     print(f"{os.cpu_count()} CPUs, load average {load:.1f} when it started, {end_load:.1f} at the end\n")
 
@@ -269,22 +310,22 @@ def main() -> None:
         ),
     ]
     for more, fewer in zip(counts[1:], counts, strict=False):
-        ratio = api[more].seen / api[fewer].seen
+        ratio = _ratio(rounds, more, fewer, 0, "seen")
         rows.append(
             (
                 f"the same with {more} workers: seen by the client (completed)",
                 f"{api[more].seen:.2f} s, {ratio:.2f}x of {fewer} "
-                f"({api[more].completed:.2f} s, {api[more].completed / api[fewer].completed:.2f}x)",
+                f"({api[more].completed:.2f} s, {_ratio(rounds, more, fewer, 0, 'completed'):.2f}x)",
                 f"< {TARGET_SCALING:g}x of {fewer}",
                 verdict(ratio < TARGET_SCALING),
             )
         )
     for workers in counts:
+        scaling = f", {_ratio(rounds, workers, 1, 1, 'seen'):.2f}x of 1" if workers > 1 else ""
         rows.append(
             (
                 f"{workers} worker(s), a client polling every {POLL_SECONDS:g} s instead: seen (completed)",
-                f"{polled[workers].seen:.2f} s ({polled[workers].completed:.2f} s)"
-                + (f", {polled[workers].seen / polled[1].seen:.2f}x of 1" if workers > 1 else ""),
+                f"{polled[workers].seen:.2f} s ({polled[workers].completed:.2f} s){scaling}",
                 "",
                 "",
             )

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.job_wait import WAIT_PARAMETER, job_waited, wait_seconds
+from apps.core.job_wait import WAIT_PARAMETER, job_awaited
 from apps.core.tokens import TokenAuthentication
 from apps.health import selectors, services
 from apps.health.api.serializers import (
@@ -70,10 +70,8 @@ class SnapshotsView(generics.ListAPIView):
 class SnapshotDetailView(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses=HealthSnapshotSerializer)
     def get(self, request: Request, snapshot_id: str) -> Response:
-        seconds = wait_seconds(request)
-        snapshot = get_object_or_404(selectors.snapshot_list(), pk=int(snapshot_id))
-        if job_waited(snapshot, seconds):
-            snapshot = get_object_or_404(selectors.snapshot_list(), pk=snapshot.pk)
+        snapshots = selectors.snapshot_list()
+        snapshot = job_awaited(request, lambda: get_object_or_404(snapshots, pk=int(snapshot_id)))
         data = HealthSnapshotSerializer(snapshot).data
         if data["document"]:
             data["document"] = selectors.document_for(data["document"], staff=_is_staff(request))

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import validated
-from apps.core.job_wait import WAIT_PARAMETER, job_waited, wait_seconds
+from apps.core.job_wait import WAIT_PARAMETER, job_awaited
 from apps.market import selectors
 from apps.market.api.answers import market_answer, reused_answer
 from apps.market.api.filters import AnalysisFilter, EventFilter, InstrumentFilter, SignalFilter
@@ -151,10 +151,8 @@ class AnalysisListView(generics.ListAPIView):
 class AnalysisDetailView(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses=MarketAnalysisSerializer)
     def get(self, request: Request, analysis_id: str) -> Response:
-        seconds = wait_seconds(request)
-        analysis = get_object_or_404(selectors.analysis_list(), pk=int(analysis_id))
-        if job_waited(analysis, seconds):
-            analysis = get_object_or_404(selectors.analysis_list(), pk=analysis.pk)
+        analyses = selectors.analysis_list()
+        analysis = job_awaited(request, lambda: get_object_or_404(analyses, pk=int(analysis_id)))
         return Response(MarketAnalysisSerializer(analysis).data)
 
 

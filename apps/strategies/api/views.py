@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import validated
 from apps.core.dispatch import job_dispatch_on_commit
-from apps.core.job_wait import WAIT_PARAMETER, job_waited, wait_seconds
+from apps.core.job_wait import WAIT_PARAMETER, job_awaited
 from apps.core.jobs import job_cancel
 from apps.core.models import Job, JobStatus
 from apps.core.symbols import normalise_symbol
@@ -94,13 +94,6 @@ def _visible(queryset: QuerySet[J], pk: str) -> J:
     if job is None:
         raise Http404
     return job
-
-
-def _awaited(request: Request, queryset: QuerySet[J], pk: str) -> J:
-    """The visible job ``pk`` (or a 404), once it has ended if the request asks to wait for it."""
-    seconds = wait_seconds(request)
-    job = _visible(queryset, pk)
-    return _visible(queryset, pk) if job_waited(job, seconds) else job
 
 
 def _accepted(job: Backtest | OptimizationRun, url_name: str, **kwargs: int) -> Response:
@@ -271,7 +264,8 @@ class BacktestCreateView(APIView):
 class BacktestDetailView(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses=BacktestSerializer)
     def get(self, request: Request, backtest_id: str) -> Response:
-        backtest = _awaited(request, selectors.backtests_visible(user=request.user), backtest_id)
+        backtests = selectors.backtests_visible(user=request.user)
+        backtest = job_awaited(request, lambda: _visible(backtests, backtest_id))
         return Response(BacktestSerializer(backtest).data)
 
 
@@ -319,7 +313,8 @@ class OptimizeView(APIView):
 class OptimizationDetailView(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses=OptimizationSerializer)
     def get(self, request: Request, run_id: str) -> Response:
-        run = _awaited(request, selectors.optimizations_visible(user=request.user), run_id)
+        runs = selectors.optimizations_visible(user=request.user)
+        run = job_awaited(request, lambda: _visible(runs, run_id))
         return Response(OptimizationSerializer(run).data)
 
 
@@ -383,7 +378,8 @@ class GenerateView(APIView):
 class GenerationDetailView(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses=GenerationSerializer)
     def get(self, request: Request, run_id: str) -> Response:
-        run = _awaited(request, selectors.generations_visible(user=request.user), run_id)
+        runs = selectors.generations_visible(user=request.user)
+        run = job_awaited(request, lambda: _visible(runs, run_id))
         return Response(GenerationSerializer(run).data)
 
 

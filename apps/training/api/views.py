@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from apps.core import ownership
 from apps.core.api import error_body, validated
 from apps.core.dispatch import job_dispatch_on_commit
-from apps.core.job_wait import WAIT_PARAMETER, job_waited, wait_seconds
+from apps.core.job_wait import WAIT_PARAMETER, job_awaited
 from apps.core.jobs import job_cancel
 from apps.core.symbols import normalise_symbol
 from apps.training import selectors
@@ -98,11 +98,8 @@ class ModelListView(generics.ListAPIView):
 class ModelDetailView(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses=MLModelDetailSerializer)
     def get(self, request: Request, model_id: str) -> Response:
-        seconds = wait_seconds(request)
         models = selectors.models_visible(user=request.user).prefetch_related("promotion_decisions")
-        model = get_object_or_404(models, model_id=model_id)
-        if job_waited(model, seconds):
-            model = get_object_or_404(models, model_id=model_id)
+        model = job_awaited(request, lambda: get_object_or_404(models, model_id=model_id))
         return Response(MLModelDetailSerializer(model).data)
 
 
