@@ -229,6 +229,7 @@ def bench(counts: tuple[int, ...]) -> Rounds:
         for number in range(RUNS):
             for workers in counts:
                 with system.more_workers(workers - 1):
+                    api = Api(system.port, system.token)  # the server closed the idle one meanwhile
                     if workers > 1:
                         optimise(api, strategy_id)
                     waited, polled = (optimise(api, strategy_id, poll=poll)[0] for poll in (False, True))
