@@ -1,6 +1,7 @@
 """Admin pages for health snapshots and external API probes (read-only records)."""
 
 from django.contrib import admin
+from django.db import models
 
 from apps.core.admin import ReadOnlyAdmin, list_time
 from apps.health.models import ExternalApiProbe, HealthSnapshot
@@ -18,3 +19,5 @@ class HealthSnapshotAdmin(ReadOnlyAdmin):
 class ExternalApiProbeAdmin(ReadOnlyAdmin):
     list_display = ("name", "reachable", "status_code", "response_time_ms", "message", "checked")
     checked = list_time("checked_at", "checked")
+    # The probes' URLs are https; saying so also keeps Django 6's changed default out of the page.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
