@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from django.conf import settings
@@ -38,8 +39,8 @@ WAIT_PARAMETER = OpenApiParameter(
     ),
 )
 
-_waiters: tuple[int, threading.BoundedSemaphore] | None = None
-_waiters_lock = threading.Lock()
+_waiting = 0  # requests of this process waiting now
+_waiting_lock = threading.Lock()
 
 
 def wait_seconds(request: Request) -> float:
@@ -70,10 +71,11 @@ def _waited(job: Job, seconds: float) -> bool:
     """Hold the request up to ``seconds`` while ``job`` is unfinished; True when it ended meanwhile,
     False when it had already ended, is still running or no waiting place was free. Reads only the
     job's status, by primary key."""
-    places = _places()
-    if seconds <= 0 or job.is_finished or not places.acquire(blocking=False):
+    if seconds <= 0 or job.is_finished:
         return False
-    try:
+    with _waiting_place() as placed:
+        if not placed:
+            return False
         unfinished = type(job).objects.filter(pk=job.pk, status__in=UNFINISHED)
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
@@ -81,15 +83,17 @@ def _waited(job: Job, seconds: float) -> bool:
             if not unfinished.exists():
                 return True
         return False
+
+
+@contextmanager
+def _waiting_place() -> Iterator[bool]:
+    """One of the process's ``API_JOB_WAITERS`` waiting places for the block, if one is free."""
+    global _waiting
+    with _waiting_lock:
+        placed = _waiting < settings.API_JOB_WAITERS
+        _waiting += placed
+    try:
+        yield placed
     finally:
-        places.release()
-
-
-def _places() -> threading.BoundedSemaphore:
-    """The process's waiting places, made on first use and again if the setting changes (tests)."""
-    global _waiters
-    count = settings.API_JOB_WAITERS
-    with _waiters_lock:
-        if _waiters is None or _waiters[0] != count:
-            _waiters = (count, threading.BoundedSemaphore(count))
-        return _waiters[1]
+        with _waiting_lock:
+            _waiting -= placed

@@ -3,19 +3,16 @@ time is up, a bad value is a 400, and each process lets a bounded number of requ
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.core import job_wait
 from apps.core.models import JobStatus
 from apps.health.models import HealthSnapshot, SnapshotTrigger
 from apps.health.services import snapshot_request
+from tests.integration.trading.threads import run_together
 
 # Far above how long any of these answers takes, far below the waits asked for: an answer that comes
 # in less did not wait for the deadline.
@@ -26,23 +23,11 @@ def _url(snapshot: HealthSnapshot, wait: str) -> str:
     return f"/api/health/snapshots/{snapshot.pk}?wait={wait}"
 
 
-@contextmanager
-def _in_thread(target, *args) -> Iterator[list]:
-    """Run ``target`` in a thread with its own database connection; yields the list its result lands in."""
-    result: list = []
-
-    def run() -> None:
-        try:
-            result.append(target(*args))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    try:
-        yield result
-    finally:
-        thread.join(timeout=60)
+def _timed_get(client, url: str) -> tuple[dict, float]:
+    started = time.monotonic()
+    response = client.get(url)
+    assert response.status_code == 200, response.content
+    return response.json(), time.monotonic() - started
 
 
 def _finish_after(snapshot: HealthSnapshot, seconds: float) -> None:
@@ -78,13 +63,12 @@ def test_a_bad_wait_is_a_400_on_the_strategy_jobs_too(api_client):
 def test_the_answer_comes_when_the_job_ends(api_client):
     snapshot = snapshot_request(trigger=SnapshotTrigger.API)
 
-    with _in_thread(_finish_after, snapshot, 1.0):
-        started = time.monotonic()
-        response = api_client.get(_url(snapshot, "20"))
-        took = time.monotonic() - started
+    results = run_together(
+        2, lambda i: _finish_after(snapshot, 1.0) if i == 0 else _timed_get(api_client, _url(snapshot, "20"))
+    )
 
-    assert response.status_code == 200
-    body = response.json()
+    assert results[0] is None, results
+    body, took = results[1]
     assert body["status"] == "completed" and body["document"]["status"] == "healthy"
     assert 0.9 <= took < PROMPT
 
@@ -118,23 +102,26 @@ def test_a_finished_job_is_answered_at_once(api_client):
 def test_no_more_requests_wait_than_the_process_has_places_for(api_client, settings):
     settings.API_JOB_WAITERS = 1
     snapshot = snapshot_request(trigger=SnapshotTrigger.API)
-    holding = _url(snapshot, "12")
 
-    with _in_thread(lambda: api_client.get(holding).json()["status"]) as first:
-        _until_the_places_are_held()
-        started = time.monotonic()
-        second = api_client.get(_url(snapshot, "12"))
-        took = time.monotonic() - started
+    def second() -> tuple[dict, float]:
+        _until_a_request_waits()
+        answer = _timed_get(api_client, _url(snapshot, "12"))
         _finish_after(snapshot, 0)
+        return answer
 
-    assert second.status_code == 200 and second.json()["status"] == "pending"
+    results = run_together(2, lambda i: _timed_get(api_client, _url(snapshot, "12")) if i == 0 else second())
+
+    assert not any(isinstance(result, Exception) for result in results), results
+    (first, _), (body, took) = results
+
+    assert body["status"] == "pending"
     assert took < PROMPT  # answered at once, not after its 12 seconds
-    assert first == ["completed"]  # the waiting one saw the job end
+    assert first["status"] == "completed"  # the waiting one saw the job end
 
 
-def _until_the_places_are_held(timeout: float = 10) -> None:
+def _until_a_request_waits(timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while job_wait._places()._value:  # CPython's count of the free places
+    while not job_wait._waiting:
         assert time.monotonic() < deadline, "no request took the waiting place"
         time.sleep(0.01)
 
