@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.schedules import schedule as interval_schedule
+from celery.utils.time import maybe_make_aware
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -33,14 +34,14 @@ logger = logging.getLogger(__name__)
 STANDBY_CHECK_SECONDS = 5.0
 
 
-def slot_of(entry: Any, now: datetime) -> datetime:
-    """The slot a send of ``entry`` at ``now`` belongs to: the minute for crontab schedules, the
+def slot_of(entry: Any, due: datetime) -> datetime:
+    """The slot of a send of ``entry`` found due at ``due``: the minute for crontab schedules, the
     interval's own period for interval schedules."""
-    now = now.astimezone(UTC)
+    due = maybe_make_aware(due).astimezone(UTC)
     if isinstance(entry.schedule, interval_schedule):
         period = max(int(entry.schedule.run_every.total_seconds()), 1)
-        return datetime.fromtimestamp(int(now.timestamp()) // period * period, tz=UTC)
-    return now.replace(second=0, microsecond=0)
+        return datetime.fromtimestamp(int(due.timestamp()) // period * period, tz=UTC)
+    return due.replace(second=0, microsecond=0)
 
 
 class LeaderScheduler(DatabaseScheduler):
@@ -94,10 +95,15 @@ class LeaderScheduler(DatabaseScheduler):
             logger.warning("beat %s: the first external API probe was not sent: %s", self.holder, error)
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
-        slot = slot_of(entry, datetime.now(UTC))
+        if advance:
+            entry = self.reserve(entry)
+        # The slot is the moment the entry was found due (reserve stamps it on the shared model), not
+        # the clock at sending: a send found due just before a slot's end but sent just after it
+        # would share the next send's slot. Moments found due are a full period apart, so their slots differ.
+        slot = slot_of(entry, entry.model.last_run_at)
         headers = {**entry.options.get("headers", {}), SLOT_HEADER: slot.isoformat()}
         entry.options = {**entry.options, "headers": headers}
-        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        return super().apply_async(entry, producer=producer, advance=False, **kwargs)
 
     def close(self) -> None:
         super().close()
