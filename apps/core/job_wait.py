@@ -27,7 +27,7 @@ from apps.core.models import UNFINISHED, Job
 
 J = TypeVar("J", bound=Job)
 
-CHECK_SECONDS = 0.05
+CHECK_SECONDS = 0.02  # a status query by primary key: about 0.15 ms of CPU per look
 
 WAIT_PARAMETER = OpenApiParameter(
     "wait",

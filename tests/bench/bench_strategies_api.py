@@ -9,23 +9,27 @@ periods, walk-forward with 3 folds, cut into chunks of STRATEGY_OPTIMIZE_CHUNK_T
 workers share. Each run is timed until its client sees it completed, and until its own
 ``finished_at``: a client that follows the run with ``GET ...?wait=`` (answered when the run ends), and,
 in alternate runs, one that polls every POLL_SECONDS. The worker counts take turns on one system, round
-by round (see :func:`bench`).
+by round (see :func:`bench`). Beside each ratio of workers, the pure engine's own: the search cut into
+as many parts run at once in as many processes, which is what the machine's cores give with no API
+at all (:func:`engine_scaling`).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -252,22 +256,59 @@ def _ratio(rounds: Rounds, more: int, fewer: int, client: int, field: str) -> fl
     return statistics.median(getattr(m[client], field) / getattr(f[client], field) for m, f in pairs)
 
 
-def engine_alone() -> float:
-    """The same search by the pure engine in this process, with the whole-window statistics the
-    workers keep for the robustness block: the floor under the API figures (median of RUNS after a
-    warm-up run)."""
-    from apps.strategies.engine.optimize import Window, chunk, evaluate_chunk, grid, walk_forward_folds
+def _engine_search(trials: list, share: tuple[int, int] = (0, 1)) -> Callable[[], float]:
+    """A timer of the same search by the pure engine, with the whole-window statistics the workers
+    keep for the robustness block, over part ``share[0]`` of ``share[1]`` equal parts of the trials."""
+    from apps.strategies.engine.optimize import Window, evaluate_chunk, walk_forward_folds
     from apps.strategies.engine.robustness import window_statistics
 
-    frame = synthetic_hours(BARS)
-    trials, folds = chunk(grid(SPACE), 100)[0], walk_forward_folds(BARS, 3)
+    frame, folds = synthetic_hours(BARS), walk_forward_folds(BARS, 3)
+    part, parts = share
+    mine = trials[part * len(trials) // parts : (part + 1) * len(trials) // parts]
     hook = window_statistics(frame, window=Window(0, BARS))
-    timings = []
-    for _ in range(RUNS + 1):
+
+    def timed() -> float:
         started = time.perf_counter()
-        evaluate_chunk(frame, STRATEGY["rules"], STRATEGY["parameters"], trials, folds, whole_window=hook)
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings[1:])
+        evaluate_chunk(frame, STRATEGY["rules"], STRATEGY["parameters"], mine, folds, whole_window=hook)
+        return time.perf_counter() - started
+
+    return timed
+
+
+def _trials() -> list:
+    from apps.strategies.engine.optimize import chunk, grid
+
+    return chunk(grid(SPACE), 100)[0]
+
+
+def engine_alone() -> float:
+    """The search by the pure engine in this process: the floor under the API figures (median of
+    RUNS after a warm-up run)."""
+    timed = _engine_search(_trials())
+    return statistics.median([timed() for _ in range(RUNS + 1)][1:])
+
+
+def _engine_part(part: int, parts: int, start: Any) -> list[float]:
+    timed = _engine_search(_trials(), (part, parts))
+    timed()  # warm-up
+    timings = []
+    for _ in range(RUNS):
+        start.wait()  # every process starts each run together
+        timings.append(timed())
+    return timings
+
+
+def engine_scaling(processes: int) -> float:
+    """The pure engine's own scaling on this machine: the search cut into ``processes`` equal parts
+    run at once in as many processes, against the whole in one; the median over RUNS of the slowest
+    part's time against :func:`engine_alone`'s. What the API's ratio of workers could reach with no
+    serial step, database, broker or web server at all."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(processes) as pool:
+        start = manager.Barrier(processes)
+        parts = pool.starmap(_engine_part, [(part, processes, start) for part in range(processes)])
+    slowest = [max(timings) for timings in zip(*parts, strict=True)]
+    return statistics.median(slowest)
 
 
 def main() -> None:
@@ -277,6 +318,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     engine = engine_alone()
     counts = (1, 2, 4) if (os.cpu_count() or 1) >= 4 else (1, 2)
+    engine_parts = {n: engine_scaling(n) for n in counts[1:]}
     rounds = bench(counts)
     api = {n: _median([waited for waited, _ in rounds[n]]) for n in counts}
     polled = {n: _median([polled for _, polled in rounds[n]]) for n in counts}
@@ -319,6 +361,15 @@ def main() -> None:
                 f"({api[more].completed:.2f} s, {_ratio(rounds, more, fewer, 0, 'completed'):.2f}x)",
                 f"< {TARGET_SCALING:g}x of {fewer}",
                 verdict(ratio < TARGET_SCALING),
+            )
+        )
+        rows.append(
+            (
+                f"  the engine alone in {more} processes at once, 1/{more} of the trials each "
+                "(this machine's own scaling)",
+                f"{engine_parts[more]:.2f} s, {engine_parts[more] / engine:.2f}x of 1 process",
+                "",
+                "",
             )
         )
     for workers in counts:

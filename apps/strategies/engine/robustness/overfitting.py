@@ -23,7 +23,8 @@ not vary over a half (it never trades there) scores a Sharpe ratio of 0 on it.
 
 Vectorised: per block and trial the sums of returns and of squared returns (about a per-trial centre,
 which keeps the variance accurate) are computed once; each combination's training sums are then a
-matrix product of a 0/1 block selector with them, and the test sums are the totals minus those. Those
+matrix product of a 0/1 block selector with them, and a combination's test half is the training half
+of its complement combination, whose Sharpe ratios are computed in the same step. Those
 per-block sums (:class:`BlockSums`, a few dozen numbers) are all CSCV needs of a trial, so the workers
 that backtest the trials can reduce each one's returns to them (:func:`block_sums`) and the step that
 concludes the search runs CSCV without the returns matrix (:func:`overfitting_from_blocks`).
@@ -183,31 +184,34 @@ def _cscv(
 ) -> Overfitting:
     trials = sums.shape[1]
     selectors = _half_selectors(partitions)
-    half = block * partitions // 2
-    logits, in_sample, out_of_sample, chosen = [], [], [], []
-    for start in range(0, len(selectors), _COMBINATIONS_PER_STEP):
-        train = selectors[start : start + _COMBINATIONS_PER_STEP]
-        train_sums, train_squares = train @ sums, train @ squares
-        sharpe_in = _sharpe(train_sums, train_squares, half, centre)
-        sharpe_out = _sharpe(sums.sum(axis=0) - train_sums, squares.sum(axis=0) - train_squares, half, centre)
-        best = np.argmax(sharpe_in, axis=1)
-        rows = np.arange(len(best))
-        best_out = sharpe_out[rows, best]
-        below = (sharpe_out < best_out[:, None]).sum(axis=1)
-        ties = (sharpe_out == best_out[:, None]).sum(axis=1)
-        relative_rank = (below + (ties + 1) / 2.0) / (trials + 1)
-        logits.append(np.log(relative_rank / (1.0 - relative_rank)))
-        in_sample.append(sharpe_in[rows, best])
-        out_of_sample.append(best_out)
-        chosen.append(best)
-    logit = np.concatenate(logits)
-    pairs_in, pairs_out = np.concatenate(in_sample), np.concatenate(out_of_sample)
+    total, half = len(selectors), block * partitions // 2
+    logit, pairs_in, pairs_out = np.empty(total), np.empty(total), np.empty(total)
+    chosen = np.empty(total, dtype=np.intp)
+    # The test half of combination i is the training half of combination total-1-i (complements reverse
+    # the lexicographic order of half-size subsets), so each pair's Sharpe ratios are computed once.
+    for start in range(0, total // 2, _COMBINATIONS_PER_STEP):
+        first = np.arange(start, min(start + _COMBINATIONS_PER_STEP, total // 2))
+        second = total - 1 - first  # the complements, row for row
+        sharpe_first = _sharpe(selectors[first] @ sums, selectors[first] @ squares, half, centre)
+        sharpe_second = _sharpe(selectors[second] @ sums, selectors[second] @ squares, half, centre)
+        for rows, sharpe_in, sharpe_out in (
+            (first, sharpe_first, sharpe_second),
+            (second, sharpe_second, sharpe_first),
+        ):
+            best = np.argmax(sharpe_in, axis=1)
+            each = np.arange(len(best))
+            best_out = sharpe_out[each, best]
+            below = (sharpe_out < best_out[:, None]).sum(axis=1)
+            ties = (sharpe_out == best_out[:, None]).sum(axis=1)
+            relative_rank = (below + (ties + 1) / 2.0) / (trials + 1)
+            logit[rows] = np.log(relative_rank / (1.0 - relative_rank))
+            pairs_in[rows], pairs_out[rows], chosen[rows] = sharpe_in[each, best], best_out, best
     return Overfitting(
         pbo=float(np.mean(logit <= 0.0)),
         logits=logit,
         in_sample=pairs_in,
         out_of_sample=pairs_out,
-        chosen=np.concatenate(chosen),
+        chosen=chosen,
         probability_of_loss=float(np.mean(pairs_out < 0.0)),
         degradation_slope=_slope(pairs_in, pairs_out),
         partitions=partitions,
