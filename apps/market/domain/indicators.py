@@ -296,8 +296,9 @@ def _cci(frame: pd.DataFrame, p: Params) -> Outputs:
     """Commodity channel index: ``(tp - SMA(tp)) / (constant * mean absolute deviation of tp)`` over
     the last ``period`` bars, where tp = (high + low + close) / 3 and constant defaults to 0.015."""
     n, tp = int(p["period"]), _typical_price(frame)
+    mean = window_mean(tp, n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {"value": (tp - window_mean(tp, n)) / (p["constant"] * window_mean_abs_deviation(tp, n))}
+        return {"value": (tp - mean) / (p["constant"] * window_mean_abs_deviation(tp, n, mean))}
 
 
 # --- volatility and channels -----------------------------------------------------------------------

@@ -294,25 +294,47 @@ def window_range_into(
     instead and ``lowest`` is scratch. Returns ``highest``."""
     size = len(high)
     last_start = size - n
-    for first in range(0, last_start + 1, n):
-        top, bottom = -np.inf, np.inf
-        for i in range(min(first + n, size) - 1, first - 1, -1):
-            top, bottom = max(top, high[i]), min(bottom, low[i])
-            if i <= last_start:
-                highest[i + n - 1], lowest[i + n - 1] = top, bottom
     for first in range(0, size, n):
+        # As window_sum_into: one pass over each block, forward (its prefix, joined to the previous
+        # block's suffix parked on t) and backward (its suffixes, parked in the next block) at once.
         top, bottom = -np.inf, np.inf
-        for t in range(first, min(first + n, size)):
-            top, bottom = max(top, high[t]), min(bottom, low[t])
-            if t < n - 1:
-                continue
-            joined_top, joined_bottom = top, bottom
-            if t != first + n - 1:  # a window ending inside a block joins the parked suffix
+        suffix_top, suffix_bottom = -np.inf, np.inf
+        if first > 0 and first + 2 * n <= size:  # a middle block: nothing to check
+            for j in range(n - 1):
+                t = first + j
+                top, bottom = max(top, high[t]), min(bottom, low[t])
                 joined_top, joined_bottom = max(highest[t], top), min(lowest[t], bottom)
+                if midpoint:
+                    highest[t] = 0.5 * (joined_top + joined_bottom)
+                else:
+                    highest[t], lowest[t] = joined_top, joined_bottom
+                i = first + n - 1 - j
+                suffix_top, suffix_bottom = max(suffix_top, high[i]), min(suffix_bottom, low[i])
+                highest[i + n - 1], lowest[i + n - 1] = suffix_top, suffix_bottom
+            t = first + n - 1  # the window ending a block is that block alone
+            top, bottom = max(top, high[t]), min(bottom, low[t])
             if midpoint:
-                highest[t] = 0.5 * (joined_top + joined_bottom)
+                highest[t] = 0.5 * (top + bottom)
             else:
-                highest[t], lowest[t] = joined_top, joined_bottom
+                highest[t], lowest[t] = top, bottom
+            continue
+        full = first + n <= size
+        for j in range(min(n, size - first)):  # the first block and the last two
+            t = first + j
+            top, bottom = max(top, high[t]), min(bottom, low[t])
+            if t >= n - 1:
+                joined_top, joined_bottom = top, bottom
+                if j != n - 1:  # a window ending inside a block joins the parked suffix
+                    joined_top, joined_bottom = max(highest[t], top), min(lowest[t], bottom)
+                if midpoint:
+                    highest[t] = 0.5 * (joined_top + joined_bottom)
+                else:
+                    highest[t], lowest[t] = joined_top, joined_bottom
+            if full and j < n - 1:
+                i = first + n - 1 - j
+                suffix_top, suffix_bottom = max(suffix_top, high[i]), min(suffix_bottom, low[i])
+                if i <= last_start:
+                    highest[i + n - 1], lowest[i + n - 1] = suffix_top, suffix_bottom
     highest[: min(n - 1, size)] = NAN
     lowest[: min(n - 1, size)] = NAN
     return highest

@@ -12,11 +12,11 @@ beats several numpy passes over a million bars even where they can.
 
 Window sums, maxima and minima use *blocks* (van Herk / Gil-Werman): the series is cut into blocks
 of n from bar 0, and a window of n bars ends in one block and starts in the one before, so it is
-the suffix of one block (a backward pass) joined to the prefix of the next (a forward pass). Two
-passes whatever n is; a sum adds at most n values in sequence, so it is as accurate as summing
-its window directly (no running total drifting over a million bars), and a NaN or a huge value
-only spoils the windows that contain it. Block edges are fixed by the bar number, so a prefix of
-a series gives bit-identical windows.
+the suffix of one block (summed backward) joined to the prefix of the next (summed forward). Two
+additions per bar whatever n is, both in one pass over each block; a sum adds at most n values in
+sequence, so it is as accurate as summing its window directly (no running total drifting over a
+million bars), and a NaN or a huge value only spoils the windows that contain it. Block edges are
+fixed by the bar number, so a prefix of a series gives bit-identical windows.
 """
 
 from __future__ import annotations
@@ -74,13 +74,18 @@ def window_linear_weighted_mean(x: NDArray[np.float64], n: int) -> NDArray[np.fl
     return _window_weighted_mean(x, n, np.empty(len(x)))
 
 
-def window_mean_abs_deviation(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
-    """Mean absolute deviation of the last ``n`` values from their own mean.
+def window_mean_abs_deviation(
+    x: NDArray[np.float64], n: int, mean: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """Mean absolute deviation of the last ``n`` values from their own mean (``mean``: the caller's
+    :func:`window_mean` of ``x`` over ``n``, where it has it).
 
     Each window has its own centre, so there is no shortcut: O(len(x) * n) arithmetic in one
-    compiled loop.
+    compiled loop. A flat window's mean is exactly its value (:func:`window_sum_into`), so it has
+    no deviation (a CCI of 0/0, as ``ta`` gives), not rounding noise.
     """
-    return _window_mean_abs_deviation(x, n, np.empty(len(x)))
+    centre = window_mean(x, n) if mean is None else mean
+    return _window_mean_abs_deviation(x, n, centre, np.empty(len(x)))
 
 
 def exponential_smoothing(
@@ -109,35 +114,41 @@ def window_sum_into(
     size = len(x)
     scale = 1.0 / n if mean else 1.0
     last_start = size - n  # the last bar a full window starts on
-    # Backward: each block's suffix sums, parked on the bar where the window they start ends.
-    for first in range(0, last_start + 1, n):
-        total = 0.0
-        for i in range(min(first + n, size) - 1, last_start, -1):
-            total += x[i]
-        for i in range(min(first + n - 1, last_start), first - 1, -1):
-            total += x[i]
-            out[i + n - 1] = total
-    # Forward: a window ending at t is its block's prefix up to t plus the parked suffix (the
-    # window ending a block is that block alone).
-    total = 0.0
-    for t in range(min(n, size)):
-        total += x[t]
-    if size >= n:
-        out[n - 1] = total * scale
-    for first in range(n, size, n):
-        total = 0.0
-        last = min(first + n - 1, size)
-        for t in range(first, last):
-            total += x[t]
-            out[t] = (out[t] + total) * scale
-        if last < size:
-            total += x[last]
-            out[last] = total * scale
+    for first in range(0, size, n):
+        # Two independent sums per step, which the CPU overlaps: forward, the block's prefix up to t,
+        # to which the window ending at t adds the previous block's suffix parked on t (the window
+        # ending a block is that block alone); backward from the block's end, the block's own
+        # suffixes, each parked on the bar where the window it starts ends, in the next block.
+        forward = 0.0
+        backward = 0.0
+        if first > 0 and first + 2 * n <= size:  # a middle block: nothing to check
+            for j in range(n - 1):
+                forward += x[first + j]
+                out[first + j] = (out[first + j] + forward) * scale
+                backward += x[first + n - 1 - j]
+                out[first + 2 * n - 2 - j] = backward
+            forward += x[first + n - 1]
+            out[first + n - 1] = forward * scale
+            continue
+        full = first + n <= size
+        for j in range(min(n, size - first)):  # the first block and the last two
+            t = first + j
+            forward += x[t]
+            if j == n - 1:
+                out[t] = forward * scale
+            elif first > 0:
+                out[t] = (out[t] + forward) * scale
+            if full and j < n - 1:
+                i = first + n - 1 - j
+                backward += x[i]
+                if i <= last_start:
+                    out[i + n - 1] = backward
     if mean:
-        same = 1  # how many values up to t equal x[t]
+        run_start = 0  # where the run of values equal to x[t] began
         for t in range(1, size):
-            same = same + 1 if x[t] == x[t - 1] else 1
-            if same >= n:
+            if x[t] != x[t - 1]:
+                run_start = t
+            elif t - run_start >= n - 1:
                 out[t] = x[t]
     out[: min(n - 1, size)] = np.nan
     return out
@@ -187,49 +198,59 @@ def smooth_into(
 @kernel
 def _window_weighted_mean(x: NDArray[np.float64], n: int, out: NDArray[np.float64]) -> NDArray[np.float64]:
     # A window [i, t] is the suffix [i, end of i's block] with weights 1, 2, ... plus the next
-    # block's prefix up to t, whose weights continue from those of the suffix.
+    # block's prefix up to t, whose weights continue from those of the suffix. As in
+    # window_sum_into, one pass over each block sums its prefixes forward and its suffixes backward.
     size = len(x)
-    for first in range(0, size, n):
-        plain = 0.0
-        weighted = 0.0
-        for i in range(min(first + n, size) - 1, first - 1, -1):
-            plain += x[i]
-            weighted += plain  # adding x[i] with weight 1 raises every later weight by 1
-            if i + n - 1 < size:
-                out[i + n - 1] = weighted
     scale = 2.0 / (n * (n + 1))  # one over the sum of the weights
     for first in range(0, size, n):
-        plain = 0.0
+        plain = 0.0  # forward: the prefix's plain and weighted sums
         weighted = 0.0
         weight = 0.0
-        for t in range(first, min(first + n, size)):
+        suffix_plain = 0.0  # backward
+        suffix_weighted = 0.0
+        if first > 0 and first + 2 * n <= size:  # a middle block: nothing to check
+            for j in range(n - 1):
+                t = first + j
+                weight += 1.0
+                plain += x[t]
+                weighted += weight * x[t]
+                out[t] = (out[t] + weighted + (n - 1 - j) * plain) * scale
+                suffix_plain += x[first + n - 1 - j]
+                suffix_weighted += suffix_plain
+                out[first + 2 * n - 2 - j] = suffix_weighted
+            weighted += (weight + 1.0) * x[first + n - 1]
+            out[first + n - 1] = weighted * scale
+            continue
+        full = first + n <= size
+        for j in range(min(n, size - first)):  # the first block and the last two
+            t = first + j
             weight += 1.0
             plain += x[t]
             weighted += weight * x[t]
-            if t == first + n - 1:
+            if j == n - 1:
                 out[t] = weighted * scale
             elif t >= n - 1:
                 out[t] = (out[t] + weighted + (first - (t - n + 1)) * plain) * scale
+            if full and j < n - 1:
+                i = first + n - 1 - j
+                suffix_plain += x[i]
+                suffix_weighted += suffix_plain  # adding x[i] with weight 1 raises every later one by 1
+                if i + n - 1 < size:
+                    out[i + n - 1] = suffix_weighted
     out[: min(n - 1, size)] = np.nan
     return out
 
 
 @kernel
 def _window_mean_abs_deviation(
-    x: NDArray[np.float64], n: int, out: NDArray[np.float64]
+    x: NDArray[np.float64], n: int, centre: NDArray[np.float64], out: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     for t in range(min(n - 1, len(x))):
         out[t] = np.nan
     for t in range(n - 1, len(x)):
-        # The centre as an offset from the newest value: a flat window has a centre of exactly
-        # that value and no deviation (a CCI of 0/0, as ``ta`` gives), not rounding noise.
-        offset = 0.0
-        for i in range(t - n + 1, t + 1):
-            offset += x[i] - x[t]
-        centre = x[t] + offset / n
         spread = 0.0
         for i in range(t - n + 1, t + 1):
-            spread += abs(x[i] - centre)
+            spread += abs(x[i] - centre[t])
         out[t] = spread / n
     return out
 

@@ -26,6 +26,38 @@ def test_window_sum_mean_max_and_min_equal_pandas_rolling(x, n):
     np.testing.assert_array_equal(windows.window_min(x, n), rolling.min().to_numpy())
 
 
+def _block_sums(x: np.ndarray, n: int) -> np.ndarray:
+    """Each window summed as the blocks define it (see windows' docstring): the suffix of the block
+    it starts in, summed from that block's end backward, plus the next block's prefix summed forward;
+    a window that is one block, summed forward."""
+    out = np.full(len(x), np.nan)
+    for t in range(n - 1, len(x)):
+        start = t - n + 1
+        block_end = start // n * n + n - 1
+        suffix, prefix = 0.0, 0.0
+        if block_end == t:
+            for i in range(start, t + 1):
+                prefix += x[i]
+            out[t] = prefix
+            continue
+        for i in range(block_end, start - 1, -1):
+            suffix += x[i]
+        for i in range(block_end + 1, t + 1):
+            prefix += x[i]
+        out[t] = suffix + prefix
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(x=series, n=windows_n)
+def test_window_sums_are_their_block_definition_to_the_bit(x, n):
+    # Whatever order the kernel does its additions in, each window's sum is this one: a prefix of a
+    # series gives a prefix of its sums, and no sum depends on values outside its window's two blocks.
+    expected = _block_sums(x, n)
+    np.testing.assert_array_equal(windows.window_sum(x, n), expected)
+    assert np.array_equal(windows.window_sum(x[: len(x) // 2], n), expected[: len(x) // 2], equal_nan=True)
+
+
 @settings(max_examples=100, deadline=None)
 @given(x=series, n=st.integers(1, 40))
 def test_weighted_mean_and_mean_absolute_deviation_equal_their_definitions(x, n):
