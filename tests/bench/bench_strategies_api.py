@@ -9,15 +9,16 @@ periods, walk-forward with 3 folds, cut into chunks of STRATEGY_OPTIMIZE_CHUNK_T
 workers share. Each run is timed until its client sees it completed, and until its own
 ``finished_at``: a client that follows the run with ``GET ...?wait=`` (answered when the run ends), and,
 in alternate runs, one that polls every POLL_SECONDS. The worker counts take turns on one system, round
-by round (see :func:`bench`). Beside each ratio of workers, the pure engine's own: the search cut into
-as many parts run at once in as many processes, which is what the machine's cores give with no API
-at all (:func:`engine_scaling`).
+by round, with the engine alone timed in each round (see :func:`bench`). Beside each ratio of workers,
+the pure engine's own: the search cut into as many parts run at once in as many processes, which
+is what the machine's cores give with no API at all (:func:`engine_scaling`).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -216,13 +217,16 @@ def optimise(api: Api, strategy_id: str, *, poll: bool = False) -> tuple[Timing,
 Rounds = dict[int, list[tuple[Timing, Timing]]]
 
 
-def bench(counts: tuple[int, ...]) -> Rounds:
-    """RUNS rounds on one system; in each, for every worker count in turn, an optimisation followed
-    with ``?wait=`` and one polled. The machine's pace drifts over minutes, so one worker and two are
+def bench(counts: tuple[int, ...], engine: Callable[[], float]) -> tuple[Rounds, list[float]]:
+    """RUNS rounds on one system; in each, the search by the ``engine`` alone in this process (the
+    system idle), then for every worker count in turn an optimisation followed with ``?wait=`` and
+    one polled. The machine's pace drifts over minutes, so the engine, one worker and two are
     compared round by round rather than block against block. The extra workers of a round are
     started for it, and read the candles in an untimed run (as the first worker did in the warm-up
-    and the engine's figure is taken after one)."""
+    and the engine did in its first, untimed run)."""
     rounds: Rounds = {workers: [] for workers in counts}
+    engine_times: list[float] = []
+    engine()  # warm-up
     with running_system() as system:
         api = Api(system.port, system.token)
         status, strategy = api.call("POST", "/api/strategies", STRATEGY)
@@ -231,6 +235,7 @@ def bench(counts: tuple[int, ...]) -> Rounds:
         for poll in (False, True):  # warm-up: the worker's imports and first read of the candles
             optimise(api, strategy_id, poll=poll)
         for number in range(RUNS):
+            engine_times.append(engine())
             for workers in counts:
                 with system.more_workers(workers - 1):
                     api = Api(system.port, system.token)  # the server closed the idle one meanwhile
@@ -239,8 +244,9 @@ def bench(counts: tuple[int, ...]) -> Rounds:
                     waited, polled = (optimise(api, strategy_id, poll=poll)[0] for poll in (False, True))
                 rounds[workers].append((waited, polled))
             seen = ", ".join(f"{n}: {rounds[n][-1][0].seen:.2f}/{rounds[n][-1][1].seen:.2f}" for n in counts)
-            print(f"round {number + 1}, seen waiting/polling, by workers: {seen} s", flush=True)
-    return rounds
+            alone = f"engine {engine_times[-1]:.2f} s"
+            print(f"round {number + 1}, {alone}, seen waiting/polling, by workers: {seen} s", flush=True)
+    return rounds, engine_times
 
 
 def _median(timings: list[Timing]) -> Timing:
@@ -281,34 +287,31 @@ def _trials() -> list:
     return chunk(grid(SPACE), 100)[0]
 
 
-def engine_alone() -> float:
-    """The search by the pure engine in this process: the floor under the API figures (median of
-    RUNS after a warm-up run)."""
-    timed = _engine_search(_trials())
-    return statistics.median([timed() for _ in range(RUNS + 1)][1:])
-
-
-def _engine_part(part: int, parts: int, start: Any) -> list[float]:
-    timed = _engine_search(_trials(), (part, parts))
-    timed()  # warm-up
+def _engine_part(part: int, parts: int, start: Any) -> list[tuple[float, float]]:
+    """In one of ``parts`` processes: per run, the whole search alone in the first process while the
+    others wait, then this process's part with all the others' at once."""
+    whole, mine = _engine_search(_trials()), _engine_search(_trials(), (part, parts))
+    whole(), mine()  # warm-up
     timings = []
     for _ in range(RUNS):
-        start.wait()  # every process starts each run together
-        timings.append(timed())
+        start.wait()
+        alone = whole() if part == 0 else math.nan
+        start.wait()  # every process starts its part together
+        timings.append((alone, mine()))
     return timings
 
 
 def engine_scaling(processes: int) -> float:
     """The pure engine's own scaling on this machine: the search cut into ``processes`` equal parts
-    run at once in as many processes, against the whole in one; the median over RUNS of the slowest
-    part's time against :func:`engine_alone`'s. What the API's ratio of workers could reach with no
-    serial step, database, broker or web server at all."""
+    run at once in as many processes against the whole search in one of them, run by run; the median
+    over RUNS of the slowest part's time against the whole's. What the API's ratio of workers could
+    reach with no serial step, database, broker or web server at all."""
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(processes) as pool:
         start = manager.Barrier(processes)
         parts = pool.starmap(_engine_part, [(part, processes, start) for part in range(processes)])
-    slowest = [max(timings) for timings in zip(*parts, strict=True)]
-    return statistics.median(slowest)
+    runs = zip(*parts, strict=True)
+    return statistics.median(max(part for _, part in run) / run[0][0] for run in runs)
 
 
 def main() -> None:
@@ -316,10 +319,15 @@ def main() -> None:
         store_candles()
         return
     load = os.getloadavg()[0]
-    engine = engine_alone()
     counts = (1, 2, 4) if (os.cpu_count() or 1) >= 4 else (1, 2)
     engine_parts = {n: engine_scaling(n) for n in counts[1:]}
-    rounds = bench(counts)
+    rounds, engine_times = bench(counts, _engine_search(_trials()))
+    engine = statistics.median(engine_times)
+    pairs = list(zip(engine_times, (waited for waited, _ in rounds[1]), strict=True))
+    share = {  # the engine's time against one worker's, round by round
+        field: statistics.median(alone / getattr(waited, field) for alone, waited in pairs)
+        for field in ("seen", "completed")
+    }
     api = {n: _median([waited for waited, _ in rounds[n]]) for n in counts}
     polled = {n: _median([polled for _, polled in rounds[n]]) for n in counts}
     backend = "PostgreSQL + Redis" if os.environ.get("DATABASE_URL") else "SQLite + filesystem broker"
@@ -334,7 +342,7 @@ def main() -> None:
 
     rows = [
         (
-            "the same grid, engine alone in one process (no API, database or broker)",
+            "the same grid, engine alone in one process (no API, database or broker; one run a round)",
             f"{engine:.2f} s",
             "",
             "",
@@ -346,10 +354,10 @@ def main() -> None:
             verdict(api[1].seen < TARGET_ONE_WORKER),
         ),
         (
-            "the engine's share of the 1-worker API time (of the time to completion)",
-            f"{engine / api[1].seen:.0%} ({engine / api[1].completed:.0%})",
+            "the engine's share of the 1-worker API time (of the time to completion), round by round",
+            f"{share['seen']:.0%} ({share['completed']:.0%})",
             f"> {TARGET_ENGINE_SHARE:.0%}",
-            verdict(engine / api[1].seen > TARGET_ENGINE_SHARE),
+            verdict(share["seen"] > TARGET_ENGINE_SHARE),
         ),
     ]
     for more, fewer in zip(counts[1:], counts, strict=False):
@@ -365,9 +373,9 @@ def main() -> None:
         )
         rows.append(
             (
-                f"  the engine alone in {more} processes at once, 1/{more} of the trials each "
-                "(this machine's own scaling)",
-                f"{engine_parts[more]:.2f} s, {engine_parts[more] / engine:.2f}x of 1 process",
+                f"  the engine alone in {more} processes at once, 1/{more} of the trials each: "
+                "this machine's own scaling",
+                f"{engine_parts[more]:.2f}x of the whole search in 1 process (run by run)",
                 "",
                 "",
             )
