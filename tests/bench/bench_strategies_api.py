@@ -262,36 +262,37 @@ def _ratio(rounds: Rounds, more: int, fewer: int, client: int, field: str) -> fl
     return statistics.median(getattr(m[client], field) / getattr(f[client], field) for m, f in pairs)
 
 
-def _engine_search(trials: list, share: tuple[int, int] = (0, 1)) -> Callable[[], float]:
-    """A timer of the same search by the pure engine, with the whole-window statistics the workers
-    keep for the robustness block, over part ``share[0]`` of ``share[1]`` equal parts of the trials."""
-    from apps.strategies.engine.optimize import Window, evaluate_chunk, walk_forward_folds
+def _engine_searches(*shares: tuple[int, int]) -> list[Callable[[], float]]:
+    """Timers of the same search by the pure engine, with the whole-window statistics the workers keep
+    for the robustness block: one per ``(part, parts)`` share, over that part of ``parts`` equal parts
+    of the trials; they share one frame."""
+    from apps.strategies.engine.optimize import Window, chunk, evaluate_chunk, grid, walk_forward_folds
     from apps.strategies.engine.robustness import window_statistics
 
     frame, folds = synthetic_hours(BARS), walk_forward_folds(BARS, 3)
-    part, parts = share
-    mine = trials[part * len(trials) // parts : (part + 1) * len(trials) // parts]
+    trials = chunk(grid(SPACE), 100)[0]
     hook = window_statistics(frame, window=Window(0, BARS))
 
-    def timed() -> float:
-        started = time.perf_counter()
-        evaluate_chunk(frame, STRATEGY["rules"], STRATEGY["parameters"], mine, folds, whole_window=hook)
-        return time.perf_counter() - started
+    def timer(part: int, parts: int) -> Callable[[], float]:
+        mine = trials[part * len(trials) // parts : (part + 1) * len(trials) // parts]
 
-    return timed
+        def timed() -> float:
+            started = time.perf_counter()
+            evaluate_chunk(frame, STRATEGY["rules"], STRATEGY["parameters"], mine, folds, whole_window=hook)
+            return time.perf_counter() - started
 
+        return timed
 
-def _trials() -> list:
-    from apps.strategies.engine.optimize import chunk, grid
-
-    return chunk(grid(SPACE), 100)[0]
+    return [timer(part, parts) for part, parts in shares]
 
 
 def _engine_part(part: int, parts: int, start: Any) -> list[tuple[float, float]]:
     """In one of ``parts`` processes: per run, the whole search alone in the first process while the
     others wait, then this process's part with all the others' at once."""
-    whole, mine = _engine_search(_trials()), _engine_search(_trials(), (part, parts))
-    whole(), mine()  # warm-up
+    whole, mine = _engine_searches((0, 1), (part, parts))
+    if part == 0:
+        whole()  # warm-up
+    mine()
     timings = []
     for _ in range(RUNS):
         start.wait()
@@ -321,7 +322,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     counts = (1, 2, 4) if (os.cpu_count() or 1) >= 4 else (1, 2)
     engine_parts = {n: engine_scaling(n) for n in counts[1:]}
-    rounds, engine_times = bench(counts, _engine_search(_trials()))
+    rounds, engine_times = bench(counts, _engine_searches((0, 1))[0])
     engine = statistics.median(engine_times)
     pairs = list(zip(engine_times, (waited for waited, _ in rounds[1]), strict=True))
     share = {  # the engine's time against one worker's, round by round

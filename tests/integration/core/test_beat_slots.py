@@ -54,6 +54,7 @@ def test_a_send_found_due_just_before_its_slot_ends_keeps_that_slot(sweep):
 def test_a_send_that_reserves_itself_takes_the_slot_of_the_moment_it_reserved(sweep):
     scheduler, entry = sweep
     period = int(entry.schedule.run_every.total_seconds())
+    entry.model.last_run_at = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # the previous send's moment
     before = datetime.now(UTC)
 
     slot = datetime.fromisoformat(_sent_slot(scheduler, entry, advance=True))
